@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * pktlab_record.h - the one record every hook emits and the Python walker returns.
+ *
+ * Read by: every <hook>.bpf.c (through pktlab_parse.h), pktlab/record.py (mirrored with
+ * ctypes; tests/test_record_layout.py compiles this header with the system C compiler and
+ * proves that the size and every field offset match).
+ *
+ * Rules for this file, because Python mirrors it by hand:
+ *   - fixed-width types only, every field naturally aligned, no implicit padding
+ *     (the layout test would catch it, but it is cheaper not to need it);
+ *   - multi-byte numbers are stored in HOST byte order (the parser converts with
+ *     bpf_ntohs/bpf_ntohl); addresses and MACs are stored as bytes in wire order;
+ *   - new fields go at the end, before `payload`, and the size stays a multiple of 8.
+ *
+ * It must compile both under bcc (kernel types from <linux/types.h>) and with the plain
+ * system compiler (for the layout test), hence the small type shim below.
+ */
+#ifndef PKTLAB_RECORD_H
+#define PKTLAB_RECORD_H
+
+#ifdef PKTLAB_USERSPACE
+#include <stdint.h>
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef uint64_t __u64;
+#endif
+
+/* Limits shared with the Python walker (pktlab/record.py reads them from this file). */
+#define PL_VLAN_MAX 2          /* VLAN tags parsed (802.1Q / 802.1ad); a third is PL_ST_VLAN_TOO_MANY */
+#define PL_IPV6_EXT_MAX 6      /* IPv6 extension headers walked; a seventh is PL_ST_EXT_TOO_MANY */
+#define PL_PAYLOAD_PEEK 32     /* first payload bytes copied into the record */
+#define PL_HASH_BYTES 64       /* bytes of the frame hashed into `fingerprint` (see below) */
+
+/* Which hook produced the record. */
+#define PL_HOOK_WALKER 0       /* the Python walker (userspace) */
+#define PL_HOOK_XDP 1
+#define PL_HOOK_TC_INGRESS 2
+#define PL_HOOK_TC_EGRESS 3
+#define PL_HOOK_KPROBE 4       /* whichever tracing mechanism attached it (kprobe, fentry, raw tp) */
+
+/* Why parsing stopped; `layer` says where. */
+#define PL_ST_OK 0                 /* parsed as far as pktlab goes */
+#define PL_ST_TRUNCATED 1          /* the header at `layer` does not fit in the frame */
+#define PL_ST_IHL_LT5 2            /* IPv4 IHL below 5 (20 bytes) */
+#define PL_ST_IHL_BEYOND 3         /* IPv4 IHL runs past the end of the frame */
+#define PL_ST_TOTLEN 4             /* IP total/payload length disagrees with the header or frame */
+#define PL_ST_DOFF_LT5 5           /* TCP data offset below 5 */
+#define PL_ST_DOFF_BEYOND 6        /* TCP data offset runs past the IP payload */
+#define PL_ST_FRAG_NONFIRST 7      /* a non-first fragment: no L4 header to parse */
+#define PL_ST_VLAN_TOO_MANY 8      /* more than PL_VLAN_MAX VLAN tags */
+#define PL_ST_EXT_TOO_MANY 9       /* more than PL_IPV6_EXT_MAX IPv6 extension headers */
+#define PL_ST_UNSUPPORTED_ETHERTYPE 10 /* EtherType pktlab does not parse */
+#define PL_ST_BAD_VERSION 11       /* IP version field disagrees with the EtherType */
+#define PL_ST__COUNT 12
+
+/* Layers: where parsing stopped (for PL_ST_OK: the last layer parsed). */
+#define PL_L_NONE 0
+#define PL_L_ETH 1
+#define PL_L_VLAN 2
+#define PL_L_ARP 3
+#define PL_L_IPV4 4
+#define PL_L_IPV6 5
+#define PL_L_IPV6_EXT 6
+#define PL_L_TCP 7
+#define PL_L_UDP 8
+#define PL_L_ICMP 9
+#define PL_L_ICMPV6 10
+#define PL_L_PAYLOAD 11
+#define PL_L__COUNT 12
+
+/* L7 guess from the first payload bytes (and ports for DNS). */
+#define PL_L7_NONE 0
+#define PL_L7_HTTP_REQUEST 1
+#define PL_L7_HTTP_RESPONSE 2
+#define PL_L7_TLS_HANDSHAKE 3
+#define PL_L7_DNS 4
+
+/*
+ * fingerprint: FNV-1a (64-bit) over the frame's first min(len, PL_HASH_BYTES) bytes, taken as
+ * little-endian 8-byte words while 8 bytes remain, then byte by byte, and finally the frame
+ * length (as one more 64-bit word). Python computes the same (pktlab/record.py: fingerprint).
+ */
+#define PL_FNV_OFFSET 0xcbf29ce484222325ULL
+#define PL_FNV_PRIME 0x100000001b3ULL
+
+/* flags */
+#define PL_F_VLAN_FROM_META 0x01   /* the outer VLAN tag came from skb metadata, not the bytes */
+#define PL_F_IP_MF 0x02            /* more fragments (IPv4 MF, or IPv6 fragment header M) */
+#define PL_F_IP_DF 0x04            /* IPv4 don't fragment */
+#define PL_F_IPV6_FRAG 0x08        /* an IPv6 fragment header was present */
+#define PL_F_FRAGMENT 0x10         /* the packet is a fragment (first or later) */
+
+struct pl_record {
+	__u64 ts_ns;            /* bpf_ktime_get_ns() at the hook; 0 from the walker */
+	__u64 fingerprint;      /* see PL_FNV_* below; matches records to injected frames */
+	__u32 ifindex;          /* interface the hook saw the frame on; 0 from the walker */
+	__u32 frame_len;        /* bytes of the frame at this hook (XDP: data_end - data; TC: skb->len) */
+	__u8 hook;              /* PL_HOOK_* */
+	__u8 status;            /* PL_ST_* */
+	__u8 layer;             /* PL_L_* */
+	__u8 flags;             /* PL_F_* */
+	__u16 eth_proto;        /* EtherType after up to PL_VLAN_MAX tags (host order) */
+	__u8 vlan_depth;        /* tags parsed */
+	__u8 ip_version;        /* 4, 6 or 0 */
+	__u16 vlan_tpid[PL_VLAN_MAX]; /* outer first (host order) */
+	__u16 vlan_tci[PL_VLAN_MAX];  /* PCP/DEI/VID as on the wire (host order) */
+	__u8 dst_mac[6];
+	__u8 src_mac[6];
+	__u8 src_ip[16];        /* IPv4: first 4 bytes, rest zero */
+	__u8 dst_ip[16];
+	__u8 ttl;               /* IPv4 TTL or IPv6 hop limit */
+	__u8 ip4_hdr_len;       /* IHL * 4 in bytes (as read, even when invalid) */
+	__u8 ip4_opt_len;       /* ip4_hdr_len - 20 when valid */
+	__u8 l4_proto;          /* IPv4 protocol / final IPv6 next header */
+	__u16 ip_tot_len;       /* IPv4 total length, or 40 + IPv6 payload length */
+	__u16 frag_off;         /* fragment offset in bytes (host order) */
+	__u32 frag_id;          /* IPv4 id or IPv6 fragment identification */
+	__u16 sport;            /* TCP/UDP ports (host order); ICMP echo id in sport */
+	__u16 dport;
+	__u32 tcp_seq;          /* host order */
+	__u32 tcp_ack;
+	__u8 tcp_flags;         /* FIN..CWR byte */
+	__u8 tcp_doff;          /* data offset in 32-bit words (as read) */
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u16 payload_off;      /* offset of the L4 payload from the start of the frame */
+	__u16 payload_len;      /* bytes of payload inside the IP packet (not counting padding) */
+	__u16 arp_op;           /* ARP opcode (host order) */
+	__u8 ipv6_ext_count;    /* IPv6 extension headers walked */
+	__u8 l7;                /* PL_L7_* */
+	__u8 payload[PL_PAYLOAD_PEEK]; /* first payload bytes, zero-filled */
+};
+
+#endif /* PKTLAB_RECORD_H */

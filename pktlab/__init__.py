@@ -1,0 +1,1 @@
+"""pktlab: packet parsing, taken apart twice."""
