@@ -27,7 +27,7 @@ fi
 say() { printf '[setup] %s\n' "$*"; }
 
 # 1. System packages -------------------------------------------------------------------------
-pkgs=(python3-bpfcc python3-venv bpftool iproute2 tcpreplay netsniff-ng nftables gcc ethtool)
+pkgs=(python3-bpfcc python3-venv bpftool iproute2 iputils-ping tcpreplay netsniff-ng nftables gcc ethtool)
 [ "$want_test" = 1 ] && pkgs+=(chromium)
 if command -v apt-get >/dev/null 2>&1; then
   missing=()

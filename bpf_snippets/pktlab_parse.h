@@ -1,0 +1,559 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * pktlab_parse.h - the one packet parser every hook runs (xdp, tc-ingress, tc-egress, kprobe).
+ *
+ * Cursor style, after xdp-tutorial's common/parsing_helpers.h: each parse_<hdr>() takes the
+ * cursor and an end pointer, checks `h + 1 > end` (or the header's real length) before touching
+ * the header, advances the cursor, and returns the next protocol (>= 0, HOST byte order) or a
+ * negative PL_ST_* status. pktlab/walker.py is the Python twin: same order of checks, same
+ * statuses, same limits. If you change a rule here, change it there (tests/test_kernel_parse.py
+ * runs both on the whole corpus and on random bytes).
+ *
+ * Two ends are in play once an IP header is parsed:
+ *   data_end  the end of the bytes the hook can read; every access is checked against it, which
+ *             is what the verifier insists on for packet pointers;
+ *   ip_end    the end of the IP packet (total length / payload length). Headers after IP are
+ *             checked against ip_end, so Ethernet padding never counts as L4 header or payload.
+ *             ip_end <= data_end is established before it is used (else PL_ST_TOTLEN).
+ */
+#ifndef PKTLAB_PARSE_H
+#define PKTLAB_PARSE_H
+
+#include "pktlab_record.h"
+
+#define PL_ETH_P_IP 0x0800
+#define PL_ETH_P_ARP 0x0806
+#define PL_ETH_P_8021Q 0x8100
+#define PL_ETH_P_8021AD 0x88A8
+#define PL_ETH_P_IPV6 0x86DD
+
+#define PL_IPPROTO_HOPOPTS 0
+#define PL_IPPROTO_ICMP 1
+#define PL_IPPROTO_TCP 6
+#define PL_IPPROTO_UDP 17
+#define PL_IPPROTO_ROUTING 43
+#define PL_IPPROTO_FRAGMENT 44
+#define PL_IPPROTO_AH 51
+#define PL_IPPROTO_ICMPV6 58
+#define PL_IPPROTO_DSTOPTS 60
+
+#ifndef PL_INLINE
+#define PL_INLINE static __always_inline
+#endif
+
+/* Header layouts, declared here rather than taken from <linux/ip.h> & co. so that the
+ * parser reads the same bytes on every kernel and its Python twin can mirror them exactly. */
+struct pl_ethhdr {
+	__u8 dst[6];
+	__u8 src[6];
+	__be16 proto;
+};
+
+struct pl_vlanhdr {
+	__be16 tci;
+	__be16 encap_proto;
+};
+
+struct pl_arphdr {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 op;
+};
+
+struct pl_iphdr {
+	__u8 ver_ihl;           /* version << 4 | ihl */
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag;            /* flags (3 bits) | offset in 8-byte units */
+	__u8 ttl;
+	__u8 protocol;
+	__be16 check;
+	__u8 saddr[4];
+	__u8 daddr[4];
+};
+
+struct pl_ipv6hdr {
+	__be32 ver_tc_flow;     /* version << 28 | traffic class | flow label */
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct pl_ipv6_opt {            /* the common start of hop-by-hop, routing, dest opts and AH */
+	__u8 nexthdr;
+	__u8 hdrlen;
+	__u8 data[6];
+};
+
+struct pl_ipv6_frag {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag;            /* offset << 3 | M */
+	__be32 ident;
+};
+
+struct pl_tcphdr {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+	__be32 ack_seq;
+	__u8 doff_res;          /* doff << 4 | reserved */
+	__u8 flags;
+	__be16 window;
+	__be16 check;
+	__be16 urg_ptr;
+};
+
+struct pl_udphdr {
+	__be16 source;
+	__be16 dest;
+	__be16 len;
+	__be16 check;
+};
+
+struct pl_icmphdr {             /* ICMP and ICMPv6 share the first 8 bytes' shape */
+	__u8 type;
+	__u8 code;
+	__be16 check;
+	__be16 id;
+	__be16 seq;
+};
+
+struct hdr_cursor {
+	void *pos;
+};
+
+/* Returns the EtherType (host order) that follows the Ethernet header. */
+PL_INLINE int parse_ethhdr(struct hdr_cursor *nh, void *data_end, struct pl_ethhdr **out)
+{
+	struct pl_ethhdr *eth = nh->pos;
+
+	if ((void *)(eth + 1) > data_end)
+		return -PL_ST_TRUNCATED;
+	nh->pos = eth + 1;
+	*out = eth;
+	return bpf_ntohs(eth->proto);
+}
+
+/* Returns the encapsulated EtherType (host order). */
+PL_INLINE int parse_vlanhdr(struct hdr_cursor *nh, void *data_end, struct pl_vlanhdr **out)
+{
+	struct pl_vlanhdr *vh = nh->pos;
+
+	if ((void *)(vh + 1) > data_end)
+		return -PL_ST_TRUNCATED;
+	nh->pos = vh + 1;
+	*out = vh;
+	return bpf_ntohs(vh->encap_proto);
+}
+
+/* Returns the ARP opcode (host order). */
+PL_INLINE int parse_arphdr(struct hdr_cursor *nh, void *data_end, struct pl_arphdr **out)
+{
+	struct pl_arphdr *ah = nh->pos;
+
+	if ((void *)(ah + 1) > data_end)
+		return -PL_ST_TRUNCATED;
+	nh->pos = ah + 1;
+	*out = ah;
+	return bpf_ntohs(ah->op);
+}
+
+/*
+ * Returns the IP protocol. On success *ip_end is the end of the IP packet. The checks come in
+ * the order the walker uses: fixed header, version, IHL >= 5, IHL within frame, total length.
+ */
+PL_INLINE int parse_iphdr(struct hdr_cursor *nh, void *data_end, struct pl_iphdr **out,
+			  void **ip_end)
+{
+	struct pl_iphdr *iph = nh->pos;
+	int hdrsize, tot;
+
+	if ((void *)(iph + 1) > data_end)
+		return -PL_ST_TRUNCATED;
+	*out = iph;
+	if ((iph->ver_ihl >> 4) != 4)
+		return -PL_ST_BAD_VERSION;
+	hdrsize = (iph->ver_ihl & 0x0f) * 4;
+	/* IHL is only a length once it is at least the fixed header (else the cursor could go
+	 * backwards into the Ethernet header, or stall). */
+	if (hdrsize < (int)sizeof(*iph))
+		return -PL_ST_IHL_LT5;
+	if (nh->pos + hdrsize > data_end)
+		return -PL_ST_IHL_BEYOND;
+	tot = bpf_ntohs(iph->tot_len);
+	if (tot < hdrsize || nh->pos + tot > data_end)
+		return -PL_ST_TOTLEN;
+	*ip_end = nh->pos + tot;
+	nh->pos += hdrsize;
+	return iph->protocol;
+}
+
+/* Returns the IPv6 next header; *ip_end as above. */
+PL_INLINE int parse_ip6hdr(struct hdr_cursor *nh, void *data_end, struct pl_ipv6hdr **out,
+			   void **ip_end)
+{
+	struct pl_ipv6hdr *ip6h = nh->pos;
+	int tot;
+
+	if ((void *)(ip6h + 1) > data_end)
+		return -PL_ST_TRUNCATED;
+	*out = ip6h;
+	if ((bpf_ntohl(ip6h->ver_tc_flow) >> 28) != 6)
+		return -PL_ST_BAD_VERSION;
+	tot = (int)sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len);
+	if (nh->pos + tot > data_end)
+		return -PL_ST_TOTLEN;
+	*ip_end = nh->pos + tot;
+	nh->pos = ip6h + 1;
+	return ip6h->nexthdr;
+}
+
+PL_INLINE int pl_is_ipv6_ext(int proto)
+{
+	return proto == PL_IPPROTO_HOPOPTS || proto == PL_IPPROTO_ROUTING ||
+	       proto == PL_IPPROTO_FRAGMENT || proto == PL_IPPROTO_DSTOPTS ||
+	       proto == PL_IPPROTO_AH;
+}
+
+/*
+ * Walks at most PL_IPV6_EXT_MAX extension headers; returns the upper-layer protocol.
+ * A fragment header with a non-zero offset ends the walk with PL_ST_FRAG_NONFIRST.
+ */
+PL_INLINE int parse_ip6_ext(struct hdr_cursor *nh, void *data_end, void *ip_end, int nexthdr,
+			    struct pl_record *r)
+{
+#pragma unroll
+	for (int i = 0; i < PL_IPV6_EXT_MAX; i++) {
+		struct pl_ipv6_opt *opt = nh->pos;
+		int len;
+
+		if (!pl_is_ipv6_ext(nexthdr))
+			return nexthdr;
+		r->layer = PL_L_IPV6_EXT;
+		/* The minimum (8 bytes) first: hdrlen is only read once it is in the packet. */
+		if ((void *)(opt + 1) > ip_end || (void *)(opt + 1) > data_end)
+			return -PL_ST_TRUNCATED;
+		if (nexthdr == PL_IPPROTO_FRAGMENT) {
+			struct pl_ipv6_frag *fh = nh->pos;
+			__u16 f = bpf_ntohs(fh->frag);
+
+			r->flags |= PL_F_IPV6_FRAG | PL_F_FRAGMENT;
+			if (f & 1)
+				r->flags |= PL_F_IP_MF;
+			r->frag_off = f & 0xfff8;
+			r->frag_id = bpf_ntohl(fh->ident);
+			len = 8;
+		} else if (nexthdr == PL_IPPROTO_AH) {
+			len = (opt->hdrlen + 2) * 4;
+		} else {
+			len = (opt->hdrlen + 1) * 8;
+		}
+		if (nh->pos + len > ip_end || nh->pos + len > data_end)
+			return -PL_ST_TRUNCATED;
+		nh->pos += len;
+		r->ipv6_ext_count++;
+		nexthdr = opt->nexthdr;
+		r->l4_proto = nexthdr;
+		if (r->frag_off)
+			return -PL_ST_FRAG_NONFIRST;
+	}
+	if (pl_is_ipv6_ext(nexthdr))
+		return -PL_ST_EXT_TOO_MANY;
+	return nexthdr;
+}
+
+/* Returns the number of TCP header bytes. */
+PL_INLINE int parse_tcphdr(struct hdr_cursor *nh, void *data_end, void *ip_end,
+			   struct pl_tcphdr **out)
+{
+	struct pl_tcphdr *th = nh->pos;
+	int len;
+
+	if ((void *)(th + 1) > ip_end || (void *)(th + 1) > data_end)
+		return -PL_ST_TRUNCATED;
+	*out = th;
+	len = (th->doff_res >> 4) * 4;
+	/* doff is only a length once it covers the fixed header. */
+	if (len < (int)sizeof(*th))
+		return -PL_ST_DOFF_LT5;
+	if (nh->pos + len > ip_end || nh->pos + len > data_end)
+		return -PL_ST_DOFF_BEYOND;
+	nh->pos += len;
+	return len;
+}
+
+PL_INLINE int parse_udphdr(struct hdr_cursor *nh, void *data_end, void *ip_end,
+			   struct pl_udphdr **out)
+{
+	struct pl_udphdr *uh = nh->pos;
+
+	if ((void *)(uh + 1) > ip_end || (void *)(uh + 1) > data_end)
+		return -PL_ST_TRUNCATED;
+	nh->pos = uh + 1;
+	*out = uh;
+	return sizeof(*uh);
+}
+
+PL_INLINE int parse_icmphdr(struct hdr_cursor *nh, void *data_end, void *ip_end,
+			    struct pl_icmphdr **out)
+{
+	struct pl_icmphdr *ih = nh->pos;
+
+	if ((void *)(ih + 1) > ip_end || (void *)(ih + 1) > data_end)
+		return -PL_ST_TRUNCATED;
+	nh->pos = ih + 1;
+	*out = ih;
+	return sizeof(*ih);
+}
+
+#define PL_FOURCC(a, b, c, d) ((__u32)(a) << 24 | (__u32)(b) << 16 | (__u32)(c) << 8 | (__u32)(d))
+
+/* The L7 guess, from the copied payload bytes only (so both sides see the same input). */
+PL_INLINE __u8 pl_guess_l7(const struct pl_record *r)
+{
+	__u32 w;
+
+	if (r->payload_len >= 4 && r->l4_proto == PL_IPPROTO_TCP) {
+		w = PL_FOURCC(r->payload[0], r->payload[1], r->payload[2], r->payload[3]);
+		if (w == PL_FOURCC('G', 'E', 'T', ' ') || w == PL_FOURCC('P', 'O', 'S', 'T') ||
+		    w == PL_FOURCC('P', 'U', 'T', ' ') || w == PL_FOURCC('H', 'E', 'A', 'D') ||
+		    w == PL_FOURCC('D', 'E', 'L', 'E') || w == PL_FOURCC('O', 'P', 'T', 'I') ||
+		    w == PL_FOURCC('P', 'A', 'T', 'C') || w == PL_FOURCC('C', 'O', 'N', 'N') ||
+		    w == PL_FOURCC('T', 'R', 'A', 'C'))
+			return PL_L7_HTTP_REQUEST;
+		if (w == PL_FOURCC('H', 'T', 'T', 'P'))
+			return PL_L7_HTTP_RESPONSE;
+	}
+	if (r->payload_len >= 3 && r->l4_proto == PL_IPPROTO_TCP && r->payload[0] == 0x16 &&
+	    r->payload[1] == 0x03 && r->payload[2] <= 0x04)
+		return PL_L7_TLS_HANDSHAKE;
+	if (r->payload_len >= 12 && r->l4_proto == PL_IPPROTO_UDP &&
+	    (r->sport == 53 || r->dport == 53 || r->sport == 5353 || r->dport == 5353))
+		return PL_L7_DNS;
+	return PL_L7_NONE;
+}
+
+/* Copies the first payload bytes; the fast path is one bounds check for all PL_PAYLOAD_PEEK. */
+PL_INLINE void pl_peek_payload(struct pl_record *r, __u8 *p, void *data_end)
+{
+	if ((void *)(p + PL_PAYLOAD_PEEK) <= data_end && r->payload_len >= PL_PAYLOAD_PEEK) {
+		__builtin_memcpy(r->payload, p, PL_PAYLOAD_PEEK);
+		return;
+	}
+#pragma unroll
+	for (int i = 0; i < PL_PAYLOAD_PEEK; i++) {
+		if (i >= r->payload_len || (void *)(p + i + 1) > data_end)
+			break;
+		r->payload[i] = p[i];
+	}
+}
+
+/* FNV-1a over the first PL_HASH_BYTES bytes in 8-byte words, then bytes, then the length. */
+PL_INLINE __u64 pl_fingerprint(void *data, void *data_end, __u32 len)
+{
+	__u64 h = PL_FNV_OFFSET;
+	__u8 *p = data;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < PL_HASH_BYTES / 8; i++) {
+		if ((void *)(p + 8) > data_end)
+			break;
+		h ^= *(__u64 *)p;   /* x86-64 and arm64 BPF: little-endian loads */
+		h *= PL_FNV_PRIME;
+		p += 8;
+	}
+	if (i < PL_HASH_BYTES / 8) {
+#pragma unroll
+		for (int j = 0; j < 7; j++) {
+			if ((void *)(p + 1) > data_end)
+				break;
+			h ^= *p;
+			h *= PL_FNV_PRIME;
+			p++;
+		}
+	}
+	h ^= len;
+	h *= PL_FNV_PRIME;
+	return h;
+}
+
+/*
+ * The whole walk. The hook has already set ts_ns, ifindex, frame_len, hook, and possibly a
+ * VLAN tag from metadata (vlan_depth = 1, PL_F_VLAN_FROM_META). Fills the rest of *r.
+ */
+PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
+{
+	struct hdr_cursor nh = { .pos = data };
+	struct pl_ethhdr *eth;
+	struct pl_vlanhdr *vh;
+	struct pl_arphdr *ah;
+	struct pl_iphdr *iph;
+	struct pl_ipv6hdr *ip6h;
+	struct pl_tcphdr *th;
+	struct pl_udphdr *uh;
+	struct pl_icmphdr *ih;
+	void *ip_end = data_end;
+	int proto, ret;
+
+	r->layer = PL_L_ETH;
+	proto = parse_ethhdr(&nh, data_end, &eth);
+	if (proto < 0)
+		goto fail;
+	__builtin_memcpy(r->dst_mac, eth->dst, 6);
+	__builtin_memcpy(r->src_mac, eth->src, 6);
+
+#pragma unroll
+	for (int i = 0; i < PL_VLAN_MAX; i++) {
+		if (proto != PL_ETH_P_8021Q && proto != PL_ETH_P_8021AD)
+			break;
+		if (r->vlan_depth >= PL_VLAN_MAX)
+			break;
+		r->layer = PL_L_VLAN;
+		ret = parse_vlanhdr(&nh, data_end, &vh);
+		if (ret < 0) {
+			proto = ret;
+			goto fail;
+		}
+		/* vlan_depth < PL_VLAN_MAX was checked above; the mask keeps the verifier's
+		 * view of the index bounded as well. */
+		r->vlan_tpid[r->vlan_depth & 1] = proto;
+		r->vlan_tci[r->vlan_depth & 1] = bpf_ntohs(vh->tci);
+		r->vlan_depth++;
+		proto = ret;
+	}
+	r->eth_proto = proto;
+	if (proto == PL_ETH_P_8021Q || proto == PL_ETH_P_8021AD) {
+		proto = -PL_ST_VLAN_TOO_MANY;
+		goto fail;
+	}
+
+	if (proto == PL_ETH_P_ARP) {
+		r->layer = PL_L_ARP;
+		ret = parse_arphdr(&nh, data_end, &ah);
+		if (ret < 0) {
+			proto = ret;
+			goto fail;
+		}
+		r->arp_op = ret;
+		goto out;
+	} else if (proto == PL_ETH_P_IP) {
+		r->layer = PL_L_IPV4;
+		proto = parse_iphdr(&nh, data_end, &iph, &ip_end);
+		if (proto == -PL_ST_TRUNCATED)
+			goto fail;
+		/* From here the fixed header is readable even when a later check failed. */
+		r->ip_version = iph->ver_ihl >> 4;
+		r->ip4_hdr_len = (iph->ver_ihl & 0x0f) * 4;
+		r->ttl = iph->ttl;
+		r->l4_proto = iph->protocol;
+		r->ip_tot_len = bpf_ntohs(iph->tot_len);
+		r->frag_id = bpf_ntohs(iph->id);
+		__builtin_memcpy(r->src_ip, iph->saddr, 4);
+		__builtin_memcpy(r->dst_ip, iph->daddr, 4);
+		{
+			__u16 f = bpf_ntohs(iph->frag);
+
+			if (f & 0x4000)
+				r->flags |= PL_F_IP_DF;
+			if (f & 0x2000)
+				r->flags |= PL_F_IP_MF;
+			r->frag_off = (f & 0x1fff) * 8;
+			if (f & 0x3fff)
+				r->flags |= PL_F_FRAGMENT;
+		}
+		if (proto < 0)
+			goto fail;
+		r->ip4_opt_len = r->ip4_hdr_len - 20;
+		if (r->frag_off) {
+			proto = -PL_ST_FRAG_NONFIRST;
+			goto fail;
+		}
+	} else if (proto == PL_ETH_P_IPV6) {
+		r->layer = PL_L_IPV6;
+		proto = parse_ip6hdr(&nh, data_end, &ip6h, &ip_end);
+		if (proto == -PL_ST_TRUNCATED)
+			goto fail;
+		r->ip_version = bpf_ntohl(ip6h->ver_tc_flow) >> 28;
+		r->ttl = ip6h->hop_limit;
+		r->l4_proto = ip6h->nexthdr;
+		r->ip_tot_len = sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len);
+		__builtin_memcpy(r->src_ip, ip6h->saddr, 16);
+		__builtin_memcpy(r->dst_ip, ip6h->daddr, 16);
+		if (proto < 0)
+			goto fail;
+		proto = parse_ip6_ext(&nh, data_end, ip_end, proto, r);
+		if (proto < 0)
+			goto fail;
+	} else {
+		proto = -PL_ST_UNSUPPORTED_ETHERTYPE;
+		goto fail;
+	}
+	r->l4_proto = proto;
+
+	if (proto == PL_IPPROTO_TCP) {
+		r->layer = PL_L_TCP;
+		ret = parse_tcphdr(&nh, data_end, ip_end, &th);
+		if (ret == -PL_ST_TRUNCATED) {
+			proto = ret;
+			goto fail;
+		}
+		r->sport = bpf_ntohs(th->source);
+		r->dport = bpf_ntohs(th->dest);
+		r->tcp_seq = bpf_ntohl(th->seq);
+		r->tcp_ack = bpf_ntohl(th->ack_seq);
+		r->tcp_doff = th->doff_res >> 4;
+		r->tcp_flags = th->flags;
+		if (ret < 0) {
+			proto = ret;
+			goto fail;
+		}
+	} else if (proto == PL_IPPROTO_UDP) {
+		r->layer = PL_L_UDP;
+		ret = parse_udphdr(&nh, data_end, ip_end, &uh);
+		if (ret < 0) {
+			proto = ret;
+			goto fail;
+		}
+		r->sport = bpf_ntohs(uh->source);
+		r->dport = bpf_ntohs(uh->dest);
+	} else if ((proto == PL_IPPROTO_ICMP && r->ip_version == 4) ||
+		   (proto == PL_IPPROTO_ICMPV6 && r->ip_version == 6)) {
+		r->layer = proto == PL_IPPROTO_ICMP ? PL_L_ICMP : PL_L_ICMPV6;
+		ret = parse_icmphdr(&nh, data_end, ip_end, &ih);
+		if (ret < 0) {
+			proto = ret;
+			goto fail;
+		}
+		r->icmp_type = ih->type;
+		r->icmp_code = ih->code;
+		if ((proto == PL_IPPROTO_ICMP && (ih->type == 0 || ih->type == 8)) ||
+		    (proto == PL_IPPROTO_ICMPV6 && (ih->type == 128 || ih->type == 129))) {
+			r->sport = bpf_ntohs(ih->id);
+			r->dport = bpf_ntohs(ih->seq);
+		}
+	} else {
+		goto out;   /* an L4 protocol pktlab does not parse: the walk ends at IP */
+	}
+
+	r->payload_off = nh.pos - data;
+	r->payload_len = ip_end - nh.pos;
+	if (r->payload_len) {
+		r->layer = PL_L_PAYLOAD;
+		pl_peek_payload(r, nh.pos, data_end);
+		r->l7 = pl_guess_l7(r);
+	}
+	goto out;
+fail:
+	r->status = -proto;
+out:
+	return;
+}
+
+#endif /* PKTLAB_PARSE_H */
