@@ -126,7 +126,19 @@ struct pl_icmphdr {             /* ICMP and ICMPv6 share the first 8 bytes' shap
 
 struct hdr_cursor {
 	void *pos;
+	void *start;            /* where the frame begins; only PL_CLAMP uses it */
 };
+
+/*
+ * PL_CLAMP(nh): after a variable-length advance. For packet pointers (XDP, TC) the verifier
+ * learns the cursor's range from the `> data_end` compares, so this is nothing. The kprobe hook
+ * parses a copy of the frame in a map value, where pointer compares teach the verifier nothing;
+ * it defines PL_CLAMP to mask the cursor's offset so every later access is provably inside the
+ * buffer (the mask never changes a cursor that the compares already kept in range).
+ */
+#ifndef PL_CLAMP
+#define PL_CLAMP(nh) do { } while (0)
+#endif
 
 /* Returns the EtherType (host order) that follows the Ethernet header. */
 PL_INLINE int parse_ethhdr(struct hdr_cursor *nh, void *data_end, struct pl_ethhdr **out)
@@ -191,6 +203,7 @@ PL_INLINE int parse_iphdr(struct hdr_cursor *nh, void *data_end, struct pl_iphdr
 		return -PL_ST_TOTLEN;
 	*ip_end = nh->pos + tot;
 	nh->pos += hdrsize;
+	PL_CLAMP(nh);
 	return iph->protocol;
 }
 
@@ -257,6 +270,7 @@ PL_INLINE int parse_ip6_ext(struct hdr_cursor *nh, void *data_end, void *ip_end,
 		if (nh->pos + len > ip_end || nh->pos + len > data_end)
 			return -PL_ST_TRUNCATED;
 		nh->pos += len;
+		PL_CLAMP(nh);
 		r->ipv6_ext_count++;
 		nexthdr = opt->nexthdr;
 		r->l4_proto = nexthdr;
@@ -285,6 +299,7 @@ PL_INLINE int parse_tcphdr(struct hdr_cursor *nh, void *data_end, void *ip_end,
 	if (nh->pos + len > ip_end || nh->pos + len > data_end)
 		return -PL_ST_DOFF_BEYOND;
 	nh->pos += len;
+	PL_CLAMP(nh);
 	return len;
 }
 
@@ -390,7 +405,7 @@ PL_INLINE __u64 pl_fingerprint(void *data, void *data_end, __u32 len)
  */
 PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 {
-	struct hdr_cursor nh = { .pos = data };
+	struct hdr_cursor nh = { .pos = data, .start = data };
 	struct pl_ethhdr *eth;
 	struct pl_vlanhdr *vh;
 	struct pl_arphdr *ah;

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * kprobe.bpf.c - the pktlab parse from an sk_buff, in the receive path
+ * (__netif_receive_skb_core, where the netif_receive_skb tracepoint fires).
+ *
+ * One source, three ways in, chosen by pktlab at run time (best first):
+ *   -DPL_MECH=1  kprobe on __netif_receive_skb_core        (needs CONFIG_KPROBES)
+ *   -DPL_MECH=2  fentry on __netif_receive_skb_core        (needs BPF trampolines)
+ *   -DPL_MECH=3  raw tracepoint netif_receive_skb           (always there)
+ * -DPL_SKB_PP=1 when the function's first parameter is `struct sk_buff **` (BTF says).
+ *
+ * The hook is global: it sees every packet of every namespace. config[0] names the one
+ * interface (ifindex + network namespace inode) whose packets this copy records, so two labs
+ * each see only their own.
+ *
+ * sk_buff and net_device fields are read with bpf_probe_read_kernel() at offsets pktlab took
+ * from the running kernel's BTF (-DPL_OFF_*), never from the headers this was compiled with.
+ */
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/ptrace.h>
+
+/* Bytes copied out of the skb for the parser, and the mask that keeps the cursor provably
+ * inside the copy (see PL_CLAMP in pktlab_parse.h). The buffer is larger than the mask so that
+ * a header read at the largest masked offset still lies inside the map value. */
+#define PL_KCOPY 512
+#define PL_KMASK 1023
+#define PL_KBUF (PL_KMASK + 1 + 512)
+/* The mask is an asm statement so that LLVM cannot fold it into neighbouring arithmetic:
+ * the verifier must see the AND right before the pointer is rebuilt. */
+#define PL_CLAMP(nh)                                                              \
+	do {                                                                      \
+		__u64 __off = (nh)->pos - (nh)->start;                            \
+		asm volatile("%0 &= 1023" : "+r"(__off));                         \
+		(nh)->pos = (nh)->start + __off;                                  \
+	} while (0)
+
+/* After PL_CLAMP: the parser header picks it up at include time. */
+#include "pktlab_common.h"
+
+struct pl_kbuf {
+	__u8 b[PL_KBUF];
+};
+
+struct pl_kcfg {
+	__u32 ifindex;
+	__u32 netns_inum;
+};
+
+BPF_RINGBUF_OUTPUT(events, PL_RINGBUF_PAGES);
+/* lost[0]: records the ring buffer had no room for (per CPU; Python sums). Never silent. */
+BPF_PERCPU_ARRAY(lost, __u64, 1);
+/* seen[status]: packets parsed, by status. */
+BPF_PERCPU_ARRAY(seen, __u64, PL_ST__COUNT);
+BPF_PERCPU_ARRAY(scratch, struct pl_kbuf, 1);
+BPF_ARRAY(config, struct pl_kcfg, 1);
+
+#define PL_READ(dst, ptr, off) bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)(ptr) + (off))
+
+static __always_inline int pl_skb(void *skb)
+{
+	__u32 key = 0, ifindex = 0, inum = 0, len = 0;
+	__u64 copy;
+	__u16 mac_header = 0;
+	void *dev = 0, *net = 0, *head = 0, *data = 0, *mac;
+	struct pl_kcfg *cfg = config.lookup(&key);
+	struct pl_kbuf *buf = scratch.lookup(&key);
+	struct pl_record *r;
+	__u64 *cnt;
+	void *start, *end;
+
+	if (!cfg || !buf || !skb)
+		goto out;
+	PL_READ(dev, skb, PL_OFF_SKB_DEV);
+	if (!dev)
+		goto out;
+	PL_READ(ifindex, dev, PL_OFF_DEV_IFINDEX);
+	if (ifindex != cfg->ifindex)
+		goto out;
+	PL_READ(net, dev, PL_OFF_DEV_NET);
+	if (!net)
+		goto out;
+	PL_READ(inum, net, PL_OFF_NET_INUM);
+	if (inum != cfg->netns_inum)
+		goto out;
+
+	PL_READ(head, skb, PL_OFF_SKB_HEAD);
+	PL_READ(data, skb, PL_OFF_SKB_DATA);
+	PL_READ(len, skb, PL_OFF_SKB_LEN);
+	PL_READ(mac_header, skb, PL_OFF_SKB_MAC_HEADER);
+	/* (u16)~0 means "not set": then the frame starts at data */
+	mac = mac_header == 0xffff ? data : head + mac_header;
+	if (mac > data)
+		goto out;
+	len += data - mac;
+	copy = len < PL_KCOPY ? len : PL_KCOPY;
+	/* the helper's size must be provably in [0, value size]: mask it where LLVM can't undo it */
+	asm volatile("%0 &= 1023" : "+r"(copy));
+	if (bpf_probe_read_kernel(buf->b, copy, mac) < 0)
+		goto out;
+	start = buf->b;
+	end = buf->b + copy;
+
+#ifdef PL_NO_RECORD
+	{
+		struct pl_record rec;
+
+		r = &rec;
+#else
+	r = events.ringbuf_reserve(sizeof(*r));
+	if (!r) {
+		cnt = lost.lookup(&key);
+		if (cnt)
+			*cnt += 1;
+		goto out;
+	}
+	{
+#endif
+		pl_zero(r);
+		r->ts_ns = bpf_ktime_get_ns();
+		r->ifindex = ifindex;
+		r->fingerprint = pl_fingerprint(start, end, len);
+		r->hook = PL_HOOK_KPROBE;
+		r->frame_len = len;
+		pl_parse(start, end, r);
+		key = r->status;
+		cnt = seen.lookup(&key);
+		if (cnt)
+			*cnt += 1;
+#ifndef PL_NO_RECORD
+		events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+#endif
+	}
+out:
+	return 0;
+}
+
+static __always_inline void *pl_deref_skb(void *arg)
+{
+#if PL_SKB_PP
+	void *skb = 0;
+
+	bpf_probe_read_kernel(&skb, sizeof(skb), arg);
+	return skb;
+#else
+	return arg;
+#endif
+}
+
+#if PL_MECH == 1
+int pktlab_kprobe(struct pt_regs *ctx)
+{
+	return pl_skb(pl_deref_skb((void *)PT_REGS_PARM1(ctx)));
+}
+#elif PL_MECH == 2
+KFUNC_PROBE(__netif_receive_skb_core, void *arg0)
+{
+	return pl_skb(pl_deref_skb(arg0));
+}
+#else
+int pktlab_rawtp(struct bpf_raw_tracepoint_args *ctx)
+{
+	return pl_skb((void *)ctx->args[0]);
+}
+#endif
