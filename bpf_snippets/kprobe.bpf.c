@@ -22,15 +22,16 @@
 /* Bytes copied out of the skb for the parser, and the mask that keeps the cursor provably
  * inside the copy (see PL_CLAMP in pktlab_parse.h). The buffer is larger than the mask so that
  * a header read at the largest masked offset still lies inside the map value. */
-#define PL_KCOPY 512
-#define PL_KMASK 1023
+#define PL_KCOPY 2048         /* a 1500-byte MTU frame with two VLAN tags fits */
+#define PL_KMASK 2047
+#define PL_KMASK_STR "2047"
 #define PL_KBUF (PL_KMASK + 1 + 512)
 /* The mask is an asm statement so that LLVM cannot fold it into neighbouring arithmetic:
  * the verifier must see the AND right before the pointer is rebuilt. */
 #define PL_CLAMP(nh)                                                              \
 	do {                                                                      \
 		__u64 __off = (nh)->pos - (nh)->start;                            \
-		asm volatile("%0 &= 1023" : "+r"(__off));                         \
+		asm volatile("%0 &= " PL_KMASK_STR : "+r"(__off));                          \
 		(nh)->pos = (nh)->start + __off;                                  \
 	} while (0)
 
@@ -92,9 +93,11 @@ static __always_inline int pl_skb(void *skb)
 	if (mac > data)
 		goto out;
 	len += data - mac;
+	/* Frames longer than PL_KCOPY are parsed from their first PL_KCOPY bytes: the IP length
+	 * check then fails (PL_ST_TOTLEN), which pktlab reports as an explained difference. */
 	copy = len < PL_KCOPY ? len : PL_KCOPY;
 	/* the helper's size must be provably in [0, value size]: mask it where LLVM can't undo it */
-	asm volatile("%0 &= 1023" : "+r"(copy));
+	asm volatile("%0 &= " PL_KMASK_STR : "+r"(copy));
 	if (bpf_probe_read_kernel(buf->b, copy, mac) < 0)
 		goto out;
 	start = buf->b;

@@ -53,9 +53,12 @@ int pktlab_tc(struct __sk_buff *skb)
 	}
 #endif
 	pl_zero(r);
-	r->ts_ns = bpf_ktime_get_ns();
 	r->ifindex = skb->ifindex;
+#ifndef PL_NO_RECORD
+	/* the timestamp and the fingerprint only matter to a record */
+	r->ts_ns = bpf_ktime_get_ns();
 	r->fingerprint = pl_fingerprint(data, data_end, skb->len);
+#endif
 	r->hook = PL_HOOK;
 	r->frame_len = skb->len;
 	if (skb->vlan_present) {

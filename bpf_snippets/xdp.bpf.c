@@ -29,9 +29,12 @@ int pktlab_xdp(struct xdp_md *ctx)
 	}
 #endif
 	pl_zero(r);
-	r->ts_ns = bpf_ktime_get_ns();
 	r->ifindex = ctx->ingress_ifindex;
+#ifndef PL_NO_RECORD
+	/* the timestamp and the fingerprint only matter to a record */
+	r->ts_ns = bpf_ktime_get_ns();
 	r->fingerprint = pl_fingerprint(data, data_end, data_end - data);
+#endif
 	r->hook = PL_HOOK_XDP;
 	r->frame_len = data_end - data;
 	pl_parse(data, data_end, r);

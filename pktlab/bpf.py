@@ -1,0 +1,294 @@
+"""Compile, load and test-run pktlab's eBPF programs (bcc), once per source and flags.
+
+    prog = bpf.load("xdp")            # compiled once per process for these flags
+    prog.fd, prog.ring(), prog.lost(), prog.seen()
+    bpf.test_run(prog, frame)         # BPF_PROG_TEST_RUN: retval, ns per run
+
+Programs live in bpf_snippets/<name>.bpf.c. A Program is leased: `load()` hands out a cached,
+already compiled and verified copy when one is free (re-running a notebook cell does not
+recompile), and compiles another only when every cached copy is in use (two labs at once each
+need their own maps). `release()` returns it to the cache, with its maps emptied.
+"""
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import tempfile
+import threading
+
+from .errors import BPFError, EnvironmentProblem
+
+SNIPPETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bpf_snippets")
+
+#: hook name -> (source file, function, bcc program type name, extra cflags)
+HOOK_PROGRAMS = {
+    "xdp": ("xdp.bpf.c", "pktlab_xdp", "XDP", ()),
+    "tc-ingress": ("tc.bpf.c", "pktlab_tc", "SCHED_CLS", ("-DPL_HOOK=PL_HOOK_TC_INGRESS",)),
+    "tc-egress": ("tc.bpf.c", "pktlab_tc", "SCHED_CLS", ("-DPL_HOOK=PL_HOOK_TC_EGRESS",)),
+}
+#: the kprobe hook's entry point per mechanism
+KPROBE_MECHS = {
+    "kprobe": (1, "pktlab_kprobe", "KPROBE"),
+    "fentry": (2, "kfunc____netif_receive_skb_core", "TRACING"),
+    "raw_tracepoint": (3, "pktlab_rawtp", "RAW_TRACEPOINT"),
+}
+KPROBE_FUNCTION = "__netif_receive_skb_core"
+KPROBE_TRACEPOINT = "netif_receive_skb"
+
+DEFAULT_RINGBUF_PAGES = 1024     # 4 MiB: ~26,000 records in flight per hook
+
+_bcc = None
+
+
+def bcc():
+    """Import bcc on first use (never at pktlab import), with a fix in the message."""
+    global _bcc
+    if _bcc is None:
+        try:
+            import bcc as mod
+        except ImportError as e:
+            raise EnvironmentProblem(
+                f"bcc's Python bindings are not importable ({e}); install python3-bpfcc "
+                "(Debian/Ubuntu) or python3-bcc (Fedora), and use a virtualenv made with "
+                "--system-site-packages (scripts/setup.sh does both)") from None
+        _bcc = mod
+    return _bcc
+
+
+@contextlib.contextmanager
+def _capture_stderr():
+    """bcc and libbpf write compiler errors and verifier logs to fd 2; keep them for the error."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        box = {"text": ""}
+        try:
+            yield box
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            box["text"] = tmp.read().decode(errors="replace")
+
+
+def _source_digest(path):
+    """Hash of the program and every header in bpf_snippets (they include each other)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read())
+    for name in sorted(os.listdir(os.path.dirname(path))):
+        if name.endswith(".h"):
+            with open(os.path.join(os.path.dirname(path), name), "rb") as f:
+                h.update(name.encode() + f.read())
+    return h.hexdigest()
+
+
+class Program:
+    """One compiled and loaded program with its maps (events, lost, seen[, config])."""
+
+    def __init__(self, path, fn_name, prog_type, cflags, text=None):
+        b = bcc()
+        self.path = path
+        self.fn_name = fn_name
+        self.prog_type_name = prog_type
+        self.cflags = tuple(cflags)
+        flags = [f"-I{SNIPPETS}", *self.cflags]
+        label = os.path.basename(path) if path else "<text>"
+        with _capture_stderr() as log:
+            try:
+                if text is not None:
+                    self.bpf = b.BPF(text=text.encode(), cflags=flags)
+                else:
+                    self.bpf = b.BPF(src_file=path.encode(), cflags=flags)
+            except Exception as e:
+                err = e
+            else:
+                err = None
+        if err is not None:
+            raise BPFError(f"compile {label}: {err}", log=log["text"]) from None
+        ptype = getattr(b.BPF, prog_type)
+        with _capture_stderr() as log:
+            try:
+                self.fn = self.bpf.load_func(fn_name.encode(), ptype)
+            except Exception as e:
+                err = e
+        if err is not None:
+            raise BPFError(f"load {label}:{fn_name}: the kernel refused it ({err}); the "
+                           "verifier's reasons are in .log", log=log["text"]) from None
+        self.fd = self.fn.fd
+        self._ring = None
+        self.leased = False
+        self.closed = False
+
+    # maps ---------------------------------------------------------------------------------------
+    def ring(self):
+        if self._ring is None:
+            from .record import RECORD_DTYPE
+            from .ringbuf import RingReader
+            table = self.bpf.get_table("events")
+            size = _ringbuf_size(self.cflags)
+            self._ring = RingReader(table.map_fd, size, RECORD_DTYPE)
+        return self._ring
+
+    def _percpu_sum(self, name):
+        table = self.bpf.get_table(name)
+        return {int(k.value): int(sum(v)) for k, v in table.items()}
+
+    def lost(self):
+        """Records the ring buffer could not take, summed over CPUs."""
+        return self._percpu_sum("lost").get(0, 0)
+
+    def seen(self):
+        """Packets parsed, by status number."""
+        return {k: v for k, v in self._percpu_sum("seen").items() if v}
+
+    def reset(self):
+        """Empty the ring and zero the counters (a lease starts clean)."""
+        if self._ring is not None:
+            self._ring.read()
+        for name in ("lost", "seen"):
+            table = self.bpf.get_table(name)
+            zero = table.Leaf(*([0] * table.total_cpu))
+            for k in list(table.keys()):
+                table[k] = zero
+
+    def table(self, name):
+        return self.bpf.get_table(name)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        if self._ring is not None:
+            self._ring.close()
+        self.bpf.cleanup()
+
+
+def _ringbuf_size(cflags):
+    pages = DEFAULT_RINGBUF_PAGES
+    for f in cflags:
+        if f.startswith("-DPL_RINGBUF_PAGES="):
+            pages = int(f.split("=", 1)[1])
+    return pages * 4096
+
+
+_cache = {}
+_lock = threading.Lock()
+
+
+def compile_program(source, fn_name, prog_type, cflags=(), text=None):
+    """Lease a loaded program for this source and flags, compiling only when needed."""
+    path = os.path.join(SNIPPETS, source) if text is None else None
+    digest = _source_digest(path) if path else hashlib.sha256(text.encode()).hexdigest()
+    key = (digest, fn_name, prog_type, tuple(cflags))
+    with _lock:
+        for p in _cache.get(key, []):
+            if not p.leased and not p.closed:
+                p.leased = True
+                p.reset()
+                return p
+    p = Program(path, fn_name, prog_type, cflags, text=text)
+    p.leased = True
+    with _lock:
+        _cache.setdefault(key, []).append(p)
+    return p
+
+
+def compile_count():
+    """How many programs this process compiled (the notebook-rerun test reads it)."""
+    return sum(len(v) for v in _cache.values())
+
+
+def release(prog):
+    """Give a leased program back to the cache (it stays loaded for the next lease)."""
+    prog.leased = False
+
+
+def load(hook, *, no_record=False, ringbuf_pages=DEFAULT_RINGBUF_PAGES, extra_cflags=()):
+    """Lease the program of a packet hook (xdp, tc-ingress, tc-egress)."""
+    try:
+        source, fn, ptype, flags = HOOK_PROGRAMS[hook]
+    except KeyError:
+        raise ValueError(f"hook {hook!r}: choose one of {', '.join(HOOK_PROGRAMS)}") from None
+    cflags = [*flags, f"-DPL_RINGBUF_PAGES={ringbuf_pages}", *extra_cflags]
+    if no_record:
+        cflags.append("-DPL_NO_RECORD")
+    return compile_program(source, fn, ptype, cflags)
+
+
+def load_kprobe(mech, *, no_record=False, ringbuf_pages=DEFAULT_RINGBUF_PAGES):
+    """Lease the kprobe-hook program for a mechanism (kprobe, fentry, raw_tracepoint)."""
+    from . import btf
+    num, fn, ptype = KPROBE_MECHS[mech]
+    offs = btf.skb_offsets()
+    if mech == "raw_tracepoint":
+        pp = 0          # the tracepoint's first argument is the skb itself
+    else:
+        pp = 1 if btf.vmlinux().func_param_pointer_depth(KPROBE_FUNCTION) == 2 else 0
+    cflags = [f"-DPL_MECH={num}", f"-DPL_SKB_PP={pp}", f"-DPL_RINGBUF_PAGES={ringbuf_pages}",
+              *(f"-D{k}={v}" for k, v in sorted(offs.items()))]
+    if no_record:
+        cflags.append("-DPL_NO_RECORD")
+    return compile_program("kprobe.bpf.c", fn, ptype, cflags)
+
+
+def empty_program(prog_type):
+    """An empty program of a type: the floor that test-run costs are measured against."""
+    ret = {"XDP": "XDP_PASS", "SCHED_CLS": "TC_ACT_OK"}[prog_type]
+    text = ("#include <uapi/linux/bpf.h>\n#include <uapi/linux/pkt_cls.h>\n"
+            f"int pktlab_empty(void *ctx) {{ return {ret}; }}\n")
+    return compile_program(None, "pktlab_empty", prog_type, (), text=text)
+
+
+# BPF_PROG_TEST_RUN through libbcc's bundled libbpf ----------------------------------------------
+class _TestRunOpts(ctypes.Structure):
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("data_in", ctypes.c_void_p),
+        ("data_out", ctypes.c_void_p),
+        ("data_size_in", ctypes.c_uint32),
+        ("data_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_void_p),
+        ("ctx_out", ctypes.c_void_p),
+        ("ctx_size_in", ctypes.c_uint32),
+        ("ctx_size_out", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32),
+        ("repeat", ctypes.c_int),
+        ("duration", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("batch_size", ctypes.c_uint32),
+    ]
+
+
+_test_run_fn = None
+
+#: The kernel refuses test runs of frames shorter than an Ethernet header.
+MIN_TEST_RUN_FRAME = 14
+
+
+def test_run(prog, frame, repeat=1):
+    """Run `prog` once (or `repeat` times) on `frame`; returns (retval, ns per run)."""
+    global _test_run_fn
+    if len(frame) < MIN_TEST_RUN_FRAME:
+        raise BPFError(f"test run of {len(frame)}-byte frame: the kernel needs at least "
+                       f"{MIN_TEST_RUN_FRAME} bytes (an Ethernet header); the walker's record "
+                       "is the only parse of such a frame")
+    if _test_run_fn is None:
+        lib = bcc().libbcc.lib
+        fn = lib.bpf_prog_test_run_opts
+        fn.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]
+        fn.restype = ctypes.c_int
+        _test_run_fn = fn
+    buf = ctypes.create_string_buffer(bytes(frame), len(frame))
+    out = ctypes.create_string_buffer(len(frame) + 512)
+    opts = _TestRunOpts(sz=ctypes.sizeof(_TestRunOpts), data_in=ctypes.addressof(buf),
+                        data_size_in=len(frame), data_out=ctypes.addressof(out),
+                        data_size_out=len(out), repeat=max(1, int(repeat)))
+    rc = _test_run_fn(prog.fd, ctypes.byref(opts))
+    if rc != 0:
+        err = -rc if rc < 0 else ctypes.get_errno()
+        raise BPFError(f"test run of {os.path.basename(prog.path or 'program')} on a "
+                       f"{len(frame)}-byte frame: {os.strerror(err)}")
+    return opts.retval, opts.duration
