@@ -11,6 +11,7 @@ Documentation/bpf/btf.rst.
 """
 
 import functools
+import os
 import struct
 
 from .errors import EnvironmentProblem
@@ -154,17 +155,18 @@ class BTF:
 
 @functools.lru_cache(maxsize=1)
 def vmlinux():
-    """The running kernel's BTF, parsed once per process."""
+    """The running kernel's BTF, parsed once per process ($PKTLAB_BTF overrides the path)."""
+    path = os.environ.get("PKTLAB_BTF", VMLINUX)
     try:
-        with open(VMLINUX, "rb") as f:
+        with open(path, "rb") as f:
             blob = f.read()
     except FileNotFoundError:
-        raise EnvironmentProblem(f"{VMLINUX} is missing: this kernel was built without "
+        raise EnvironmentProblem(f"{path} is missing: this kernel was built without "
                                  "CONFIG_DEBUG_INFO_BTF; the kprobe hook needs it to find sk_buff "
                                  "fields (use a distribution kernel, which has it)") from None
     except PermissionError:
-        raise EnvironmentProblem(f"{VMLINUX}: permission denied; run pktlab as root") from None
-    return BTF(blob)
+        raise EnvironmentProblem(f"{path}: permission denied; run pktlab as root") from None
+    return BTF(blob, path)
 
 
 # What the kprobe hook reads, as -D names for its compile.

@@ -1,0 +1,178 @@
+"""Per packet and hook: does the kernel's record agree with the walker's?
+
+Verdicts:
+    agree      every compared field equal (all but ts_ns, ifindex, hook)
+    explained  different in a way the kernel causes, with the reason named
+    disagree   anything else: a bug in one of the two parsers
+    lost       a record was expected at this hook and never came
+    skipped    the frame was never sent (the lab cannot carry it), with the reason
+
+Matching records to frames: each record carries the fingerprint of the frame the hook saw
+(pl_fingerprint / record.fingerprint). Within one fingerprint, records are matched to frames in
+order. Records whose fingerprint no injected frame has are the lab's own traffic (or another
+sender's), and are counted as `foreign`, never compared. All of this is done on whole numpy
+arrays: no Python code runs per record.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import record as rec
+
+AGREE, EXPLAINED, DISAGREE, LOST, SKIPPED = range(5)
+VERDICT_NAMES = ("agree", "explained", "disagree", "lost", "skipped")
+IGNORED_FIELDS = ("ts_ns", "ifindex", "hook")
+
+#: explained-difference reasons (index = code stored per frame)
+REASONS = (
+    "",
+    "VLAN tag moved to skb metadata by the stack (skb_vlan_untag in __netif_receive_skb_core) "
+    "before TC ingress; the record takes it from __sk_buff (flag VLAN_FROM_META)",
+    "frame dropped by the stack before TC ingress: skb_vlan_untag could not pull a truncated "
+    "VLAN header",
+    "the kprobe hook copies only the first 2048 bytes of a frame out of the skb",
+)
+R_VLAN_META, R_VLAN_DROPPED, R_KPROBE_COPY = 1, 2, 3
+KPROBE_COPY = 2048
+TPIDS = (b"\x81\x00", b"\x88\xa8")
+
+
+def _compare_mask():
+    """Byte columns of the record that take part in the comparison."""
+    dt = rec.RECORD_DTYPE
+    mask = np.ones(dt.itemsize, dtype=bool)
+    for name in IGNORED_FIELDS:
+        off = dt.fields[name][1]
+        mask[off:off + dt.fields[name][0].itemsize] = False
+    return mask
+
+
+_MASK = None
+
+
+def compare_mask():
+    global _MASK
+    if _MASK is None:
+        _MASK = _compare_mask()
+    return _MASK
+
+
+@dataclass
+class Expected:
+    """What one hook should record for each frame (array aligned with the frames)."""
+    records: np.ndarray          # RECORD_DTYPE, the walker's view adjusted for the hook
+    present: np.ndarray          # bool: a record is expected at all
+    reason: np.ndarray           # uint8: REASONS code when adjusted/absent for a kernel reason
+
+
+def walker_records(frames):
+    """The walker's record of every frame, as one array."""
+    from .walker import walk_record
+    out = np.zeros(len(frames), dtype=rec.RECORD_DTYPE)
+    raw = out.view(np.uint8).reshape(len(frames), -1)
+    for i, f in enumerate(frames):
+        raw[i] = np.frombuffer(bytes(walk_record(f)), dtype=np.uint8)
+    return out
+
+
+def expected_for(hook, frames, walked, sendable):
+    """Adjust the walker's records to what `hook` sees of each frame."""
+    exp = walked.copy()
+    present = sendable.copy()
+    reason = np.zeros(len(frames), dtype=np.uint8)
+    if hook == "tc-ingress":
+        for i, f in enumerate(frames):
+            if not present[i] or f[12:14] not in TPIDS:
+                continue
+            if len(f) < 18:
+                present[i] = False
+                reason[i] = R_VLAN_DROPPED
+                continue
+            untagged = f[:12] + f[16:]
+            r = exp[i]
+            r["frame_len"] = len(untagged)
+            r["fingerprint"] = rec.fingerprint(untagged)
+            if r["payload_off"]:
+                r["payload_off"] -= 4
+            r["flags"] |= rec.constants()["PL_F_VLAN_FROM_META"]
+            reason[i] = R_VLAN_META
+    elif hook == "kprobe":
+        from .walker import walk_record
+        for i, f in enumerate(frames):
+            if present[i] and len(f) > KPROBE_COPY:
+                r = np.frombuffer(bytes(walk_record(f[:KPROBE_COPY])), dtype=rec.RECORD_DTYPE)[0]
+                exp[i] = r
+                exp[i]["frame_len"] = len(f)
+                exp[i]["fingerprint"] = rec.fingerprint(f)
+                reason[i] = R_KPROBE_COPY
+    return Expected(exp, present, reason)
+
+
+@dataclass
+class HookResult:
+    verdict: np.ndarray                  # uint8 per frame (VERDICT codes)
+    reason: np.ndarray                   # uint8 per frame (REASONS codes)
+    matched: np.ndarray                  # RECORD_DTYPE per frame (zeros where none)
+    foreign: int = 0                     # records that matched no injected frame
+    diffs: dict = field(default_factory=dict)   # frame index -> differing field names
+
+    def counts(self):
+        c = np.bincount(self.verdict, minlength=5)
+        return {VERDICT_NAMES[i]: int(c[i]) for i in range(5)}
+
+
+def match(expected_fp, present, records):
+    """Index of the frame each record belongs to (-1: foreign), matching in order per fingerprint."""
+    n = len(expected_fp)
+    idx = np.flatnonzero(present)
+    efp = expected_fp[idx]
+    order = np.argsort(efp, kind="stable")
+    sorted_fp = efp[order]
+    frame_of_sorted = idx[order]
+    rfp = records["fingerprint"]
+    lo = np.searchsorted(sorted_fp, rfp, "left")
+    hi = np.searchsorted(sorted_fp, rfp, "right")
+    # rank of each record among records of the same fingerprint, in arrival order
+    rorder = np.argsort(rfp, kind="stable")
+    rs = rfp[rorder]
+    starts = np.r_[0, np.flatnonzero(rs[1:] != rs[:-1]) + 1] if len(rs) else np.zeros(0, int)
+    run_id = np.zeros(len(rs), dtype=np.int64)
+    if len(rs):
+        run_id[starts[1:]] = 1
+        run_id = np.cumsum(run_id)
+    rank_sorted = np.arange(len(rs)) - (starts[run_id] if len(rs) else 0)
+    rank = np.empty(len(rs), dtype=np.int64)
+    rank[rorder] = rank_sorted
+    pos = lo + rank
+    ok = pos < hi
+    out = np.full(len(records), -1, dtype=np.int64)
+    out[ok] = frame_of_sorted[pos[ok]]
+    del n
+    return out
+
+
+def judge(expected, records, sendable):
+    """Verdicts for one hook: `records` is everything the hook emitted for these frames."""
+    n = len(expected.records)
+    verdict = np.full(n, LOST, dtype=np.uint8)
+    verdict[~sendable] = SKIPPED
+    absent_ok = sendable & ~expected.present
+    verdict[absent_ok] = EXPLAINED
+    reason = expected.reason.copy()
+    matched = np.zeros(n, dtype=rec.RECORD_DTYPE)
+    frame = match(expected.records["fingerprint"], expected.present, records)
+    hit = frame >= 0
+    foreign = int((~hit).sum())
+    fi = frame[hit]
+    matched[fi] = records[hit]
+    mask = compare_mask()
+    got = matched[fi].view(np.uint8).reshape(len(fi), -1)[:, mask]
+    want = expected.records[fi].view(np.uint8).reshape(len(fi), -1)[:, mask]
+    same = (got == want).all(axis=1)
+    verdict[fi] = np.where(same, np.where(expected.reason[fi] > 0, EXPLAINED, AGREE), DISAGREE)
+    diffs = {}
+    bad = fi[~same]
+    for i in bad[:50]:   # names for the first few: enough to read, cheap to compute
+        diffs[int(i)] = rec.compare_fields(matched[i], expected.records[i], ignore=IGNORED_FIELDS)
+    return HookResult(verdict, reason, matched, foreign, diffs)

@@ -1,0 +1,241 @@
+"""`pktlab doctor`: what works on this machine, proven, with a fix for each failure.
+
+Every hook is proven the only way that counts: its real program is compiled, loaded and
+attached in a throwaway lab, a frame is sent across the veth, and its record must come back.
+"""
+
+import ctypes
+import os
+import platform
+import shutil
+import time
+
+from .errors import PktlabError
+
+HOOK_NAMES = ("xdp", "tc-ingress", "tc-egress", "kprobe")
+
+
+class Check:
+    def __init__(self, name, ok, detail, fix=""):
+        self.name, self.ok, self.detail, self.fix = name, bool(ok), detail, fix if not ok else ""
+
+    def to_dict(self):
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
+
+
+def _check_root():
+    if os.geteuid() == 0:
+        return Check("privileges", True, "running as root")
+    return Check("privileges", False, f"running as uid {os.geteuid()}; eBPF programs and "
+                 "network namespaces need root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)",
+                 "run as root: `sudo .venv/bin/pktlab doctor` (or `make lab` as root)")
+
+
+def _check_bpf_syscall():
+    """Create (and close) a one-entry array map with the raw bpf(2) syscall."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = (ctypes.c_uint32 * 32)()
+    attr[0], attr[1], attr[2], attr[3] = 2, 4, 4, 1   # BPF_MAP_TYPE_ARRAY, key 4, value 4, 1
+    nr = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
+    fd = libc.syscall(nr, 0, ctypes.byref(attr), ctypes.sizeof(attr))   # BPF_MAP_CREATE
+    if fd < 0:
+        err = ctypes.get_errno()
+        return Check("bpf syscall", False, f"bpf(BPF_MAP_CREATE) failed: {os.strerror(err)}",
+                     "run as root; if root already, the kernel needs CONFIG_BPF_SYSCALL=y "
+                     "(kernel.unprivileged_bpf_disabled does not affect root)")
+    os.close(fd)
+    return Check("bpf syscall", True, "bpf(2) creates maps")
+
+
+def _check_btf():
+    from . import btf
+    try:
+        offs = btf.skb_offsets()
+    except PktlabError as e:
+        return Check("btf", False, str(e), "use a kernel built with CONFIG_DEBUG_INFO_BTF=y "
+                     "(every major distribution kernel is)")
+    return Check("btf", True, f"{btf.VMLINUX}: sk_buff.head@{offs['PL_OFF_SKB_HEAD']} "
+                 f"data@{offs['PL_OFF_SKB_DATA']} len@{offs['PL_OFF_SKB_LEN']} "
+                 f"mac_header@{offs['PL_OFF_SKB_MAC_HEADER']} dev@{offs['PL_OFF_SKB_DEV']}")
+
+
+def _check_bcc():
+    from . import bpf
+    try:
+        mod = bpf.bcc()
+    except PktlabError as e:
+        return Check("bcc", False, str(e), "run scripts/setup.sh (installs python3-bpfcc and "
+                     "a venv with --system-site-packages)"), None
+    version = getattr(mod, "__version__", "unknown version")
+    return Check("bcc", True, f"bcc {version} from {os.path.dirname(mod.__file__)}"), mod
+
+
+def _check_compile():
+    from . import bpf
+    t = time.perf_counter()
+    try:
+        prog = bpf.load("xdp")
+    except PktlabError as e:
+        log = getattr(e, "log", "")
+        tail = log.strip().splitlines()[-3:] if log else []
+        return Check("bcc compile", False, f"{e} {' | '.join(tail)}",
+                     "kernel headers are missing or broken: run scripts/setup.sh (it installs "
+                     "them, or the Debian fallback)")
+    bpf.release(prog)
+    return Check("bcc compile", True, f"xdp.bpf.c compiled and verified in "
+                 f"{time.perf_counter() - t:.2f}s")
+
+
+def headers_source():
+    """Where bcc's kernel headers come from, in words."""
+    kver = platform.release()
+    build = f"/lib/modules/{kver}/build"
+    if os.path.exists("/sys/kernel/kheaders.tar.xz"):
+        return True, "the kernel's own /sys/kernel/kheaders.tar.xz"
+    if os.path.exists(os.path.join(build, "Makefile")):
+        target = os.path.realpath(build)
+        if kver in os.path.basename(target) or kver in target:
+            return True, f"headers for the running kernel ({target})"
+        return True, (f"fallback: {build} -> {target} (no headers exist for {kver}; "
+                      "scripts/setup.sh linked the newest Debian linux-headers tree)")
+    return False, f"no {build} and no /sys/kernel/kheaders.tar.xz"
+
+
+def _check_headers():
+    ok, detail = headers_source()
+    return Check("kernel headers", ok, detail, "run scripts/setup.sh (installs linux-headers for "
+                 "this kernel, or links the Debian fallback when none exist)")
+
+
+def _check_tracefs():
+    for p in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        if os.path.isdir(os.path.join(p, "events")):
+            return Check("tracefs", True, f"mounted at {p}")
+    return Check("tracefs", False, "tracefs is not mounted (tracepoints are found there)",
+                 "mount -t tracefs tracefs /sys/kernel/tracing (scripts/setup.sh does it)")
+
+
+def cgroup2_mount():
+    """The cgroup v2 mount point, found in /proc/mounts (it is not always /sys/fs/cgroup)."""
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 2 and parts[2] == "cgroup2":
+                    return parts[1]
+    except OSError:
+        pass
+    return None
+
+
+def _check_cgroup2():
+    m = cgroup2_mount()
+    if m:
+        return Check("cgroup v2", True, f"mounted at {m}")
+    return Check("cgroup v2", False, "no cgroup2 mount (the sock_ops lessons need one)",
+                 "mount -t cgroup2 none /sys/fs/cgroup/unified")
+
+
+def _check_tool(name, why, fix, required=False):
+    path = shutil.which(name)
+    c = Check(name, bool(path), path or f"not found ({why})", fix)
+    c.required = required
+    return c
+
+
+def _probe_hooks(checks_ok):
+    """Attach every hook in a throwaway lab and send one frame: {hook: {available, via, why}}."""
+    from .hooks import HookSet, choose_kprobe_mechanism
+    from .inject import Injector
+    from .lab import Lab
+    out = {h: {"available": False, "via": None, "why": ""} for h in HOOK_NAMES}
+    if not checks_ok:
+        for h in HOOK_NAMES:
+            out[h]["why"] = "not tried: privileges, bcc or its compile failed (see checks)"
+        return out
+    frame = (b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+             b"\x45\x00\x00\x1c\x00\x01\x00\x00\x40\x11\x00\x00\x0a\xc8\x00\x01\x0a\xc8\x00\x02"
+             b"\x30\x39\x30\x39\x00\x08\x00\x00")
+    try:
+        mech, why = choose_kprobe_mechanism()
+    except PktlabError as e:
+        mech, why = None, {"kprobe": str(e)}
+    why_text = "; ".join(f"not {m}: {w}" for m, w in why.items())
+    with Lab(prefix="pldoc") as lab:
+        for hook in HOOK_NAMES:
+            if hook == "kprobe" and mech is None:
+                out[hook]["why"] = why_text
+                continue
+            try:
+                with HookSet(lab, [hook]) as hs, Injector(lab) as inj:
+                    inj.send(frame)
+                    deadline = time.monotonic() + 2
+                    n = 0
+                    while time.monotonic() < deadline and n == 0:
+                        n = len(hs.drain()[hook])
+                        time.sleep(0.005)
+                    via = hs.via[hook]
+            except PktlabError as e:
+                out[hook]["why"] = str(e)
+                continue
+            if n:
+                out[hook].update(available=True, via=via,
+                                 why=why_text if hook == "kprobe" and why_text else
+                                 f"attached ({via}) and recorded a frame sent across the lab")
+            else:
+                out[hook].update(via=via, why=f"attached ({via}) but no record came back")
+    return out
+
+
+def run():
+    """All checks: (report dict, exit status)."""
+    checks = [_check_root(), _check_bpf_syscall()]
+    bcc_check, _ = _check_bcc()
+    checks.append(bcc_check)
+    checks += [_check_headers(), _check_btf(), _check_tracefs(), _check_cgroup2()]
+    can_compile = checks[0].ok and bcc_check.ok
+    if can_compile:
+        checks.append(_check_compile())
+    else:
+        checks.append(Check("bcc compile", False, "not tried: needs root and bcc",
+                            "fix the checks above first"))
+    checks += [
+        _check_tool("ip", "iproute2", "apt-get install iproute2", required=True),
+        _check_tool("tcpreplay", "the replay benchmark compares with it",
+                    "apt-get install tcpreplay"),
+        _check_tool("bpftool", "handy for looking at programs", "apt-get install bpftool"),
+        _check_tool("chromium", "the browser test drives JupyterLab with it",
+                    "apt-get install chromium (scripts/setup.sh --test)"),
+    ]
+    required = {"privileges", "bpf syscall", "bcc", "bcc compile", "ip", "kernel headers"}
+    core_ok = all(c.ok for c in checks if c.name in required)
+    try:
+        hooks = _probe_hooks(core_ok)
+    except PktlabError as e:
+        hooks = {h: {"available": False, "via": None, "why": f"lab failed: {e}"}
+                 for h in HOOK_NAMES}
+    lab_ok = core_ok and hooks["xdp"]["available"] and hooks["tc-ingress"]["available"]
+    report = {"ok": lab_ok, "checks": [c.to_dict() for c in checks], "hooks": hooks,
+              "kernel": platform.release()}
+    return report, 0 if lab_ok else 2
+
+
+def format_text(report):
+    lines = [f"pktlab doctor — kernel {report['kernel']}", ""]
+    for c in report["checks"]:
+        mark = "ok  " if c["ok"] else "FAIL"
+        lines.append(f"  [{mark}] {c['name']:<15} {c['detail']}")
+        if c["fix"]:
+            lines.append(f"         {'':<15} fix: {c['fix']}")
+    lines.append("")
+    lines.append("  hooks:")
+    for h, v in report["hooks"].items():
+        mark = "ok  " if v["available"] else "no  "
+        via = f" via {v['via']}" if v["via"] else ""
+        lines.append(f"  [{mark}] {h:<11}{via}")
+        if v["why"]:
+            lines.append(f"         {v['why']}")
+    lines.append("")
+    lines.append("the lab can run here" if report["ok"] else
+                 "the lab cannot run here: fix the FAIL lines above")
+    return "\n".join(lines)

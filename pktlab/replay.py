@@ -1,0 +1,311 @@
+"""Replay frames through a lab's hooks and judge every record against the walker.
+
+    result = replay("pcaps/mixed.pcap", hooks=["xdp", "tc-ingress"])
+    result.summary()          # the JSON document of `pktlab replay --json`
+
+Frames go out in batches; after each batch the ring buffers are drained until every expected
+record has arrived (or nothing new came for a while: those are `lost`), then the whole batch is
+judged at once (pktlab/compare.py). Only counts and the first disagreements are kept, so memory
+stays flat however long the capture is.
+"""
+
+import itertools
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import compare
+from .hooks import HOOKS, HookSet, parse_hooks
+from .inject import Injector
+from .lab import Lab, leftovers
+
+DEFAULT_BATCH = 1024
+SETTLE_S = 0.25       # no new record for this long: what is missing is lost
+
+
+@dataclass
+class BatchResult:
+    frames: list
+    sendable: np.ndarray
+    skip_reasons: dict
+    walked: np.ndarray
+    hooks: dict                       # hook -> compare.HookResult
+
+
+@dataclass
+class HookTotals:
+    seen: int = 0
+    agree: int = 0
+    explained: int = 0
+    disagree: int = 0
+    lost: int = 0
+    skipped: int = 0
+    foreign: int = 0
+    ring_lost: int = 0
+    reasons: dict = field(default_factory=dict)
+
+    def add(self, res):
+        c = res.counts()
+        self.agree += c["agree"]
+        self.explained += c["explained"]
+        self.disagree += c["disagree"]
+        self.lost += c["lost"]
+        self.skipped += c["skipped"]
+        self.seen += c["agree"] + c["explained"] + c["disagree"]
+        self.foreign += res.foreign
+        codes = res.reason[res.verdict == compare.EXPLAINED]
+        for code, n in zip(*np.unique(codes, return_counts=True)):
+            text = compare.REASONS[int(code)]
+            self.reasons[text] = self.reasons.get(text, 0) + int(n)
+
+
+class Replayer:
+    """A lab with hooks attached and an injector: send batches, get verdicts."""
+
+    def __init__(self, hooks=HOOKS, xdp_mode="generic", lab=None, mtu=1500):
+        self.hook_names = parse_hooks(hooks)
+        self.xdp_mode = xdp_mode
+        self._own_lab = lab is None
+        self.lab = lab if lab is not None else Lab(mtu=mtu)
+        self.hooks = None
+        self.injector = None
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def open(self):
+        try:
+            if self._own_lab:
+                self.lab.up()
+            self.hooks = HookSet(self.lab, self.hook_names, xdp_mode=self.xdp_mode).open()
+            self.injector = Injector(self.lab)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self):
+        if self.injector is not None:
+            self.injector.close()
+        if self.hooks is not None:
+            self.hooks.close()
+        if self._own_lab:
+            self.lab.close()
+
+    @property
+    def via(self):
+        return dict(self.hooks.via)
+
+    def run_batch(self, frames, pacer=None):
+        frames = [bytes(f) for f in frames]
+        reasons = {}
+        sendable = np.ones(len(frames), dtype=bool)
+        for i, f in enumerate(frames):
+            why = self.injector.can_send(f)
+            if why:
+                sendable[i] = False
+                reasons[i] = why
+        walked = compare.walker_records(frames)
+        expected = {h: compare.expected_for(h, frames, walked, sendable) for h in self.hook_names}
+        to_send = [f for f, ok in zip(frames, sendable) if ok]
+        if pacer is None:
+            self.injector.send_many(to_send)
+        else:
+            for f in to_send:
+                pacer.wait(len(f))
+                self.injector.send(f)
+        got = self._collect(expected)
+        results = {h: compare.judge(expected[h], got[h], sendable) for h in self.hook_names}
+        return BatchResult(frames, sendable, reasons, walked, results)
+
+    def _collect(self, expected):
+        got = {h: [] for h in self.hook_names}
+        want = {h: int(expected[h].present.sum()) for h in self.hook_names}
+        have = {h: 0 for h in self.hook_names}
+        last_new = time.monotonic()
+        while True:
+            new = False
+            for h, arr in self.hooks.drain().items():
+                if len(arr):
+                    got[h].append(arr)
+                    new = True
+                    recs = np.concatenate(got[h])
+                    got[h] = [recs]
+                    m = compare.match(expected[h].records["fingerprint"], expected[h].present,
+                                      recs)
+                    have[h] = int((m >= 0).sum())
+            if all(have[h] >= want[h] for h in self.hook_names):
+                break
+            now = time.monotonic()
+            if new:
+                last_new = now
+            elif now - last_new > SETTLE_S:
+                break
+            time.sleep(0.0005)
+        return {h: (np.concatenate(v) if v else np.empty(0, dtype=compare.rec.RECORD_DTYPE))
+                for h, v in got.items()}
+
+
+class Pacer:
+    """Hold a send rate: wait() returns when the next frame is due (spins for the last 2 ms).
+
+    By packets (pps) or by bits (mbps: each frame's due time follows from its length)."""
+
+    def __init__(self, pps=None, mbps=None):
+        if (pps is None) == (mbps is None):
+            raise ValueError("rate: give exactly one of pps or mbps")
+        if (pps or mbps) <= 0:
+            raise ValueError(f"rate {pps or mbps}: must be positive")
+        self.interval = 1.0 / float(pps) if pps else None
+        self.bit_time = 1.0 / (float(mbps) * 1e6) if mbps else None
+        self.next = None
+
+    def wait(self, nbytes=0):
+        now = time.perf_counter()
+        if self.next is None:
+            self.next = now
+        delay = self.next - now
+        if delay > 0.002:
+            time.sleep(delay - 0.002)
+        while time.perf_counter() < self.next:
+            pass
+        self.next += self.interval if self.interval else nbytes * 8 * self.bit_time
+
+
+@dataclass
+class ReplayResult:
+    source: str
+    hooks: tuple
+    via: dict
+    packets: int = 0
+    sent: int = 0
+    totals: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    leftovers: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+    disagreements: list = field(default_factory=list)   # first few, with field names
+    requested_pps: float = None
+    hook_pps: dict = field(default_factory=dict)         # rate measured by hook timestamps
+    kprobe_why: dict = field(default_factory=dict)
+
+    @property
+    def pps(self):
+        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def ok(self):
+        return all(t.disagree == 0 and t.lost == 0 and t.ring_lost == 0
+                   for t in self.totals.values())
+
+    def summary(self):
+        return {
+            "source": self.source,
+            "packets": self.packets,
+            "sent": self.sent,
+            "hooks": {h: {"seen": t.seen, "agree": t.agree, "explained": t.explained,
+                          "disagree": t.disagree, "lost": t.lost + t.ring_lost,
+                          "skipped": t.skipped, "foreign": t.foreign,
+                          "ring_buffer_lost": t.ring_lost, "via": self.via.get(h),
+                          "explained_reasons": t.reasons,
+                          "measured_pps": self.hook_pps.get(h)}
+                      for h, t in self.totals.items()},
+            "elapsed_s": round(self.elapsed_s, 4),
+            "pps": round(self.pps, 1),
+            "requested_pps": self.requested_pps,
+            "leftovers": self.leftovers,
+            "problems": self.problems,
+            "disagreements": self.disagreements,
+            "kprobe_not_used": self.kprobe_why,
+        }
+
+
+def _frames_from(source, problems, limit):
+    if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+        from .capture import read_frames
+
+        def on_error(problem):
+            problems.append(str(problem))
+        it = (f.data for f in read_frames(source, on_error=on_error))
+    else:
+        it = (bytes(f) for f in source)
+    return itertools.islice(it, limit) if limit else it
+
+
+class _HookRate:
+    """First and last timestamp seen at a hook: the rate it really saw."""
+
+    def __init__(self):
+        self.first = None
+        self.last = None
+        self.n = 0
+
+    def add(self, matched, verdict):
+        ts = matched["ts_ns"][verdict <= compare.DISAGREE]
+        ts = ts[ts > 0]
+        if len(ts):
+            lo, hi = int(ts.min()), int(ts.max())
+            self.first = lo if self.first is None else min(self.first, lo)
+            self.last = hi if self.last is None else max(self.last, hi)
+            self.n += len(ts)
+
+    def pps(self):
+        if self.n < 2 or self.last == self.first:
+            return None
+        return round((self.n - 1) / ((self.last - self.first) / 1e9), 1)
+
+
+def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batch=DEFAULT_BATCH,
+           xdp_mode="generic", lab=None, progress=None, keep_disagreements=20, mtu=1500):
+    """Inject a capture (a path, or an iterable of frames) into a lab and judge every record.
+
+    progress: optional callable(frames_done) called after each batch.
+    """
+    hook_names = parse_hooks(hooks)
+    problems = []
+    label = str(source) if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__") \
+        else "<frames>"
+    if loop < 1:
+        raise ValueError(f"loop {loop}: must be at least 1")
+    pacer = Pacer(pps=pps, mbps=mbps) if (pps or mbps) else None
+    with Replayer(hook_names, xdp_mode=xdp_mode, lab=lab, mtu=mtu) as rp:
+        result = ReplayResult(label, hook_names, rp.via,
+                              requested_pps=pps if pps else (f"{mbps} Mbit/s" if mbps else None),
+                              kprobe_why=dict(rp.hooks.kprobe_why))
+        result.totals = {h: HookTotals() for h in hook_names}
+        rates = {h: _HookRate() for h in hook_names}
+        t0 = time.perf_counter()
+        base = 0
+        for _ in range(loop):
+            frames = _frames_from(source, problems, limit)
+            while True:
+                chunk = list(itertools.islice(frames, batch))
+                if not chunk:
+                    break
+                br = rp.run_batch(chunk, pacer=pacer)
+                result.packets += len(chunk)
+                result.sent += int(br.sendable.sum())
+                for h, res in br.hooks.items():
+                    result.totals[h].add(res)
+                    rates[h].add(res.matched, res.verdict)
+                    if len(result.disagreements) < keep_disagreements:
+                        for i, names in res.diffs.items():
+                            result.disagreements.append(
+                                {"frame": base + i + 1, "hook": h, "fields": names})
+                base += len(chunk)
+                if progress:
+                    progress(result.packets)
+        result.elapsed_s = time.perf_counter() - t0
+        for h, n in rp.hooks.lost().items():
+            result.totals[h].ring_lost = n
+        result.hook_pps = {h: r.pps() for h, r in rates.items()}
+        name = rp.lab.name
+        own = lab is None
+    if own:
+        result.leftovers = leftovers(name)
+    result.problems = problems
+    return result
