@@ -207,7 +207,7 @@ def run():
         _check_tool("chromium", "the browser test drives JupyterLab with it",
                     "apt-get install chromium (scripts/setup.sh --test)"),
     ]
-    required = {"privileges", "bpf syscall", "bcc", "bcc compile", "ip", "kernel headers"}
+    required = {"privileges", "bpf syscall", "bcc", "bcc compile", "ip", "kernel headers", "btf"}
     core_ok = all(c.ok for c in checks if c.name in required)
     try:
         hooks = _probe_hooks(core_ok)

@@ -1,0 +1,250 @@
+"""The foundation: labs, their cleanup, refusing host interfaces, the doctor, the setup."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, require_root
+
+from pktlab import netns
+from pktlab.errors import LabError
+from pktlab.lab import Lab, leftovers, list_labs
+
+PKTLAB = [sys.executable, "-m", "pktlab.cli"]
+
+
+def _frame(src_mac, dst_mac, payload=b"pktlab-test"):
+    return dst_mac + src_mac + b"\x88\xb5" + payload   # 0x88b5: local experimental EtherType
+
+
+def _mac(text):
+    return bytes(int(x, 16) for x in text.split(":"))
+
+
+def test_lab_carries_a_frame_and_leaves_nothing(lab):
+    from pktlab.inject import Injector
+    with netns.enter(lab.ns_dut):
+        rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
+    rx.bind((lab.if_dut, 0))
+    rx.settimeout(3)
+    try:
+        frame = _frame(_mac(lab.mac("src")), _mac(lab.mac("dut")), b"hello across the veth")
+        with Injector(lab) as inj:
+            inj.send(frame)
+        got = rx.recv(2048)
+    finally:
+        rx.close()
+    assert got[:len(frame)] == frame
+    assert netns.exists(lab.ns_src) and netns.exists(lab.ns_dut)
+    # names fit the kernel's limits
+    assert len(lab.if_src) <= 15 and len(lab.if_dut) <= 15
+
+
+def test_lab_is_quiet_and_private(lab):
+    out = netns.run(lab.ns_dut, ["ip", "-o", "addr", "show", "dev", lab.if_dut]).stdout
+    assert lab.dut_ip4 in out and lab.dut_ip6 in out
+    host = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+    assert lab.dut_ip4 not in host and lab.if_dut not in host, "lab addresses leaked to the host"
+    for key in ("accept_dad", "autoconf", "accept_ra"):
+        with netns.enter(lab.ns_dut), open(f"/proc/sys/net/ipv6/conf/{lab.if_dut}/{key}") as f:
+            assert f.read().strip() == "0"
+
+
+def test_lab_cleans_up_when_the_body_raises():
+    require_root()
+    with pytest.raises(RuntimeError, match="boom"):
+        with Lab(prefix="pltest") as lb:
+            name = lb.name
+            assert netns.exists(lb.ns_dut)
+            raise RuntimeError("boom")
+    assert leftovers(name) == []
+    assert not any(s.name == name for s in list_labs())
+
+
+def test_close_twice_is_safe():
+    require_root()
+    lb = Lab(prefix="pltest").up()
+    lb.close()
+    lb.close()
+    assert leftovers(lb.name) == []
+
+
+def test_two_labs_at_once_do_not_collide():
+    require_root()
+    with Lab(prefix="pltest") as a, Lab(prefix="pltest") as b:
+        assert a.name != b.name
+        assert {a.ns_src, a.ns_dut}.isdisjoint({b.ns_src, b.ns_dut})
+        for lb in (a, b):
+            r = netns.run(lb.ns_src, ["ping", "-c", "1", "-W", "2", lb.dut_ip4], check=False)
+            assert r.returncode == 0, r.stdout + r.stderr
+    assert leftovers(a.name) == [] and leftovers(b.name) == []
+
+
+def test_sigkilled_owner_is_cleaned_by_lab_clean():
+    require_root()
+    code = ("import sys, time; from pktlab.lab import Lab; lb = Lab(prefix='pltest').up(); "
+            "print(lb.name, flush=True); time.sleep(120)")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                         cwd=REPO)
+    try:
+        name = p.stdout.readline().strip()
+        assert name and netns.exists(f"{name}-dut")
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    assert netns.exists(f"{name}-dut"), "SIGKILL cannot clean up: the lab must still be there"
+    st = [s for s in list_labs() if s.name == name]
+    assert st and not st[0].owner_alive()
+    r = subprocess.run([*PKTLAB, "lab", "clean"], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert name in r.stdout
+    assert leftovers(name) == []
+
+
+def test_a_new_lab_removes_stale_ones():
+    require_root()
+    code = "from pktlab.lab import Lab; lb = Lab(prefix='pltest').up(); print(lb.name); import os; os._exit(0)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    name = r.stdout.strip()
+    assert netns.exists(f"{name}-dut")
+    with Lab(prefix="pltest"):
+        assert leftovers(name) == []
+
+
+def test_manual_lab_up_down_status():
+    require_root()
+    r = subprocess.run([*PKTLAB, "lab", "up", "--prefix", "pltest"], capture_output=True,
+                       text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    name = r.stdout.split(":")[0]
+    try:
+        st = subprocess.run([*PKTLAB, "lab", "status", "--json"], capture_output=True, text=True,
+                            cwd=REPO)
+        labs = {x["name"]: x for x in json.loads(st.stdout)}
+        assert name in labs and not labs[name]["stale"]
+        # `clean` leaves a manual lab alone (its owner is the user, not a process)
+        subprocess.run([*PKTLAB, "lab", "clean"], check=True, capture_output=True, cwd=REPO)
+        assert netns.exists(f"{name}-dut")
+    finally:
+        d = subprocess.run([*PKTLAB, "lab", "down", name], capture_output=True, text=True,
+                           cwd=REPO)
+    assert d.returncode == 0, d.stderr
+    assert leftovers(name) == []
+    bad = subprocess.run([*PKTLAB, "lab", "down", "nosuchlab"], capture_output=True, text=True,
+                         cwd=REPO)
+    assert bad.returncode == 2 and "no such lab" in bad.stderr
+
+
+def test_attaching_to_lo_is_refused_with_a_clear_message():
+    require_root()
+    from pktlab import bpf
+    from pktlab.attach import TcAttachment, XdpAttachment
+    prog = bpf.load("xdp")
+    try:
+        with pytest.raises(LabError) as e:
+            XdpAttachment(None, "lo", prog.fd)
+        msg = str(e.value)
+        assert "lo" in msg and "refused" in msg and "allow_host" in msg
+        with pytest.raises(LabError, match="refused"):
+            TcAttachment(None, "lo", prog.fd, "ingress")
+    finally:
+        bpf.release(prog)
+    # nothing got attached to the host's lo
+    out = subprocess.run(["ip", "link", "show", "lo"], capture_output=True, text=True).stdout
+    assert "xdp" not in out
+
+
+def test_bad_prefix_is_refused():
+    with pytest.raises(ValueError, match="prefix"):
+        Lab(prefix="this-prefix-is-far-too-long")
+
+
+# the doctor ---------------------------------------------------------------------------------
+def _doctor(env=None, pre=None):
+    env = dict(os.environ, **(env or {}))
+    return subprocess.run([*(pre or []), *PKTLAB, "doctor", "--json"], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=300)
+
+
+def test_doctor_reports_hooks_and_why():
+    require_root()
+    r = _doctor()
+    doc = json.loads(r.stdout)            # stdout is one JSON document and nothing else
+    assert set(doc) >= {"ok", "checks", "hooks"}
+    for c in doc["checks"]:
+        assert set(c) >= {"name", "ok", "detail", "fix"}
+        if not c["ok"]:
+            assert c["fix"], f"failed check {c['name']} has no fix"
+    for h in ("xdp", "tc-ingress", "tc-egress", "kprobe"):
+        assert set(doc["hooks"][h]) >= {"available", "via", "why"}
+    assert doc["ok"] and r.returncode == 0
+    assert doc["hooks"]["xdp"]["available"] and doc["hooks"]["tc-ingress"]["available"]
+    assert doc["hooks"]["tc-egress"]["available"]
+    k = doc["hooks"]["kprobe"]
+    assert k["available"] and k["via"] in ("kprobe", "fentry", "raw_tracepoint")
+    if not os.path.exists("/sys/bus/event_source/devices/kprobe"):
+        # this machine (MACHINE.md): no CONFIG_KPROBES, fentry refused -> raw tracepoint
+        assert k["via"] == "raw_tracepoint"
+        assert "CONFIG_KPROBES" in k["why"] and "fentry" in k["why"]
+    cg = [c for c in doc["checks"] if c["name"] == "cgroup v2"][0]
+    with open("/proc/mounts") as f:
+        mounts = [ln.split()[1] for ln in f if ln.split()[2] == "cgroup2"]
+    assert cg["ok"] == bool(mounts) and (not mounts or mounts[0] in cg["detail"])
+    assert not [n for n in netns.list_names() if n.startswith("pldoc")]
+
+
+def test_doctor_not_root_exits_2():
+    require_root()
+    r = _doctor(pre=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+    assert r.returncode == 2
+    doc = json.loads(r.stdout)
+    priv = [c for c in doc["checks"] if c["name"] == "privileges"][0]
+    assert not priv["ok"] and "root" in priv["fix"]
+
+
+def test_doctor_without_bcc_exits_2():
+    require_root()
+    code = ("import sys; sys.modules['bcc'] = None; from pktlab.cli import main; "
+            "sys.exit(main(['doctor', '--json']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                       timeout=300)
+    assert r.returncode == 2
+    doc = json.loads(r.stdout)
+    b = [c for c in doc["checks"] if c["name"] == "bcc"][0]
+    assert not b["ok"] and "python3-bpfcc" in b["detail"] + b["fix"]
+
+
+def test_doctor_without_btf_exits_2():
+    require_root()
+    r = _doctor(env={"PKTLAB_BTF": "/nonexistent/vmlinux"})
+    assert r.returncode == 2
+    doc = json.loads(r.stdout)
+    b = [c for c in doc["checks"] if c["name"] == "btf"][0]
+    assert not b["ok"] and "CONFIG_DEBUG_INFO_BTF" in b["detail"] + b["fix"]
+
+
+def test_replay_not_root_exits_2():
+    require_root()
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        *PKTLAB, "replay", os.path.join(REPO, "pcaps", "mixed.pcap")],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "root" in r.stderr
+
+
+# setup and packaging ----------------------------------------------------------------------------
+def test_setup_is_idempotent_and_quiet_the_second_time():
+    require_root()
+    t = time.monotonic()
+    r = subprocess.run(["bash", os.path.join(REPO, "scripts", "setup.sh"), "--test"],
+                       capture_output=True, text=True, timeout=600)
+    elapsed = time.monotonic() - t
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("[setup]")]
+    assert not [ln for ln in lines if "installing" in ln or "creating" in ln], lines
+    print(f"second setup run took {elapsed:.1f}s")
