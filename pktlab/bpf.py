@@ -126,13 +126,13 @@ class Program:
         if self._ring is None:
             from .record import RECORD_DTYPE
             from .ringbuf import RingReader
-            table = self.bpf.get_table("events")
+            table = self.bpf.get_table(b"events")
             size = _ringbuf_size(self.cflags)
             self._ring = RingReader(table.map_fd, size, RECORD_DTYPE)
         return self._ring
 
     def _percpu_sum(self, name):
-        table = self.bpf.get_table(name)
+        table = self.bpf.get_table(name.encode())
         return {int(k.value): int(sum(v)) for k, v in table.items()}
 
     def lost(self):
@@ -148,13 +148,13 @@ class Program:
         if self._ring is not None:
             self._ring.read()
         for name in ("lost", "seen"):
-            table = self.bpf.get_table(name)
+            table = self.bpf.get_table(name.encode())
             zero = table.Leaf(*([0] * table.total_cpu))
             for k in list(table.keys()):
                 table[k] = zero
 
     def table(self, name):
-        return self.bpf.get_table(name)
+        return self.bpf.get_table(name.encode())
 
     def close(self):
         if self.closed:
@@ -239,6 +239,42 @@ def empty_program(prog_type):
     text = ("#include <uapi/linux/bpf.h>\n#include <uapi/linux/pkt_cls.h>\n"
             f"int pktlab_empty(void *ctx) {{ return {ret}; }}\n")
     return compile_program(None, "pktlab_empty", prog_type, (), text=text)
+
+
+def parse_in_kernel(frames, hook="xdp"):
+    """Run a hook's parse program on each frame with BPF_PROG_TEST_RUN: no lab, no veth.
+
+    Returns (records, refused): a RECORD_DTYPE array aligned with `frames` (zeroed where the
+    kernel could not run the frame) and {index: reason} for those frames (shorter than an
+    Ethernet header: only the walker can parse them).
+    """
+    import numpy as np
+    from .record import RECORD_DTYPE
+    out = np.zeros(len(frames), dtype=RECORD_DTYPE)
+    refused = {}
+    prog = load(hook)
+    try:
+        ring = prog.ring()
+        ring.read()
+        for i, f in enumerate(frames):
+            if len(f) < MIN_TEST_RUN_FRAME:
+                refused[i] = (f"{len(f)} bytes: the kernel runs programs only on frames of at "
+                              f"least {MIN_TEST_RUN_FRAME} bytes")
+                continue
+            try:
+                test_run(prog, f)
+            except BPFError as e:
+                # e.g. an skb test run refuses an IPv4 frame whose IP header is cut short
+                refused[i] = f"the kernel's test run refused it: {e}"
+                continue
+            got = ring.read()
+            if len(got) != 1:
+                raise BPFError(f"test run of {hook} on frame {i}: expected one record, got "
+                               f"{len(got)} (ring buffer lost {prog.lost()})")
+            out[i] = got[0]
+    finally:
+        release(prog)
+    return out, refused
 
 
 # BPF_PROG_TEST_RUN through libbcc's bundled libbpf ----------------------------------------------
