@@ -212,14 +212,17 @@ class Lab:
         self._wait_carrier()
 
     def _wait_carrier(self, timeout=5.0):
-        """Poll until both ends report carrier (veth: when both are up), not a fixed sleep."""
+        """Poll until both ends report carrier (veth: when both are up), not a fixed sleep.
+
+        IFLA_CARRIER, not IFLA_OPERSTATE: the kernel publishes operstate through linkwatch,
+        up to a second late, while a veth has carrier the moment both ends are up."""
         from pyroute2 import IPRoute
         deadline = time.monotonic() + timeout
         for side in ("src", "dut"):
             with IPRoute(netns=self.ns(side)) as ipr:
                 while True:
                     link = ipr.get_links(ifname=self.ifname(side))[0]
-                    if link.get_attr("IFLA_OPERSTATE") == "UP":
+                    if link.get_attr("IFLA_CARRIER") == 1:
                         break
                     if time.monotonic() > deadline:
                         raise LabError(errno.ETIMEDOUT, f"lab {self.name}: {self.ifname(side)} "

@@ -48,6 +48,8 @@ def lab():
 
 def corpus_files():
     import json
+    if not os.path.exists(os.path.join(PCAPS, "MANIFEST.json")):
+        pytest.fail("pcaps/MANIFEST.json is missing: run `python pcaps/generate.py`")
     with open(os.path.join(PCAPS, "MANIFEST.json")) as f:
         manifest = json.load(f)
     files = manifest["files"] if isinstance(manifest, dict) and "files" in manifest else manifest
