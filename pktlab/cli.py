@@ -63,7 +63,7 @@ def cmd_replay(args):
         bar = TextBar(total, label="replay")
         progress = bar.update
     result = rp.replay(args.pcap, hooks=args.hooks, pps=args.pps, mbps=args.mbps,
-                       loop=args.loop, limit=args.limit,
+                       loop=args.loop, limit=args.limit, rewrite=rewrite_options(args),
                        xdp_mode=args.xdp_mode, progress=progress, mtu=args.mtu)
     if bar:
         bar.close()
@@ -73,6 +73,14 @@ def cmd_replay(args):
     else:
         print(format_replay(doc))
     return EXIT_OK if result.ok else EXIT_FOUND
+
+
+def rewrite_options(args):
+    """--rewrite (all three 'auto') and --dst-mac/--dst-ip4/--dst-ip6 -> Replayer's dict."""
+    opts = {k: getattr(args, k) for k in ("dst_mac", "dst_ip4", "dst_ip6")}
+    if args.rewrite:
+        opts = {k: v or "auto" for k, v in opts.items()}
+    return opts if any(opts.values()) else None
 
 
 def _count(path, limit):
@@ -102,6 +110,8 @@ def format_replay(doc):
             lines.append(f"  kprobe hook not by {m}: {why}")
     for d in doc["disagreements"]:
         lines.append(f"  DISAGREE frame {d['frame']} at {d['hook']}: {', '.join(d['fields'])}")
+    if doc.get("rewrite"):
+        lines.append(f"  rewritten: {doc['rewrite']['description']}")
     for p in doc["problems"]:
         lines.append(f"  capture problem: {p}")
     lines.append(f"  leftovers: {doc['leftovers'] or 'none'}")
@@ -185,6 +195,11 @@ def build_parser():
     r.add_argument("--loop", type=int, default=1, help="replay the capture N times")
     r.add_argument("--limit", type=int, default=None, help="only the first N frames")
     r.add_argument("--step", action="store_true", help="one frame at a time (Enter for next)")
+    r.add_argument("--rewrite", action="store_true",
+                   help="address every frame to the lab's dut (MAC, IPv4, IPv6; checksums fixed)")
+    r.add_argument("--dst-mac", metavar="MAC|auto", help="rewrite destination MACs")
+    r.add_argument("--dst-ip4", metavar="IP|auto", help="rewrite destination IPv4 addresses")
+    r.add_argument("--dst-ip6", metavar="IP|auto", help="rewrite destination IPv6 addresses")
     r.add_argument("--xdp-mode", choices=("generic", "native"), default="generic")
     r.add_argument("--mtu", type=int, default=1500, help="the lab's MTU (default 1500)")
     r.add_argument("--json", action="store_true")

@@ -63,8 +63,10 @@ class HookTotals:
 class Replayer:
     """A lab with hooks attached and an injector: send batches, get verdicts."""
 
-    def __init__(self, hooks=HOOKS, xdp_mode="generic", lab=None, mtu=1500):
+    def __init__(self, hooks=HOOKS, xdp_mode="generic", lab=None, mtu=1500, rewrite=None):
         self.hook_names = parse_hooks(hooks)
+        self.rewrite_opts = rewrite          # {"dst_mac": "auto"|MAC|None, "dst_ip4": ..., ...}
+        self.rewriter = None
         self.xdp_mode = xdp_mode
         self._own_lab = lab is None
         self.lab = lab if lab is not None else Lab(mtu=mtu)
@@ -84,6 +86,9 @@ class Replayer:
                 self.lab.up()
             self.hooks = HookSet(self.lab, self.hook_names, xdp_mode=self.xdp_mode).open()
             self.injector = Injector(self.lab)
+            if self.rewrite_opts:
+                from .rewrite import for_lab
+                self.rewriter = for_lab(self.lab, **self.rewrite_opts)
         except BaseException:
             self.close()
             raise
@@ -103,6 +108,8 @@ class Replayer:
 
     def run_batch(self, frames, pacer=None):
         frames = [bytes(f) for f in frames]
+        if self.rewriter is not None:
+            frames = [self.rewriter(f) for f in frames]
         reasons = {}
         sendable = np.ones(len(frames), dtype=bool)
         for i, f in enumerate(frames):
@@ -192,6 +199,7 @@ class ReplayResult:
     requested_pps: float = None
     hook_pps: dict = field(default_factory=dict)         # rate measured by hook timestamps
     kprobe_why: dict = field(default_factory=dict)
+    rewrite: dict = None
 
     @property
     def pps(self):
@@ -221,6 +229,7 @@ class ReplayResult:
             "problems": self.problems,
             "disagreements": self.disagreements,
             "kprobe_not_used": self.kprobe_why,
+            "rewrite": self.rewrite,
         }
 
 
@@ -260,7 +269,8 @@ class _HookRate:
 
 
 def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batch=DEFAULT_BATCH,
-           xdp_mode="generic", lab=None, progress=None, keep_disagreements=20, mtu=1500):
+           xdp_mode="generic", lab=None, progress=None, keep_disagreements=20, mtu=1500,
+           rewrite=None):
     """Inject a capture (a path, or an iterable of frames) into a lab and judge every record.
 
     progress: optional callable(frames_done) called after each batch.
@@ -272,7 +282,7 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
     if loop < 1:
         raise ValueError(f"loop {loop}: must be at least 1")
     pacer = Pacer(pps=pps, mbps=mbps) if (pps or mbps) else None
-    with Replayer(hook_names, xdp_mode=xdp_mode, lab=lab, mtu=mtu) as rp:
+    with Replayer(hook_names, xdp_mode=xdp_mode, lab=lab, mtu=mtu, rewrite=rewrite) as rp:
         result = ReplayResult(label, hook_names, rp.via,
                               requested_pps=pps if pps else (f"{mbps} Mbit/s" if mbps else None),
                               kprobe_why=dict(rp.hooks.kprobe_why))
@@ -303,6 +313,8 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
         for h, n in rp.hooks.lost().items():
             result.totals[h].ring_lost = n
         result.hook_pps = {h: r.pps() for h, r in rates.items()}
+        if rp.rewriter is not None:
+            result.rewrite = rp.rewriter.summary()
         name = rp.lab.name
         own = lab is None
     if own:
