@@ -238,7 +238,7 @@ def _frames_from(source, problems, limit):
         from .capture import read_frames
 
         def on_error(problem):
-            problems.append(str(problem))
+            problems.append(problem.message() if hasattr(problem, "message") else str(problem))
         it = (f.data for f in read_frames(source, on_error=on_error))
     else:
         it = (bytes(f) for f in source)

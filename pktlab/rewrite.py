@@ -80,7 +80,7 @@ class Rewriter:
 
     def summary(self):
         return {"dst_mac": self.dst_mac, "dst_ip4": self.dst_ip4, "dst_ip6": self.dst_ip6,
-                **self.counts, "description": self.describe()}
+                "frames_changed": dict(self.counts), "description": self.describe()}
 
     def __call__(self, frame):
         if not self.active or len(frame) < 14:
