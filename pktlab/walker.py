@@ -1,0 +1,762 @@
+"""The userspace walk: the Python twin of pl_parse() in bpf_snippets/pktlab_parse.h.
+
+``walk_record(frame)`` returns the pl_record the kernel hooks would emit for the same bytes
+(``hook`` = walker, ``ts_ns`` = ``ifindex`` = 0): same fields, same status and layer, same order
+of checks, same limits. It reads each header by unpacking the layout declared in
+``pktlab.headers`` (the struct format is derived from the ctypes declaration), because one
+``struct`` call per header is what makes it fast enough to be the reference for millions of
+frames. ``walk(frame)`` runs the very same function, which also leaves a trail of the headers it
+read; the layers and fields are then built by casting those bytes to the declared ctypes
+structures, for display.
+
+Read pl_parse() next to ``_make_parser`` below: every ``break`` here is a ``goto fail`` or
+``goto out`` there. Subtle points kept on purpose, because the kernel does them:
+
+- after IP, headers are checked against ``ip_end`` (the IP total length), not the frame end, so
+  Ethernet padding is never L4 header or payload;
+- the fixed IPv4/IPv6 header's fields are filled even when a later IP check fails (version,
+  IHL, total length), but not when the fixed header itself is truncated;
+- TCP fields are filled even when the data offset is bad;
+- ``frag_off`` is in bytes; ICMP echo id/seq go to sport/dport;
+- an L4 protocol pktlab does not parse ends the walk at IP, with no payload fields.
+
+The walk never raises, whatever the bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from itertools import repeat
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import headers as H
+from . import record as R
+from .errors import EnvironmentProblem
+
+__all__ = ["walk", "walk_record", "walk_records", "Walk", "Layer", "Field", "parse_fields"]
+
+Layer = H.Layer
+Field = H.Field
+
+# The order of values the parser hands to RECORD_STRUCT.pack: pl_record's field order, with
+# arrays spread. _make_parser() checks it against the header, so an edit to pktlab_record.h
+# that the walker does not know about fails loudly instead of shifting every field.
+_VALUE_ORDER = (
+    "ts_ns", "fingerprint", "ifindex", "frame_len", "hook", "status", "layer", "flags",
+    "eth_proto", "vlan_depth", "ip_version", "vlan_tpid*", "vlan_tci*", "dst_mac", "src_mac",
+    "src_ip", "dst_ip", "ttl", "ip4_hdr_len", "ip4_opt_len", "l4_proto", "ip_tot_len",
+    "frag_off", "frag_id", "sport", "dport", "tcp_seq", "tcp_ack", "tcp_flags", "tcp_doff",
+    "icmp_type", "icmp_code", "payload_off", "payload_len", "arp_op", "ipv6_ext_count", "l7",
+    "payload",
+)
+
+
+def _check_layout():
+    fields = R._parse_struct()
+    names = tuple(n + ("*" if dim and ct != "__u8" else "") for n, ct, dim, _c in fields)
+    if names != _VALUE_ORDER:
+        raise EnvironmentProblem(
+            "pktlab walker: bpf_snippets/pktlab_record.h declares the fields "
+            f"{', '.join(names)}, but the walker fills {', '.join(_VALUE_ORDER)}; the header "
+            "changed without the walker; update pktlab/walker.py (_VALUE_ORDER and the parser) "
+            "to fill the new fields the way pl_parse() does")
+
+
+def _packer(zero: frozenset, args: tuple):
+    """A pack function for records whose ``zero`` fields are 0: those become pad bytes.
+
+    Fewer arguments is most of what a fast path saves. ``args`` names the remaining fields in
+    the order the caller passes them; it must be the record's order, which is checked here so
+    a change to pktlab_record.h cannot shift values silently.
+    """
+    fmt, pos, names = "=", 0, []
+    for name, off, size in R.field_layout():
+        if off > pos:
+            fmt += f"{off - pos}x"
+        if name in zero:
+            fmt += f"{size}x"
+        else:
+            ct, dim = next((ct, dim) for n, ct, dim, _c in R._parse_struct() if n == name)
+            width = size // dim if dim else size
+            if dim and width == 1:
+                fmt += f"{dim}s"
+            else:
+                fmt += (str(dim) if dim else "") + {1: "B", 2: "H", 4: "I", 8: "Q"}[width]
+            names.append(name)
+        pos = off + size
+    if tuple(names) != tuple(args):
+        raise EnvironmentProblem(
+            f"pktlab walker: fast-path record fields {', '.join(names)} differ from what the walker "
+            f"passes ({', '.join(args)}); pktlab_record.h changed; update pktlab/walker.py")
+    st = struct.Struct(fmt)
+    if st.size != R.RECORD_STRUCT.size:
+        raise EnvironmentProblem("pktlab walker: fast-path record format has the wrong size; "
+                                 "update pktlab/walker.py")
+    return st.pack
+
+
+_ZERO_ALWAYS = frozenset(("ts_ns", "ifindex", "hook", "status", "vlan_depth", "vlan_tpid",
+                          "vlan_tci", "ip4_opt_len", "frag_off", "icmp_type", "icmp_code",
+                          "arp_op", "ipv6_ext_count"))
+_TCP_ARGS = ("tcp_seq", "tcp_ack", "tcp_flags", "tcp_doff")
+_FAST_V4_TCP = ("fingerprint", "frame_len", "layer", "flags", "eth_proto", "ip_version",
+                "dst_mac", "src_mac", "src_ip", "dst_ip", "ttl", "ip4_hdr_len", "l4_proto",
+                "ip_tot_len", "frag_id", "sport", "dport", *_TCP_ARGS, "payload_off",
+                "payload_len", "l7", "payload")
+_FAST_V4_UDP = tuple(a for a in _FAST_V4_TCP if a not in _TCP_ARGS)
+_FAST_V6_TCP = tuple(a for a in _FAST_V4_TCP if a not in ("flags", "ip4_hdr_len", "frag_id"))
+_FAST_V6_UDP = tuple(a for a in _FAST_V6_TCP if a not in _TCP_ARGS)
+
+
+@functools.lru_cache(maxsize=None)
+def _make_parser():
+    """Build the parser, closing over constants read once from the C headers."""
+    _check_layout()
+    C = R.constants()
+    Record = R.Record
+    pack = R.RECORD_STRUCT.pack
+    from_copy = Record.from_buffer_copy
+    fingerprint = R.fingerprint
+    FNV_OFF, FNV_PRIME, M64 = C["PL_FNV_OFFSET"], C["PL_FNV_PRIME"], 0xFFFFFFFFFFFFFFFF
+    # pl_fingerprint() unrolled for the common case (a frame of at least PL_HASH_BYTES = 64
+    # bytes: eight words, no single bytes); record.fingerprint() is the general version.
+    W8 = struct.Struct("<8Q").unpack_from if C["PL_HASH_BYTES"] == 64 else None
+
+    ST_TRUNC, ST_IHL_LT5, ST_IHL_BEYOND = C["PL_ST_TRUNCATED"], C["PL_ST_IHL_LT5"], C["PL_ST_IHL_BEYOND"]
+    ST_TOTLEN, ST_DOFF_LT5, ST_DOFF_BEYOND = C["PL_ST_TOTLEN"], C["PL_ST_DOFF_LT5"], C["PL_ST_DOFF_BEYOND"]
+    ST_FRAG_NONFIRST, ST_VLAN_TOO_MANY = C["PL_ST_FRAG_NONFIRST"], C["PL_ST_VLAN_TOO_MANY"]
+    ST_EXT_TOO_MANY, ST_UNSUP, ST_BAD_VERSION = (C["PL_ST_EXT_TOO_MANY"], C["PL_ST_UNSUPPORTED_ETHERTYPE"],
+                                                 C["PL_ST_BAD_VERSION"])
+    L_ETH, L_VLAN, L_ARP, L_IPV4, L_IPV6 = C["PL_L_ETH"], C["PL_L_VLAN"], C["PL_L_ARP"], C["PL_L_IPV4"], C["PL_L_IPV6"]
+    L_EXT, L_TCP, L_UDP, L_ICMP, L_ICMPV6, L_PAYLOAD = (C["PL_L_IPV6_EXT"], C["PL_L_TCP"], C["PL_L_UDP"],
+                                                       C["PL_L_ICMP"], C["PL_L_ICMPV6"], C["PL_L_PAYLOAD"])
+    F_MF, F_DF, F_V6FRAG, F_FRAG = C["PL_F_IP_MF"], C["PL_F_IP_DF"], C["PL_F_IPV6_FRAG"], C["PL_F_FRAGMENT"]
+    L7_REQ, L7_RESP, L7_TLS, L7_DNS = (C["PL_L7_HTTP_REQUEST"], C["PL_L7_HTTP_RESPONSE"],
+                                       C["PL_L7_TLS_HANDSHAKE"], C["PL_L7_DNS"])
+    VLAN_MAX, EXT_MAX, PEEK = C["PL_VLAN_MAX"], C["PL_IPV6_EXT_MAX"], C["PL_PAYLOAD_PEEK"]
+    HOOK = C["PL_HOOK_WALKER"]
+
+    # Protocol numbers: the parser's own (pktlab_parse.h), checked against the dispatch table.
+    P_IP, P_ARP, P_Q, P_AD, P_IPV6 = (C["PL_ETH_P_IP"], C["PL_ETH_P_ARP"], C["PL_ETH_P_8021Q"],
+                                      C["PL_ETH_P_8021AD"], C["PL_ETH_P_IPV6"])
+    I_ICMP, I_TCP, I_UDP, I_FRAG, I_AH, I_ICMPV6 = (C["PL_IPPROTO_ICMP"], C["PL_IPPROTO_TCP"],
+                                                    C["PL_IPPROTO_UDP"], C["PL_IPPROTO_FRAGMENT"],
+                                                    C["PL_IPPROTO_AH"], C["PL_IPPROTO_ICMPV6"])
+    EXT = frozenset((C["PL_IPPROTO_HOPOPTS"], C["PL_IPPROTO_ROUTING"], I_FRAG, C["PL_IPPROTO_DSTOPTS"], I_AH))
+    nh = H.NEXT_HEADER
+    if (nh[("ethertype", P_IP)] is not H.IPv4 or nh[("ethertype", P_IPV6)] is not H.IPv6
+            or nh[("ethertype", P_ARP)] is not H.ARP or nh[("ethertype", P_Q)] is not H.VLAN
+            or nh[("ethertype", P_AD)] is not H.VLAN or nh[("ipproto", I_TCP)] is not H.TCP
+            or nh[("ipproto", I_UDP)] is not H.UDP or nh[("ipproto", I_ICMP)] is not H.ICMP
+            or nh[("ipproto", I_ICMPV6)] is not H.ICMPv6 or H.ipv6_ext_protocols() != EXT):
+        raise EnvironmentProblem("pktlab walker: the protocol numbers in pktlab_parse.h and "
+                                 "pktlab/headers.py NEXT_HEADER disagree; make them the same")
+
+    # Header reads: struct formats derived from the ctypes declarations.
+    ETH = H.Ethernet.unpacker()
+    VLAN = H.VLAN.unpacker()
+    ARP = H.ARP.unpacker()
+    IP4 = H.IPv4.unpacker()
+    IP6 = H.IPv6.unpacker()
+    OPT = H.IPv6Opt.unpacker()
+    FRAG = H.IPv6Frag.unpacker()
+    TCP = H.TCP.unpacker()
+    UDP = H.UDP.unpacker()
+    ICMP = H.ICMP.unpacker()
+    S_ETH, S_VLAN, S_ARP, S_IP4, S_IP6 = (H.Ethernet.size(), H.VLAN.size(), H.ARP.size(),
+                                          H.IPv4.size(), H.IPv6.size())
+    S_OPT, S_TCP, S_UDP, S_ICMP = H.IPv6Opt.size(), H.TCP.size(), H.UDP.size(), H.ICMP.size()
+
+    HTTP_REQ = frozenset((b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN",
+                          b"TRAC"))
+    DNS_PORTS = (53, 5353)
+    if VLAN_MAX != 2:
+        raise EnvironmentProblem(
+            f"pktlab walker: PL_VLAN_MAX is {VLAN_MAX} in pktlab_record.h; the walker keeps the "
+            "tags in two locals for speed; extend the VLAN part of pktlab/walker.py")
+
+    # The fast path reads Ethernet + IPv4 (or IPv6) in one call: the two declared layouts
+    # back to back, for the common untagged frame.
+    ETH_IP4 = struct.Struct(">" + H.Ethernet.struct_format()[1:] + H.IPv4.struct_format()[1:]).unpack_from
+    ETH_IP6 = struct.Struct(">" + H.Ethernet.struct_format()[1:] + H.IPv6.struct_format()[1:]).unpack_from
+    F_DF_ = F_DF
+    F_MF_FRAG = F_MF | F_FRAG
+    E4 = S_ETH + S_IP4          # where L4 starts behind an untagged IHL-5 header
+    E6 = S_ETH + S_IP6
+    if HOOK != 0:
+        raise EnvironmentProblem("pktlab walker: PL_HOOK_WALKER is not 0; the fast path "
+                                 "leaves `hook` zero; update pktlab/walker.py")
+    v4_fields = _ZERO_ALWAYS
+    PACK_V4_TCP = _packer(v4_fields, _FAST_V4_TCP)
+    PACK_V4_UDP = _packer(v4_fields | frozenset(_TCP_ARGS), _FAST_V4_UDP)
+    v6_fields = _ZERO_ALWAYS | {"flags", "ip4_hdr_len", "frag_id"}
+    PACK_V6_TCP = _packer(v6_fields, _FAST_V6_TCP)
+    PACK_V6_UDP = _packer(v6_fields | frozenset(_TCP_ARGS), _FAST_V6_UDP)
+
+    def parse(frame, trail=None, h=None):
+        """pl_parse(); ``trail`` (a list) collects (key, header, offset, bound) for walk();
+        ``h``: the fingerprint, when the caller computed it already (in bulk)."""
+        if type(frame) is not bytes:
+            frame = bytes(frame)
+        n = len(frame)
+        if h is not None:
+            pass
+        elif n >= 64 and W8 is not None:
+            w0, w1, w2, w3, w4, w5, w6, w7 = W8(frame)
+            # Two steps per mask: xor with a word below 2**64 and the multiplication both
+            # commute with mod 2**64, so masking every other step gives the same low 64 bits.
+            h = ((FNV_OFF ^ w0) * FNV_PRIME ^ w1) * FNV_PRIME & M64
+            h = ((h ^ w2) * FNV_PRIME ^ w3) * FNV_PRIME & M64
+            h = ((h ^ w4) * FNV_PRIME ^ w5) * FNV_PRIME & M64
+            h = ((h ^ w6) * FNV_PRIME ^ w7) * FNV_PRIME & M64
+            h = (h ^ (n & 0xFFFFFFFF)) * FNV_PRIME & M64
+        else:
+            h = fingerprint(frame)
+
+        # Fast path: untagged IPv4 (IHL 5, not a later fragment) or IPv6 (no extension
+        # header) carrying TCP or UDP, every check of pl_parse() passing. It returns exactly
+        # what the general path below would (the differential tests run both against the C
+        # parser); anything else falls through to the general path.
+        if trail is None and n >= E4 + S_UDP:
+            dmac, smac, proto, vihl, _tos, tot, fid, f, ttl, l4, _chk, sip, dip = ETH_IP4(frame, 0)
+            if proto == P_IP:
+                ip_end = S_ETH + tot
+                if vihl == 0x45 and tot >= S_IP4 and ip_end <= n and not f & 0x1FFF:
+                    flags = (F_DF_ if f & 0x4000 else 0) | (F_MF_FRAG if f & 0x2000 else 0)
+                    if l4 == I_TCP and E4 + S_TCP <= ip_end:
+                        sport, dport, seq, ack, dr, tflags, _w, _c, _u = TCP(frame, E4)
+                        pos = E4 + (dr >> 4) * 4
+                        if pos >= E4 + S_TCP and pos <= ip_end:
+                            plen = ip_end - pos
+                            layer, l7, peek = L_TCP, 0, b""
+                            if plen:
+                                layer = L_PAYLOAD
+                                peek = frame[pos:pos + PEEK] if plen >= PEEK else frame[pos:ip_end]
+                                if plen >= 4 and peek[:4] in HTTP_REQ:
+                                    l7 = L7_REQ
+                                elif plen >= 4 and peek[:4] == b"HTTP":
+                                    l7 = L7_RESP
+                                elif plen >= 3 and peek[0] == 0x16 and peek[1] == 0x03 and peek[2] <= 0x04:
+                                    l7 = L7_TLS
+                            return from_copy(PACK_V4_TCP(
+                                h, n & 0xFFFFFFFF, layer, flags, P_IP, 4, dmac, smac, sip, dip,
+                                ttl, S_IP4, I_TCP, tot, fid, sport, dport, seq, ack, tflags,
+                                dr >> 4, pos, plen, l7, peek))
+                    elif l4 == I_UDP and E4 + S_UDP <= ip_end:
+                        sport, dport, _l, _c = UDP(frame, E4)
+                        pos = E4 + S_UDP
+                        plen = ip_end - pos
+                        layer, l7, peek = L_UDP, 0, b""
+                        if plen:
+                            layer = L_PAYLOAD
+                            peek = frame[pos:pos + PEEK] if plen >= PEEK else frame[pos:ip_end]
+                            if plen >= 12 and (sport in DNS_PORTS or dport in DNS_PORTS):
+                                l7 = L7_DNS
+                        return from_copy(PACK_V4_UDP(
+                            h, n & 0xFFFFFFFF, layer, flags, P_IP, 4, dmac, smac, sip, dip, ttl,
+                            S_IP4, I_UDP, tot, fid, sport, dport, pos, plen, l7, peek))
+            elif proto == P_IPV6 and n >= E6 + S_UDP:
+                dmac, smac, proto, vtf, paylen, l4, ttl, sip, dip = ETH_IP6(frame, 0)
+                ip_end = E6 + paylen
+                if vtf >> 28 == 6 and ip_end <= n:
+                    tot = (S_IP6 + paylen) & 0xFFFF
+                    if l4 == I_TCP and E6 + S_TCP <= ip_end:
+                        sport, dport, seq, ack, dr, tflags, _w, _c, _u = TCP(frame, E6)
+                        pos = E6 + (dr >> 4) * 4
+                        if pos >= E6 + S_TCP and pos <= ip_end:
+                            plen = ip_end - pos
+                            layer, l7, peek = L_TCP, 0, b""
+                            if plen:
+                                layer = L_PAYLOAD
+                                peek = frame[pos:pos + PEEK] if plen >= PEEK else frame[pos:ip_end]
+                                if plen >= 4 and peek[:4] in HTTP_REQ:
+                                    l7 = L7_REQ
+                                elif plen >= 4 and peek[:4] == b"HTTP":
+                                    l7 = L7_RESP
+                                elif plen >= 3 and peek[0] == 0x16 and peek[1] == 0x03 and peek[2] <= 0x04:
+                                    l7 = L7_TLS
+                            return from_copy(PACK_V6_TCP(
+                                h, n & 0xFFFFFFFF, layer, P_IPV6, 6, dmac, smac, sip, dip, ttl,
+                                I_TCP, tot, sport, dport, seq, ack, tflags, dr >> 4,
+                                pos & 0xFFFF, plen & 0xFFFF, l7, peek))
+                    elif l4 == I_UDP and E6 + S_UDP <= ip_end:
+                        sport, dport, _l, _c = UDP(frame, E6)
+                        pos = E6 + S_UDP
+                        plen = ip_end - pos
+                        layer, l7, peek = L_UDP, 0, b""
+                        if plen:
+                            layer = L_PAYLOAD
+                            peek = frame[pos:pos + PEEK] if plen >= PEEK else frame[pos:ip_end]
+                            if plen >= 12 and (sport in DNS_PORTS or dport in DNS_PORTS):
+                                l7 = L7_DNS
+                        return from_copy(PACK_V6_UDP(
+                            h, n & 0xFFFFFFFF, layer, P_IPV6, 6, dmac, smac, sip, dip, ttl,
+                            I_UDP, tot, sport, dport, pos & 0xFFFF, plen & 0xFFFF, l7, peek))
+
+        # General path: pl_parse() line by line.
+        status = 0
+        layer = L_ETH
+        flags = eth_proto = vdepth = ipver = 0
+        tp0 = tp1 = tc0 = tc1 = 0
+        dmac = smac = sip = dip = peek = b""
+        ttl = hlen = olen = l4 = tot = foff = fid = 0
+        sport = dport = seq = ack = tflags = doff = itype = icode = 0
+        poff = plen = arp_op = next_ = l7 = 0
+        ip_end = n
+        while True:     # runs once; `break` is pl_parse's `goto fail` / `goto out`
+            if trail is not None:
+                trail.append(("eth", H.Ethernet, 0, n))
+            if n < S_ETH:
+                status = ST_TRUNC
+                break
+            dmac, smac, proto = ETH(frame, 0)
+            pos = S_ETH
+
+            if proto == P_Q or proto == P_AD:
+                tpid, tci = [0, 0], [0, 0]
+                for _ in range(VLAN_MAX):
+                    if proto != P_Q and proto != P_AD:
+                        break
+                    layer = L_VLAN
+                    if trail is not None:
+                        trail.append(("vlan", H.VLAN, pos, n))
+                    if pos + S_VLAN > n:
+                        status = ST_TRUNC
+                        break
+                    t, enc = VLAN(frame, pos)
+                    tpid[vdepth] = proto
+                    tci[vdepth] = t
+                    vdepth += 1
+                    proto = enc
+                    pos += S_VLAN
+                tp0, tp1 = tpid
+                tc0, tc1 = tci
+                if status:
+                    break
+            eth_proto = proto
+            if proto == P_Q or proto == P_AD:
+                status = ST_VLAN_TOO_MANY
+                break
+
+            if proto == P_IP:
+                layer = L_IPV4
+                if trail is not None:
+                    trail.append(("ipv4", H.IPv4, pos, n))
+                if pos + S_IP4 > n:
+                    status = ST_TRUNC
+                    break
+                vihl, _tos, tot, fid, f, ttl, l4, _chk, sip, dip = IP4(frame, pos)
+                ipver = vihl >> 4
+                hlen = (vihl & 15) * 4
+                if f & 0x4000:
+                    flags |= F_DF
+                if f & 0x2000:
+                    flags |= F_MF
+                foff = (f & 0x1FFF) * 8
+                if f & 0x3FFF:
+                    flags |= F_FRAG
+                if ipver != 4:
+                    status = ST_BAD_VERSION
+                    break
+                if hlen < S_IP4:
+                    status = ST_IHL_LT5
+                    break
+                if pos + hlen > n:
+                    status = ST_IHL_BEYOND
+                    break
+                if tot < hlen or pos + tot > n:
+                    status = ST_TOTLEN
+                    break
+                ip_end = pos + tot
+                pos += hlen
+                olen = hlen - S_IP4
+                if foff:
+                    status = ST_FRAG_NONFIRST
+                    break
+                proto = l4
+            elif proto == P_IPV6:
+                layer = L_IPV6
+                if trail is not None:
+                    trail.append(("ipv6", H.IPv6, pos, n))
+                if pos + S_IP6 > n:
+                    status = ST_TRUNC
+                    break
+                vtf, paylen, l4, ttl, sip, dip = IP6(frame, pos)
+                ipver = vtf >> 28
+                tot = (S_IP6 + paylen) & 0xFFFF
+                if ipver != 6:
+                    status = ST_BAD_VERSION
+                    break
+                if pos + S_IP6 + paylen > n:
+                    status = ST_TOTLEN
+                    break
+                ip_end = pos + S_IP6 + paylen
+                pos += S_IP6
+                proto = l4
+                if proto in EXT:
+                    for _ in range(EXT_MAX):
+                        if proto not in EXT:
+                            break
+                        layer = L_EXT
+                        if trail is not None:
+                            trail.append(("ipv6ext", proto, pos, ip_end))
+                        if pos + S_OPT > ip_end:
+                            status = ST_TRUNC
+                            break
+                        if proto == I_FRAG:
+                            nx, _res, f, ident = FRAG(frame, pos)
+                            flags |= F_V6FRAG | F_FRAG
+                            if f & 1:
+                                flags |= F_MF
+                            foff = f & 0xFFF8
+                            fid = ident
+                            ln = 8
+                        else:
+                            nx, hl, _data = OPT(frame, pos)
+                            ln = (hl + 2) * 4 if proto == I_AH else (hl + 1) * 8
+                        if pos + ln > ip_end:
+                            status = ST_TRUNC
+                            break
+                        pos += ln
+                        next_ += 1
+                        proto = l4 = nx
+                        if foff:
+                            status = ST_FRAG_NONFIRST
+                            break
+                    else:
+                        if proto in EXT:
+                            status = ST_EXT_TOO_MANY
+                    if status:
+                        break
+            elif proto == P_ARP:
+                layer = L_ARP
+                if trail is not None:
+                    trail.append(("arp", H.ARP, pos, n))
+                if pos + S_ARP > n:
+                    status = ST_TRUNC
+                    break
+                arp_op = ARP(frame, pos)[4]
+                break
+            else:
+                status = ST_UNSUP
+                break
+            l4 = proto
+
+            if proto == I_TCP:
+                layer = L_TCP
+                if trail is not None:
+                    trail.append(("tcp", H.TCP, pos, ip_end))
+                if pos + S_TCP > ip_end:
+                    status = ST_TRUNC
+                    break
+                sport, dport, seq, ack, dr, tflags, _w, _c, _u = TCP(frame, pos)
+                doff = dr >> 4
+                ln = doff * 4
+                if ln < S_TCP:
+                    status = ST_DOFF_LT5
+                    break
+                if pos + ln > ip_end:
+                    status = ST_DOFF_BEYOND
+                    break
+                pos += ln
+            elif proto == I_UDP:
+                layer = L_UDP
+                if trail is not None:
+                    trail.append(("udp", H.UDP, pos, ip_end))
+                if pos + S_UDP > ip_end:
+                    status = ST_TRUNC
+                    break
+                sport, dport, _l, _c = UDP(frame, pos)
+                pos += S_UDP
+            elif (proto == I_ICMP and ipver == 4) or (proto == I_ICMPV6 and ipver == 6):
+                if proto == I_ICMP:
+                    layer = L_ICMP
+                    if trail is not None:
+                        trail.append(("icmp", H.ICMP, pos, ip_end))
+                else:
+                    layer = L_ICMPV6
+                    if trail is not None:
+                        trail.append(("icmpv6", H.ICMPv6, pos, ip_end))
+                if pos + S_ICMP > ip_end:
+                    status = ST_TRUNC
+                    break
+                itype, icode, _c, iid, iseq = ICMP(frame, pos)
+                if (itype == 0 or itype == 8) if proto == I_ICMP else (itype == 128 or itype == 129):
+                    sport, dport = iid, iseq
+                pos += S_ICMP
+            else:
+                break       # an L4 protocol pktlab does not parse: the walk ends at IP
+
+            poff = pos & 0xFFFF
+            plen = (ip_end - pos) & 0xFFFF
+            if plen:
+                layer = L_PAYLOAD
+                if trail is not None:
+                    trail.append(("payload", None, pos, ip_end))
+                peek = frame[pos:pos + min(plen, PEEK)]
+                if proto == I_TCP:
+                    if plen >= 4 and peek[:4] in HTTP_REQ:
+                        l7 = L7_REQ
+                    elif plen >= 4 and peek[:4] == b"HTTP":
+                        l7 = L7_RESP
+                    elif plen >= 3 and peek[0] == 0x16 and peek[1] == 0x03 and peek[2] <= 0x04:
+                        l7 = L7_TLS
+                elif proto == I_UDP and plen >= 12 and (sport in DNS_PORTS or dport in DNS_PORTS):
+                    l7 = L7_DNS
+            break
+        if trail is not None:
+            trail.append(("end", status, ip_end, n))
+        return from_copy(pack(
+            0, h, 0, n & 0xFFFFFFFF, HOOK, status, layer, flags,
+            eth_proto, vdepth, ipver, tp0, tp1, tc0, tc1, dmac, smac, sip, dip, ttl, hlen, olen, l4,
+            tot, foff, fid, sport, dport, seq, ack, tflags, doff, itype, icode, poff, plen,
+            arp_op, next_, l7, peek))
+
+    return parse
+
+
+def walk_record(frame) -> Any:
+    """The pl_record for ``frame`` (bytes-like), exactly as pl_parse() fills it.
+
+    ``hook`` is PL_HOOK_WALKER and ``ts_ns``/``ifindex`` are 0, as no hook saw the frame;
+    ``frame_len`` is len(frame) and ``fingerprint`` is pl_fingerprint() of the bytes.
+    """
+    return _make_parser()(frame)
+
+
+def walk_records(frames, chunk: int = 4096):
+    """walk_record() over an iterable of frames, as a generator (flat memory).
+
+    Frames are taken ``chunk`` at a time so that their fingerprints can be computed together
+    with numpy (uint64 arithmetic, which wraps like the C); the per-frame parse then skips
+    its own fingerprint. Same records as walk_record(), faster for many frames.
+    """
+    parse = _make_parser()
+    batch: list = []
+    for f in frames:
+        batch.append(f if type(f) is bytes else bytes(f))
+        if len(batch) >= chunk:
+            yield from map(parse, batch, repeat(None), R.fingerprints(batch).tolist())
+            batch = []
+    if batch:
+        yield from map(parse, batch, repeat(None), R.fingerprints(batch).tolist())
+
+
+# --- the layered view -----------------------------------------------------------------------------
+
+@dataclass
+class Walk:
+    """A walked frame: the record, and every layer with its fields (for views and lessons)."""
+    frame: bytes
+    record: Any
+    layers: list = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.record.status_name
+
+    @property
+    def layer(self) -> str:
+        return self.record.layer_name
+
+    def layer_named(self, key: str):
+        """The first layer whose key (eth, vlan, ipv4, tcp, payload, padding...) is ``key``."""
+        for ly in self.layers:
+            if ly.key == key:
+                return ly
+        return None
+
+    def summary(self) -> str:
+        """One line: status@layer and the layer names."""
+        return f"{self.status}@{self.layer}: " + " / ".join(ly.name for ly in self.layers)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the layers with their fields, and the record."""
+        return {
+            "status": self.status, "layer": self.layer,
+            "layers": [layer_to_dict(ly) for ly in self.layers],
+            "record": self.record.to_dict(),
+        }
+
+    def _repr_html_(self) -> str:
+        from .views import PacketView
+
+        return PacketView(self.frame)._repr_html_()
+
+    def __repr__(self) -> str:
+        return f"Walk({self.summary()}, {len(self.frame)} bytes)"
+
+
+def _jsonable(v):
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).hex()
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def layer_to_dict(ly) -> dict:
+    d = {"name": ly.name, "key": ly.key, "offset": ly.offset, "length": ly.length,
+         "fields": [{"name": f.name, "offset": f.offset, "length": f.length,
+                     "value": _jsonable(f.value), "display": f.display,
+                     **({"bit_offset": f.bit_offset, "bit_length": f.bit_length}
+                        if f.bit_length is not None else {})} for f in ly.fields]}
+    if ly.note:
+        d["note"] = ly.note
+    if ly.details:
+        d["details"] = [{"kind": o.kind, "name": o.name, "offset": o.offset,
+                         "length": o.length, "value": _jsonable(o.value), "display": o.display}
+                        if isinstance(o, H.TcpOption) else _jsonable(tuple(o))
+                        for o in ly.details]
+    return d
+
+
+def _status_note(status: int) -> str:
+    name = R.status_name(status)
+    why = R.describe(f"PL_ST_{name}")
+    return f"stops here: {name}" + (f" ({why})" if why else "")
+
+
+def parse_fields(cls, frame: bytes, offset: int, end: int) -> list:
+    """Fields of header ``cls`` at ``offset`` that fit before ``end`` (cast, then decoded)."""
+    return cls.fields(frame, offset, end)
+
+
+def walk(frame) -> Walk:
+    """Walk ``frame``: the record (as walk_record) plus every layer, field by field.
+
+    Layers follow the headers pl_parse() read, in order; bytes it did not read are shown as
+    pseudo-layers: ``payload`` (with the L7 guess), ``padding`` (after the IP packet's end),
+    ``unparsed`` (bytes of a protocol pktlab does not parse, or after the point where the walk
+    stopped). Never raises.
+    """
+    if type(frame) is not bytes:
+        frame = bytes(frame)
+    trail: list = []
+    rec = _make_parser()(frame, trail)
+    layers: list = []
+    n = len(frame)
+    C = R.constants()
+    _k, status, ip_end, _n = trail.pop()
+    last_header = None
+    for key, hdr, off, bound in trail:
+        if key == "payload":
+            layers.append(_payload_layer(frame, rec, off, bound))
+            continue
+        if key == "ipv6ext":
+            proto = hdr
+            hdr = H.next_header("ipproto", proto)
+            name = H.IPV6_EXT_NAMES.get(proto, f"IPv6 ext {proto}")
+        else:
+            name = hdr.name
+            if key == "vlan":
+                tpid_at = off - 2
+                name = "802.1ad S-tag" if frame[tpid_at:off] == b"\x88\xa8" else "802.1Q tag"
+        ly = _header_layer(frame, rec, key, hdr, name, off, bound)
+        layers.append(ly)
+        last_header = ly
+    # Where the walk stopped: say why on the layer it stopped at.
+    if status and last_header is not None:
+        last_header.note = (last_header.note + "; " if last_header.note else "") + _status_note(status)
+    covered = max((ly.end for ly in layers), default=0)
+    covered = min(covered, n)
+    stop = min(ip_end, n)
+    if covered < stop:
+        layers.append(Layer("unparsed", covered, stop - covered,
+                            [H.make_field("data", covered, stop - covered, frame[covered:stop],
+                                          H.format_value("bytes", frame[covered:stop]))],
+                            key="unparsed",
+                            note="bytes pktlab does not parse (the walk stopped before them)"))
+        covered = stop
+    if covered < n:
+        rest = frame[covered:n]
+        if ip_end < n or rec.layer == C["PL_L_ARP"]:
+            name, note = "padding", ("bytes after the end of the IP packet (Ethernet padding or a "
+                                     "trailer): not part of the packet" if ip_end < n else
+                                     "bytes after the ARP packet (padding to the 60-byte minimum)")
+        else:
+            name, note = "unparsed", "bytes the walk did not reach"
+        layers.append(Layer(name, covered, n - covered,
+                            [H.make_field("data", covered, n - covered, rest,
+                                          H.format_value("bytes", rest))],
+                            key=name, note=note))
+    return Walk(frame, rec, layers)
+
+
+def _header_layer(frame, rec, key, hdr, name, off, bound):
+    n = len(frame)
+    size = hdr.size()
+    length = size
+    note = ""
+    details: list = []
+    # The real length of variable-length headers, when the fixed part could be read.
+    if key == "ipv4" and off + size <= n:
+        ihl = (frame[off] & 15) * 4
+        if ihl > size:
+            length = ihl
+    elif key == "tcp" and off + size <= bound:
+        d = (frame[off + 12] >> 4) * 4
+        if d > size:
+            length = d
+    elif key == "ipv6ext" and off + 8 <= bound:
+        length = 8 if hdr is H.IPv6Frag else ((frame[off + 1] + 2) * 4 if hdr is H.AH
+                                              else (frame[off + 1] + 1) * 8)
+    elif key == "arp" and off + size <= n and frame[off + 4] == 6 and frame[off + 5] == 4:
+        length = size + H.ARPEthIPv4.size()
+    limit = min(bound, n)
+    avail = max(0, min(off + length, limit) - off)
+    if avail < size:
+        note = f"truncated: {avail} of {size} bytes of the fixed header are inside the " + (
+            "IP packet" if limit < n else "frame")
+    fields = hdr.fields(frame, off, limit)
+    if key == "ipv6ext":
+        rest_at = off + size
+        rest_end = min(off + length, limit)
+        if rest_end > rest_at:
+            fields.append(H.make_field("data" if hdr is not H.AH else "icv", rest_at,
+                                       rest_end - rest_at, frame[rest_at:rest_end],
+                                       H.format_value("bytes", frame[rest_at:rest_end])))
+    elif key == "arp" and length > size:
+        fields += H.ARPEthIPv4.fields(frame, off + size, limit)
+    elif key == "ipv4" and length > size:
+        o_end = min(off + length, limit)
+        opts = H.parse_ipv4_options(frame[off + size:o_end], off + size)
+        details = opts
+        fields += [H.make_field(f"option {o.name}", o.offset, o.length, o.value, o.display)
+                   for o in opts]
+    elif key == "tcp" and length > size:
+        o_end = min(off + length, limit)
+        opts = H.parse_tcp_options(frame[off + size:o_end], off + size)
+        details = opts
+        fields += [H.make_field(f"option {o.name}", o.offset, o.length, o.value, o.display)
+                   for o in opts]
+    elif key in ("icmp", "icmpv6") and fields:
+        t = fields[0].value
+        echo = t in (0, 8) if key == "icmp" else t in (128, 129)
+        if not echo:
+            fields = [f if f.name not in ("id", "seq") else
+                      f._replace(name="rest_of_header" if f.name == "id" else "rest_of_header+2")
+                      for f in fields]
+    if avail >= size and off + length > limit:
+        note = (note + "; " if note else "") + (
+            f"header says {length} bytes, only {limit - off} are inside the "
+            + ("IP packet" if limit < n else "frame"))
+    return Layer(name, off, avail, fields, key=key, note=note, details=details)
+
+
+def _payload_layer(frame, rec, off, end):
+    data = frame[off:end]
+    l7 = rec.l7_name
+    fields = [H.make_field("data", off, len(data), data, H.format_value("bytes", data))]
+    disp = l7
+    if rec.l7 in (R.constants()["PL_L7_HTTP_REQUEST"], R.constants()["PL_L7_HTTP_RESPONSE"]):
+        line = data.split(b"\r\n", 1)[0][:80]
+        disp = f"{l7}: {line.decode('latin-1')!r}"
+    fields.append(H.make_field("l7_guess", off, min(len(data), R.constants()["PL_PAYLOAD_PEEK"]),
+                               rec.l7, disp))
+    return Layer("Payload", off, len(data), fields, key="payload",
+                 note=f"{len(data)} bytes; L7 guess: {l7}")
