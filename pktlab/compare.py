@@ -109,6 +109,22 @@ def expected_for(hook, frames, walked, sendable):
     return Expected(exp, present, reason)
 
 
+_IGNORE_WORDS = None
+
+
+def _same_rows(a, b):
+    """Row-wise equality of two record arrays, ignoring IGNORED_FIELDS, as 64-bit words."""
+    global _IGNORE_WORDS
+    if _IGNORE_WORDS is None:
+        keep = compare_mask().reshape(-1, 8)
+        # a word is compared through a byte mask (0xff for compared bytes)
+        _IGNORE_WORDS = np.frombuffer(np.where(keep, 0xFF, 0).astype(np.uint8).tobytes(),
+                                      dtype="<u8")
+    wa = a.view("<u8").reshape(len(a), -1)
+    wb = b.view("<u8").reshape(len(b), -1)
+    return ((wa ^ wb) & _IGNORE_WORDS == 0).all(axis=1)
+
+
 @dataclass
 class HookResult:
     verdict: np.ndarray                  # uint8 per frame (VERDICT codes)
@@ -124,13 +140,19 @@ class HookResult:
 
 def match(expected_fp, present, records):
     """Index of the frame each record belongs to (-1: foreign), matching in order per fingerprint."""
-    n = len(expected_fp)
     idx = np.flatnonzero(present)
+    rfp = records["fingerprint"]
+    # Fast path: one record per expected frame, in send order (the usual case on one CPU).
+    if len(rfp) == len(idx) and np.array_equal(rfp, expected_fp[idx]):
+        return idx.astype(np.int64)
+    return _match_sorted(expected_fp, idx, rfp)
+
+
+def _match_sorted(expected_fp, idx, rfp):
     efp = expected_fp[idx]
     order = np.argsort(efp, kind="stable")
     sorted_fp = efp[order]
     frame_of_sorted = idx[order]
-    rfp = records["fingerprint"]
     lo = np.searchsorted(sorted_fp, rfp, "left")
     hi = np.searchsorted(sorted_fp, rfp, "right")
     # rank of each record among records of the same fingerprint, in arrival order
@@ -146,9 +168,8 @@ def match(expected_fp, present, records):
     rank[rorder] = rank_sorted
     pos = lo + rank
     ok = pos < hi
-    out = np.full(len(records), -1, dtype=np.int64)
+    out = np.full(len(rfp), -1, dtype=np.int64)
     out[ok] = frame_of_sorted[pos[ok]]
-    del n
     return out
 
 
@@ -166,10 +187,7 @@ def judge(expected, records, sendable):
     foreign = int((~hit).sum())
     fi = frame[hit]
     matched[fi] = records[hit]
-    mask = compare_mask()
-    got = matched[fi].view(np.uint8).reshape(len(fi), -1)[:, mask]
-    want = expected.records[fi].view(np.uint8).reshape(len(fi), -1)[:, mask]
-    same = (got == want).all(axis=1)
+    same = _same_rows(records[hit], expected.records[fi])
     verdict[fi] = np.where(same, np.where(expected.reason[fi] > 0, EXPLAINED, AGREE), DISAGREE)
     diffs = {}
     bad = fi[~same]

@@ -242,9 +242,11 @@ def test_two_labs_each_kprobe_hook_sees_only_its_own():
             ib.send(fb)
         time.sleep(0.3)
         ra, rb = ha.drain()["kprobe"], hb.drain()["kprobe"]
-    assert len(ra) == 50 and len(rb) == 50
-    assert set(ra["dport"]) == {1111} and set(rb["dport"]) == {2222}
-    assert len(set(ra["ifindex"])) == 1
+    # each hook has all 50 of its own lab's frames and none of the other's (a lab may also
+    # carry a little of its own stack's traffic, e.g. IPv6 multicast listener reports)
+    assert (ra["dport"] == 1111).sum() == 50 and not (ra["dport"] == 2222).any()
+    assert (rb["dport"] == 2222).sum() == 50 and not (rb["dport"] == 1111).any()
+    assert len(set(ra["ifindex"])) == 1 and len(set(rb["ifindex"])) == 1
 
 
 def _pktlab_links():
@@ -261,14 +263,13 @@ def test_exception_mid_replay_leaves_nothing_attached():
         require_hook(h)
     from pktlab.lab import list_labs
     from scapy.all import IP, UDP, Ether
-    before = {s.name for s in list_labs()}
     frames = [bytes(Ether() / IP() / UDP())] * 3000
 
     def boom(done):
         raise RuntimeError("instructor pressed the wrong key")
     with pytest.raises(RuntimeError):
         _replay(frames, progress=boom, batch=500)
-    assert {s.name for s in list_labs()} == before
+    assert not [s.name for s in list_labs() if s.owner_pid == os.getpid()]
     assert _pktlab_links() == []
 
 
