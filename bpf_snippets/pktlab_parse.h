@@ -423,6 +423,9 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 		goto fail;
 	__builtin_memcpy(r->dst_mac, eth->dst, 6);
 	__builtin_memcpy(r->src_mac, eth->src, 6);
+	/* A tag the hook took from skb metadata is a VLAN layer reached (only TC sets one). */
+	if (r->vlan_depth)
+		r->layer = PL_L_VLAN;
 
 #pragma unroll
 	for (int i = 0; i < PL_VLAN_MAX; i++) {

@@ -29,8 +29,8 @@ REASONS = (
     "",
     "VLAN tag moved to skb metadata by the stack (skb_vlan_untag in __netif_receive_skb_core) "
     "before TC ingress; the record takes it from __sk_buff (flag VLAN_FROM_META)",
-    "frame dropped by the stack before TC ingress: skb_vlan_untag could not pull a truncated "
-    "VLAN header",
+    "frame dropped by the stack before TC ingress: skb_vlan_untag needs the VLAN header and the "
+    "two bytes after it (a 20-byte frame) and could not pull them",
     "the kprobe hook copies only the first 2048 bytes of a frame out of the skb",
 )
 R_VLAN_META, R_VLAN_DROPPED, R_KPROBE_COPY = 1, 2, 3
@@ -85,7 +85,9 @@ def expected_for(hook, frames, walked, sendable):
         for i, f in enumerate(frames):
             if not present[i] or f[12:14] not in TPIDS:
                 continue
-            if len(f) < 18:
+            # skb_vlan_untag: pskb_may_pull(skb, VLAN_HLEN + sizeof(unsigned short)) after the
+            # Ethernet header, i.e. 14 + 4 + 2 bytes, or the skb is freed
+            if len(f) < 20:
                 present[i] = False
                 reason[i] = R_VLAN_DROPPED
                 continue
@@ -120,6 +122,8 @@ def _same_rows(a, b):
         # a word is compared through a byte mask (0xff for compared bytes)
         _IGNORE_WORDS = np.frombuffer(np.where(keep, 0xFF, 0).astype(np.uint8).tobytes(),
                                       dtype="<u8")
+    if len(a) == 0:
+        return np.zeros(0, dtype=bool)
     wa = a.view("<u8").reshape(len(a), -1)
     wb = b.view("<u8").reshape(len(b), -1)
     return ((wa ^ wb) & _IGNORE_WORDS == 0).all(axis=1)
