@@ -67,13 +67,9 @@ class Expected:
 
 
 def walker_records(frames):
-    """The walker's record of every frame, as one array."""
-    from .walker import walk_record
-    out = np.zeros(len(frames), dtype=rec.RECORD_DTYPE)
-    raw = out.view(np.uint8).reshape(len(frames), -1)
-    for i, f in enumerate(frames):
-        raw[i] = np.frombuffer(bytes(walk_record(f)), dtype=np.uint8)
-    return out
+    """The walker's record of every frame, as one array (bulk path: numpy fingerprints)."""
+    from .walker import walk_records_array
+    return walk_records_array(frames)
 
 
 def expected_for(hook, frames, walked, sendable):
