@@ -94,7 +94,7 @@ class UnsupportedLinkType(CaptureError):
 
 # --- frames and problems -----------------------------------------------------------------------
 
-@dataclass(slots=True)
+@dataclass
 class Frame:
     """One captured frame, its bytes always starting with an Ethernet header.
 

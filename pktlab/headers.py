@@ -474,13 +474,15 @@ MPTCP_SUBTYPES: Mapping[int, str] = {
 
 
 class TcpOption(NamedTuple):
-    """One TCP option: kind, name, where (frame offset, bytes incl. kind/len), decoded value."""
+    """One TCP option: kind, name, where (frame offset, bytes incl. kind/len), decoded value,
+    and its raw body (the bytes after kind and length)."""
     kind: int
     name: str
     offset: int
     length: int
     value: Any
     display: str
+    data: bytes = b""
 
 
 def _mptcp(val: bytes) -> tuple[dict, str]:
@@ -569,7 +571,8 @@ def parse_tcp_options(data: bytes, base: int = 0) -> list[TcpOption]:
         ln = data[i + 1]
         if ln < 2 or i + ln > n:
             out.append(TcpOption(k, name, base + i, n - i, bytes(data[i + 2:]),
-                                 f"{name}: malformed (length {ln}, {n - i} bytes left)"))
+                                 f"{name}: malformed (length {ln}, {n - i} bytes left)",
+                                 bytes(data[i + 2:])))
             break
         val = bytes(data[i + 2:i + ln])
         value: Any = val
@@ -594,7 +597,7 @@ def parse_tcp_options(data: bytes, base: int = 0) -> list[TcpOption]:
             disp = "MPTCP " + disp
         elif k in (2, 3, 4, 8):
             disp = f"{name}: malformed (length {ln})"
-        out.append(TcpOption(k, name, base + i, ln, value, disp))
+        out.append(TcpOption(k, name, base + i, ln, value, disp, val))
         i += ln
     return out
 

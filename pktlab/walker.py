@@ -184,7 +184,6 @@ def _make_parser(raw: bool = False):
     # back to back, for the common untagged frame.
     ETH_IP4 = struct.Struct(">" + H.Ethernet.struct_format()[1:] + H.IPv4.struct_format()[1:]).unpack_from
     ETH_IP6 = struct.Struct(">" + H.Ethernet.struct_format()[1:] + H.IPv6.struct_format()[1:]).unpack_from
-    F_DF_ = F_DF
     F_MF_FRAG = F_MF | F_FRAG
     E4 = S_ETH + S_IP4          # where L4 starts behind an untagged IHL-5 header
     E6 = S_ETH + S_IP6
@@ -227,7 +226,7 @@ def _make_parser(raw: bool = False):
             if proto == P_IP:
                 ip_end = S_ETH + tot
                 if vihl == 0x45 and tot >= S_IP4 and ip_end <= n and not f & 0x1FFF:
-                    flags = (F_DF_ if f & 0x4000 else 0) | (F_MF_FRAG if f & 0x2000 else 0)
+                    flags = (F_DF if f & 0x4000 else 0) | (F_MF_FRAG if f & 0x2000 else 0)
                     if l4 == I_TCP and E4 + S_TCP <= ip_end:
                         sport, dport, seq, ack, dr, tflags, _w, _c, _u = TCP(frame, E4)
                         pos = E4 + (dr >> 4) * 4
@@ -629,7 +628,8 @@ def layer_to_dict(ly) -> dict:
         d["note"] = ly.note
     if ly.details:
         d["details"] = [{"kind": o.kind, "name": o.name, "offset": o.offset,
-                         "length": o.length, "value": _jsonable(o.value), "display": o.display}
+                         "length": o.length, "value": _jsonable(o.value), "display": o.display,
+                         "data": o.data.hex()}
                         if isinstance(o, H.TcpOption) else _jsonable(tuple(o))
                         for o in ly.details]
     return d
