@@ -412,12 +412,23 @@ def fingerprints(frames) -> "numpy.ndarray":
     """pl_fingerprint() of many frames at once (numpy, uint64 arithmetic wraps like C's)."""
     import numpy as np
 
-    offset, prime, nbytes, _u = _fnv()
+    nbytes = _fnv()[2]
     frames = [f if type(f) is bytes else bytes(f) for f in frames]
     count = len(frames)
     lens = np.fromiter((len(f) for f in frames), dtype=np.int64, count=count)
     buf = np.frombuffer(b"".join(f[:nbytes].ljust(nbytes, b"\0") for f in frames),
                         dtype=np.uint8).reshape(count, nbytes)
+    return fingerprints_of_prefixes(buf, lens)
+
+
+def fingerprints_of_prefixes(buf, lens) -> "numpy.ndarray":
+    """pl_fingerprint() from a (count, >= PL_HASH_BYTES) uint8 matrix of zero-padded frame
+    starts and the frames' lengths: the bulk walker already holds such a matrix."""
+    import numpy as np
+
+    offset, prime, nbytes, _u = _fnv()
+    count = len(lens)
+    buf = np.ascontiguousarray(buf[:, :nbytes])
     words = buf.view("<u8")
     h = np.full(count, offset, dtype=np.uint64)
     p = np.uint64(prime)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from itertools import repeat
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -525,42 +525,225 @@ def walk_record(frame) -> Any:
     ``hook`` is PL_HOOK_WALKER and ``ts_ns``/``ifindex`` are 0, as no hook saw the frame;
     ``frame_len`` is len(frame) and ``fingerprint`` is pl_fingerprint() of the bytes.
     """
-    return _make_parser()(frame)
+    parse = _PARSE[0]
+    if parse is None:
+        parse = _PARSE[0] = _make_parser()
+    return parse(frame)
 
 
-def walk_records_array(frames, chunk: int = 4096):
-    """The walker's records of a sequence of frames as one numpy array (RECORD_DTYPE).
+_PARSE: list = [None]    # the built parser, once walk_record() first ran (saves a cache call)
 
-    Row i is bytes-for-bytes walk_record(frames[i]); this is the form kernel records arrive
-    in (pktlab.ringbuf), so the two compare column by column.
+
+def _bulk_chunk(frames: list):
+    """Records of a list of bytes frames as a RECORD_DTYPE array, the common case vectorized.
+
+    Frames with up to PL_VLAN_MAX VLAN tags, then IPv4 (any valid IHL, not a later fragment)
+    or IPv6 (no extension header), then TCP, UDP or ICMP/ICMPv6, whose every pl_parse() check
+    passes, are filled column by column with numpy; every other frame goes through the
+    per-frame parser. Each row is bytes-for-bytes walk_record() of its frame (tests check it
+    against the per-frame walker and against pl_parse() compiled from C).
+
+    The header bytes come from one matrix holding each frame's first W bytes, taken as windows
+    of the frames joined end to end; bytes past a frame's end are its neighbour's, which is
+    harmless because every field used belongs to a frame whose length checks passed.
     """
     import numpy as np
 
-    parse = _make_parser(raw=True)
+    C = R.constants()
+    n = len(frames)
+    W = 176     # Ethernet + 2 tags + IPv4 with options (or IPv6) + a 60-byte TCP header + peek
+    PEEK = C["PL_PAYLOAD_PEEK"]
+    sliding = np.lib.stride_tricks.sliding_window_view
+    lens = np.fromiter(map(len, frames), dtype=np.int64, count=n)
+    parts = [f[:W] for f in frames]
+    parts.append(bytes(W))
+    flat = np.frombuffer(b"".join(parts), dtype=np.uint8)
+    kept = np.minimum(lens, W)
+    m = sliding(flat, W)[np.cumsum(kept) - kept]
+    fps = R.fingerprints_of_prefixes(m, lens)
+    rows_all = np.arange(n)
+
+    def u16(col):
+        return (m[rows_all, col].astype(np.int64) << 8) | m[rows_all, col + 1]
+
+    # Ethernet and VLAN tags (the loop of pl_parse, unrolled for PL_VLAN_MAX = 2)
+    Q, AD = C["PL_ETH_P_8021Q"], C["PL_ETH_P_8021AD"]
+    et0 = u16(np.full(n, 12))
+    tag1 = (et0 == Q) | (et0 == AD)
+    et1 = u16(np.full(n, 16))
+    tag2 = tag1 & ((et1 == Q) | (et1 == AD))
+    et2 = u16(np.full(n, 20))
+    depth = tag1.astype(np.int64) + tag2
+    eth_proto = np.where(tag2, et2, np.where(tag1, et1, et0))
+    l3 = 14 + 4 * depth
+    ok_l2 = (lens >= l3) & (eth_proto != Q) & (eth_proto != AD)
+    ip = sliding(m, 40, axis=1)[rows_all, l3]           # each frame's IP header bytes
+    ver = ip[:, 0] >> 4
+    # IPv4: what parse_iphdr() accepts, not a later fragment
+    hlen = (ip[:, 0] & 15).astype(np.int64) * 4
+    tot4 = (ip[:, 2].astype(np.int64) << 8) | ip[:, 3]
+    frag = (ip[:, 6].astype(np.int64) << 8) | ip[:, 7]
+    v4 = ok_l2 & (eth_proto == C["PL_ETH_P_IP"]) & (l3 + 20 <= lens) & (ver == 4) \
+        & (hlen >= 20) & (l3 + hlen <= lens) & (tot4 >= hlen) & (l3 + tot4 <= lens) \
+        & ((frag & 0x1FFF) == 0)
+    # IPv6: version 6, payload inside the frame, no extension header
+    plen6 = (ip[:, 4].astype(np.int64) << 8) | ip[:, 5]
+    v6 = ok_l2 & (eth_proto == C["PL_ETH_P_IPV6"]) & (l3 + 40 <= lens) & (ver == 6) \
+        & (l3 + 40 + plen6 <= lens)
+    proto = np.where(v4, ip[:, 9], ip[:, 6]).astype(np.int64)
+    l4 = np.where(v4, l3 + hlen, l3 + 40)
+    end = np.where(v4, l3 + tot4, l3 + 40 + plen6)
+    hdr = sliding(m, 20, axis=1)[rows_all, np.minimum(l4, W - 20)]   # L4 header bytes
+    isip = v4 | v6
+    tcp = isip & (proto == C["PL_IPPROTO_TCP"]) & (l4 + 20 <= end)
+    doff = (hdr[:, 12] >> 4).astype(np.int64)
+    tcp &= (doff >= 5) & (l4 + doff * 4 <= end)
+    udp = isip & (proto == C["PL_IPPROTO_UDP"]) & (l4 + 8 <= end)
+    icmp4 = v4 & (proto == C["PL_IPPROTO_ICMP"]) & (l4 + 8 <= end)
+    icmp6 = v6 & (proto == C["PL_IPPROTO_ICMPV6"]) & (l4 + 8 <= end)
+    icmp = icmp4 | icmp6
+    ok = tcp | udp | icmp
+    size = R.RECORD_STRUCT.size
+    out = np.zeros((n, size), dtype=np.uint8)
+    rows = np.flatnonzero(ok)
+    if len(rows):
+        k = len(rows)
+        buf = np.zeros((k, size), dtype=np.uint8)
+        layout = _bulk_layout()
+
+        def put(name, values):
+            off, width, dt = layout[name]
+            v = np.asarray(values)
+            if v.ndim == 2:
+                buf[:, off:off + width] = v
+            else:
+                buf[:, off:off + width] = v.astype(dt).view(np.uint8).reshape(k, width)
+
+        ipr, hr = ip[rows], hdr[rows]
+        v4r, tr, ur, i4r = v4[rows], tcp[rows], udp[rows], icmp4[rows]
+        ir = icmp[rows]
+        pos = l4[rows] + np.where(tr, doff[rows] * 4, 8)
+        plen = (end[rows] - pos) & 0xFFFF
+        l4layer = np.where(tr, C["PL_L_TCP"], np.where(ur, C["PL_L_UDP"],
+                                                        np.where(i4r, C["PL_L_ICMP"],
+                                                                 C["PL_L_ICMPV6"])))
+        put("fingerprint", fps[rows])
+        put("frame_len", lens[rows])
+        put("layer", np.where(plen > 0, C["PL_L_PAYLOAD"], l4layer))
+        fr = frag[rows]
+        put("flags", np.where(v4r, np.where(fr & 0x4000, C["PL_F_IP_DF"], 0)
+                              | np.where(fr & 0x2000, C["PL_F_IP_MF"] | C["PL_F_FRAGMENT"], 0), 0))
+        put("eth_proto", eth_proto[rows])
+        d = depth[rows]
+        put("vlan_depth", d)
+        vt = np.zeros((k, 2), dtype=np.int64)
+        vc = np.zeros((k, 2), dtype=np.int64)
+        m_r = m[rows]
+        vt[:, 0] = np.where(d >= 1, et0[rows], 0)
+        vt[:, 1] = np.where(d >= 2, et1[rows], 0)
+        vc[:, 0] = np.where(d >= 1, (m_r[:, 14].astype(np.int64) << 8) | m_r[:, 15], 0)
+        vc[:, 1] = np.where(d >= 2, (m_r[:, 18].astype(np.int64) << 8) | m_r[:, 19], 0)
+        put("vlan_tpid", vt.astype("=u2").view(np.uint8).reshape(k, 4))
+        put("vlan_tci", vc.astype("=u2").view(np.uint8).reshape(k, 4))
+        put("ip_version", np.where(v4r, 4, 6))
+        put("dst_mac", m_r[:, 0:6])
+        put("src_mac", m_r[:, 6:12])
+        v4c = v4r[:, None]
+        zeros12 = np.zeros((k, 12), dtype=np.uint8)
+        put("src_ip", np.where(v4c, np.hstack([ipr[:, 12:16], zeros12]), ipr[:, 8:24]))
+        put("dst_ip", np.where(v4c, np.hstack([ipr[:, 16:20], zeros12]), ipr[:, 24:40]))
+        put("ttl", np.where(v4r, ipr[:, 8], ipr[:, 7]))
+        hl = hlen[rows]
+        put("ip4_hdr_len", np.where(v4r, hl, 0))
+        put("ip4_opt_len", np.where(v4r, hl - 20, 0))
+        put("l4_proto", proto[rows])
+        put("ip_tot_len", np.where(v4r, tot4[rows], (40 + plen6[rows]) & 0xFFFF))
+        put("frag_id", np.where(v4r, (ipr[:, 4].astype(np.int64) << 8) | ipr[:, 5], 0))
+
+        def be(a, b):
+            return (hr[:, a].astype(np.int64) << 8) | hr[:, b]
+        p0, p1 = be(0, 1), be(2, 3)            # ports, or ICMP type/code and checksum
+        echo_id, echo_seq = be(4, 5), be(6, 7)
+        itype = hr[:, 0].astype(np.int64)
+        echo = ir & np.where(i4r, (itype == 0) | (itype == 8), (itype == 128) | (itype == 129))
+        sport = np.where(ir, np.where(echo, echo_id, 0), p0)
+        dport = np.where(ir, np.where(echo, echo_seq, 0), p1)
+        put("sport", sport)
+        put("dport", dport)
+        put("tcp_seq", np.where(tr, (be(4, 5) << 16) | be(6, 7), 0))
+        put("tcp_ack", np.where(tr, (be(8, 9) << 16) | be(10, 11), 0))
+        put("tcp_flags", np.where(tr, hr[:, 13], 0))
+        put("tcp_doff", np.where(tr, doff[rows], 0))
+        put("icmp_type", np.where(ir, itype, 0))
+        put("icmp_code", np.where(ir, hr[:, 1], 0))
+        put("payload_off", pos & 0xFFFF)
+        put("payload_len", plen)
+        peek = sliding(m_r, PEEK, axis=1)[np.arange(k), np.minimum(pos, W - PEEK)]
+        peek = np.where(np.arange(PEEK) < np.minimum(plen, PEEK)[:, None], peek, 0)
+        put("payload", peek.astype(np.uint8))
+        # pl_guess_l7(), on the copied bytes as the C does
+        w4 = (peek[:, 0].astype(np.int64) << 24) | (peek[:, 1].astype(np.int64) << 16) \
+            | (peek[:, 2].astype(np.int64) << 8) | peek[:, 3]
+        methods = [int.from_bytes(x, "big") for x in (b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE",
+                                                      b"OPTI", b"PATC", b"CONN", b"TRAC")]
+        t4 = tr & (plen >= 4)
+        l7 = np.where(t4 & np.isin(w4, methods), C["PL_L7_HTTP_REQUEST"], 0)
+        l7 = np.where(t4 & (w4 == int.from_bytes(b"HTTP", "big")), C["PL_L7_HTTP_RESPONSE"], l7)
+        tls = tr & (plen >= 3) & (peek[:, 0] == 0x16) & (peek[:, 1] == 0x03) & (peek[:, 2] <= 4)
+        l7 = np.where((l7 == 0) & tls, C["PL_L7_TLS_HANDSHAKE"], l7)
+        dns = ur & (plen >= 12) & (np.isin(sport, (53, 5353)) | np.isin(dport, (53, 5353)))
+        put("l7", np.where(dns, C["PL_L7_DNS"], l7))
+        out[rows] = buf
+    rest = np.flatnonzero(~ok)
+    if len(rest):
+        parse = _make_parser(raw=True)
+        fl = fps.tolist()
+        out[rest] = np.frombuffer(b"".join([parse(frames[i], None, fl[i]) for i in rest.tolist()]),
+                                  dtype=np.uint8).reshape(len(rest), size)
+    return out.view(R.RECORD_DTYPE).reshape(n)
+
+
+@functools.lru_cache(maxsize=None)
+def _bulk_layout():
+    """name -> (offset, size, numpy dtype in host order) of every record field."""
+    import numpy as np
+
+    return {name: (off, size, np.dtype(f"=u{size}") if size in (1, 2, 4, 8) else None)
+            for name, off, size in R.field_layout()}
+
+
+def walk_records_array(frames, chunk: int = 8192):
+    """The walker's records of a sequence of frames as one numpy array (RECORD_DTYPE).
+
+    Row i is bytes-for-bytes walk_record(frames[i]); this is the form kernel records arrive
+    in (pktlab.ringbuf), so the two compare column by column. The common frames are parsed
+    vectorized, ``chunk`` at a time: this is the walker's fastest record path.
+    """
+    import numpy as np
+
     frames = [f if type(f) is bytes else bytes(f) for f in frames]
-    parts = []
-    for i in range(0, len(frames), chunk):
-        batch = frames[i:i + chunk]
-        parts.append(b"".join(map(parse, batch, repeat(None), R.fingerprints(batch).tolist())))
-    return np.frombuffer(b"".join(parts), dtype=R.RECORD_DTYPE).copy()
+    parts = [_bulk_chunk(frames[i:i + chunk]) for i in range(0, len(frames), chunk)]
+    if not parts:
+        return np.zeros(0, dtype=R.RECORD_DTYPE)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def walk_records(frames, chunk: int = 4096):
-    """walk_record() over an iterable of frames, as a generator (flat memory).
+    """walk_record() over an iterable of frames, as a generator of Records (flat memory).
 
-    Frames are taken ``chunk`` at a time so that their fingerprints can be computed together
-    with numpy (uint64 arithmetic, which wraps like the C); the per-frame parse then skips
-    its own fingerprint. Same records as walk_record(), faster for many frames.
+    Frames are taken ``chunk`` at a time through the vectorized bulk path; the same records as
+    walk_record(), several times faster for many frames.
     """
-    parse = _make_parser()
-    batch: list = []
-    for f in frames:
-        batch.append(f if type(f) is bytes else bytes(f))
-        if len(batch) >= chunk:
-            yield from map(parse, batch, repeat(None), R.fingerprints(batch).tolist())
-            batch = []
-    if batch:
-        yield from map(parse, batch, repeat(None), R.fingerprints(batch).tolist())
+    from_copy = R.Record.from_buffer_copy
+    size = R.RECORD_STRUCT.size
+    it = iter(frames)
+    while True:
+        batch = [f if type(f) is bytes else bytes(f) for f in islice(it, chunk)]
+        if not batch:
+            return
+        mv = memoryview(_bulk_chunk(batch).tobytes())
+        for i in range(len(batch)):
+            yield from_copy(mv[i * size:(i + 1) * size])
 
 
 # --- the layered view -----------------------------------------------------------------------------

@@ -297,13 +297,39 @@ def test_corpus_frames_are_within_the_lab_mtu():
             assert len(fr.data) >= 14, (fname, fr.index)
 
 
+def _mutated(seed, count):
+    """Near-valid frames: corpus frames with bytes flipped, cut, length fields rewritten."""
+    rng = random.Random(seed)
+    base = [fr.data for _f, fr, _e in corpus() if len(fr.data) >= 14]
+    for _ in range(count):
+        b = bytearray(rng.choice(base))
+        k = rng.random()
+        if k < 0.45:
+            for _j in range(rng.randint(1, 3)):
+                i = rng.randrange(min(len(b), 80))
+                b[i] = rng.randrange(256)
+        elif k < 0.65:
+            b = b[:rng.randrange(len(b) + 1)]
+        elif k < 0.85 and len(b) > 20:
+            i = rng.choice([12, 16, 18, 20, 23, 46, 54, 58])
+            if i + 2 <= len(b):
+                b[i:i + 2] = struct.pack(">H", rng.choice([0, 1, 5, 20, 40, 0x8100, 0x88A8, 0x86DD,
+                                                           0x0800, 0xFFFF, rng.randrange(65536)]))
+        else:
+            b += bytes(rng.randrange(40))
+        yield bytes(b)
+
+
 def test_bulk_paths_give_the_same_records():
-    frames = [fr.data for _f, fr, _e in corpus()]
+    frames = [fr.data for _f, fr, _e in corpus()] + list(_mutated(99, 6000))
     one = [bytes(walk_record(f)) for f in frames]
     assert [bytes(r) for r in walk_records(frames, chunk=97)] == one
-    arr = walk_records_array(frames, chunk=101)
-    assert [arr[i].tobytes() for i in range(len(frames))] == one
+    arr = walk_records_array(frames, chunk=1001)
+    bad = [i for i in range(len(frames)) if arr[i].tobytes() != one[i]]
+    assert not bad, f"{len(bad)} frames differ, e.g. {frames[bad[0]].hex()}: " \
+                    f"{R.compare_fields(arr[bad[0]], one[bad[0]], ())}"
     assert [bytes(walk(f).record) for f in frames[:200]] == one[:200]
+    assert len(walk_records_array([])) == 0 and list(walk_records([])) == []
 
 
 # --- golden frames: every field, by hand ---------------------------------------------------------
@@ -475,26 +501,13 @@ def test_c_parser_agrees_on_the_corpus(c_parse):
 
 
 def test_c_parser_agrees_on_mutated_corpus_frames(c_parse):
-    """Thousands of near-valid frames: flipped bytes in the headers, cuts, length fields."""
-    rng = random.Random(1234)
-    base = [fr.data for _f, fr, _e in corpus() if len(fr.data) >= 14]
-    for _ in range(12000):
-        b = bytearray(rng.choice(base))
-        k = rng.random()
-        if k < 0.45:
-            for _j in range(rng.randint(1, 3)):
-                i = rng.randrange(min(len(b), 80))
-                b[i] = rng.randrange(256)
-        elif k < 0.65:
-            b = b[:rng.randrange(len(b) + 1)]
-        elif k < 0.85 and len(b) > 20:
-            i = rng.choice([12, 16, 18, 20, 23, 46, 54, 58])
-            if i + 2 <= len(b):
-                b[i:i + 2] = struct.pack(">H", rng.choice([0, 1, 5, 20, 40, 0x8100, 0x88A8, 0x86DD,
-                                                           0x0800, 0xFFFF, rng.randrange(65536)]))
-        else:
-            b += bytes(rng.randrange(40))
-        _same(c_parse, bytes(b))
+    """Thousands of near-valid frames: flipped bytes in the headers, cuts, length fields; the
+    per-frame walker and the bulk (vectorized) path both against the C."""
+    frames = list(_mutated(1234, 12000))
+    arr = walk_records_array(frames)
+    for i, b in enumerate(frames):
+        _same(c_parse, b)
+        assert arr[i].tobytes() == bytes(c_parse(b)), f"bulk path differs on {b.hex()}"
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
