@@ -502,7 +502,8 @@ def compare_fields(a, b, ignore: Iterable[str] = ("ts_ns", "ifindex", "hook")) -
             continue
         va, vb = getattr(ra, name), getattr(rb, name)
         if n:
-            va, vb = bytes(va) if _ct == "__u8" else list(va), bytes(vb) if _ct == "__u8" else list(vb)
+            conv = bytes if _ct == "__u8" else list
+            va, vb = conv(va), conv(vb)
         if va != vb:
             out.append(name)
     return out
