@@ -161,6 +161,12 @@ class HookSet:
         """Every record waiting in each hook's ring buffer: {hook: numpy array}."""
         return {h: p.ring().read() for h, p in self.programs.items()}
 
+    def records(self):
+        """Like drain(), as Record objects (pktlab.record): handy in a notebook, slower in bulk."""
+        from .record import record_from_bytes
+        return {h: [record_from_bytes(r.tobytes()) for r in arr]
+                for h, arr in self.drain().items()}
+
     def lost(self):
         return {h: p.lost() for h, p in self.programs.items()}
 

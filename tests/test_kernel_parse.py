@@ -242,6 +242,11 @@ def test_two_labs_each_kprobe_hook_sees_only_its_own():
             ib.send(fb)
         time.sleep(0.3)
         ra, rb = ha.drain()["kprobe"], hb.drain()["kprobe"]
+        ia.send(fa)
+        time.sleep(0.1)
+        objs = ha.records()["kprobe"]
+    assert [o.dport for o in objs if o.dport == 1111] == [1111]
+    assert rec.hook_name(objs[-1].hook) == "kprobe"
     # each hook has all 50 of its own lab's frames and none of the other's (a lab may also
     # carry a little of its own stack's traffic, e.g. IPv6 multicast listener reports)
     assert (ra["dport"] == 1111).sum() == 50 and not (ra["dport"] == 2222).any()
