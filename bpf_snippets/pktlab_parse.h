@@ -439,10 +439,15 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 			proto = ret;
 			goto fail;
 		}
-		/* vlan_depth < PL_VLAN_MAX was checked above; the mask keeps the verifier's
-		 * view of the index bounded as well. */
-		r->vlan_tpid[r->vlan_depth & 1] = proto;
-		r->vlan_tci[r->vlan_depth & 1] = bpf_ntohs(vh->tci);
+		/* Constant indexes: with a variable one LLVM may turn the address arithmetic
+		 * on a stack record into an OR, which the verifier refuses on pointers. */
+		if (r->vlan_depth == 0) {
+			r->vlan_tpid[0] = proto;
+			r->vlan_tci[0] = bpf_ntohs(vh->tci);
+		} else {
+			r->vlan_tpid[1] = proto;
+			r->vlan_tci[1] = bpf_ntohs(vh->tci);
+		}
 		r->vlan_depth++;
 		proto = ret;
 	}
