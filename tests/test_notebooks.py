@@ -1,0 +1,244 @@
+"""The lessons: every notebook runs top to bottom, unattended, with its live parts really
+running here; every committed notebook has no outputs and is what tools/make_notebooks.py
+writes; a notebook whose hooks are missing still runs to the end and says why; solutions pass
+their checkers; no lab namespace is left behind.
+
+Executed copies go to test-output/notebooks/ (open them to see what a learner sees).
+"""
+
+import ast
+import os
+import re
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from conftest import REPO, require_hook
+
+NB_DIR = os.path.join(REPO, "notebooks")
+SOLUTIONS = os.path.join(NB_DIR, "solutions")
+OUT_DIR = os.path.join(REPO, "test-output", "notebooks")
+NOTEBOOKS = sorted(f[:-6] for f in os.listdir(NB_DIR) if f.endswith(".ipynb"))
+CELL_TIMEOUT = 180          # the slowest cell (the doctor, a bench subset) takes ~15 s here
+LAB_PREFIX = "plnb"         # pktlab.lessons.LAB_PREFIX: every lab a notebook opens
+IMPORT = "from pktlab import lessons as pl"
+
+
+def _read(stem):
+    return nbformat.read(os.path.join(NB_DIR, stem + ".ipynb"), as_version=4)
+
+
+def lesson_namespaces():
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return sorted(ln.split()[0] for ln in out.splitlines() if ln.startswith(LAB_PREFIX))
+
+
+def execute(stem, env_extra=None, save_as=None):
+    """Run a notebook top to bottom in a fresh kernel; returns (executed notebook, seconds)."""
+    from nbclient import NotebookClient
+    nb = _read(stem)
+    env = dict(os.environ)
+    env.pop(("PKTLAB_PRETEND_MISSING"), None)
+    env.update(env_extra or {})
+    # the kernelspec says "python": jupyter_client runs sys.executable for it, i.e. this venv
+    client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT,
+                            startup_timeout=60, allow_errors=False,
+                            resources={"metadata": {"path": NB_DIR}})
+    t0 = time.monotonic()
+    try:
+        client.execute(env=env)
+    finally:
+        os.makedirs(OUT_DIR, exist_ok=True)
+        nbformat.write(nb, os.path.join(OUT_DIR, (save_as or stem) + ".ipynb"))
+    return nb, time.monotonic() - t0
+
+
+def output_text(cell):
+    """Everything a cell showed, as text (HTML tags stripped)."""
+    parts = []
+    for o in cell.get("outputs", []):
+        if o.output_type == "stream":
+            parts.append(o.text)
+        elif o.output_type in ("display_data", "execute_result"):
+            d = o.get("data", {})
+            parts.append(d.get("text/html") or d.get("text/plain") or "")
+        elif o.output_type == "error":
+            parts.append(f"{o.ename}: {o.evalue}")
+    return re.sub(r"<[^>]+>", " ", "\n".join(parts))
+
+
+def assert_clean_run(nb):
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            assert o.output_type != "error", (cell.source, o.ename, o.evalue)
+            if o.output_type == "stream" and o.name == "stderr":
+                assert "Traceback" not in o.text and "Error" not in o.text, (cell.source, o.text)
+    last = nb.cells[-1]
+    assert last.source.strip() == "pl.close_all()"
+    assert "nothing left behind" in output_text(last), output_text(last)
+
+
+# --- what is committed ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_committed_without_outputs(stem):
+    nb = _read(stem)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{stem}: a cell has outputs: {cell.source[:60]!r}"
+            assert cell.execution_count is None, f"{stem}: execution_count in {cell.source[:60]!r}"
+    assert "widgets" not in nb.metadata, f"{stem}: widget state is committed"
+
+
+def test_notebooks_are_what_the_generator_writes():
+    r = subprocess.run([sys.executable, os.path.join(REPO, "tools", "make_notebooks.py"),
+                        "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_lesson_shape(stem):
+    """NN-topic; one import first; says what you will learn; exercises; logic stays in pktlab."""
+    assert re.fullmatch(r"\d\d-[a-z0-9-]+", stem)
+    nb = _read(stem)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].source.strip() == IMPORT
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "What you will learn" in text and "## Exercises" in text
+    ex_at = next(i for i, c in enumerate(nb.cells) if "## Exercises" in c.source)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        assert not defs or i > ex_at, f"{stem}: logic defined outside the exercises: {cell.source[:80]!r}"
+        imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert not imports or cell is code[0], f"{stem}: a second import: {cell.source[:80]!r}"
+    assert "solution" not in "\n".join(c.source for c in code).lower()
+
+
+# --- running them ----------------------------------------------------------------------------------
+
+def test_kernel_is_this_venv():
+    from nbclient import NotebookClient
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
+    NotebookClient(nb, kernel_name="python3", timeout=60).execute()
+    assert nb.cells[0].outputs[0].text.strip() == sys.executable
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_notebook_runs_top_to_bottom(stem):
+    before = lesson_namespaces()
+    nb, took = execute(stem)
+    print(f"{stem}: {took:.1f} s")
+    assert_clean_run(nb)
+    assert lesson_namespaces() == before, \
+        f"{stem} left lab namespaces: {sorted(set(lesson_namespaces()) - set(before))}"
+    # live parts really ran where the doctor says they can
+    from conftest import doctor_report
+    if os.geteuid() == 0 and stem not in ("00-setup-check", "01-casting-headers"):
+        hooks = doctor_report()["hooks"]
+        shown = "\n".join(output_text(c) for c in nb.cells)
+        if all(h["available"] for h in hooks.values()):
+            assert "not run here" not in shown, shown[:3000]
+            if stem != "06-hook-throughput":
+                assert re.search(r"closed lab plnb[0-9a-f]{6}", shown), shown[-500:]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("stem,missing,live", [
+    ("02-xdp", "all", None),
+    ("04-kprobe", "kprobe", "xdp"),
+    ("05-conveyor-belt", "kprobe,xdp", "tc-ingress"),
+])
+def test_notebook_without_its_hooks_says_why_and_runs_on(stem, missing, live):
+    """A learner's machine without the hook: the reason is shown, and the notebook ends."""
+    before = lesson_namespaces()
+    nb, _took = execute(stem, {"PKTLAB_PRETEND_MISSING": missing},
+                        save_as=f"{stem}.without-{missing.replace(',', '-')}")
+    assert_clean_run(nb)
+    shown = "\n".join(output_text(c) for c in nb.cells)
+    assert "pretending it is missing" in shown
+    if missing == "all":
+        assert "not run here" in shown and "no live lab" in shown
+    else:
+        assert re.search(rf"{live}\s+attached", shown), "the available hooks still ran"
+    assert lesson_namespaces() == before
+
+
+# --- exercises: the solutions pass, the starting code does not ------------------------------------
+
+def _solution_module(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"solution_{name}",
+                                                  os.path.join(SOLUTIONS, name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _solution_c(name):
+    with open(os.path.join(SOLUTIONS, name + ".c")) as f:
+        return f.read()
+
+
+def test_dscp_solution_passes_and_the_starting_code_does_not():
+    from pktlab import exercises, headers
+    assert exercises.check_dscp(_solution_module("dscp").dscp).passed
+    assert not exercises.check_dscp(lambda f: headers.IPv4.cast(f, 14).tos).passed
+    assert not exercises.check_dscp(lambda f: 1 / 0).passed      # raises: shown, not fatal
+
+
+@pytest.mark.parametrize("name,fn", [("eth-bounds", "parse_ethhdr"),
+                                     ("ihl-minimum", "parse_iphdr")])
+def test_c_solutions_pass_and_the_broken_functions_do_not(name, fn):
+    require_hook("xdp")
+    from pktlab import exercises
+    broken = exercises.check_c(name, exercises.exercise_source(name))
+    assert not broken.passed
+    if name == "eth-bounds":
+        assert "refused" in repr(broken) and "invalid access to packet" in repr(broken)
+    else:
+        assert "loads, but" in repr(broken)            # the verifier accepts; the corpus does not
+    assert exercises.check_c(name, _solution_c(fn)).passed
+
+
+def test_question_checkers_accept_the_answers_in_the_solutions():
+    require_hook("xdp")
+    from pktlab import exercises
+    from pktlab import lessons as pl
+    assert exercises.check_wire_order(["tc-egress", "kprobe", "xdp", "tc-ingress"]).passed
+    assert not exercises.check_wire_order(["xdp", "tc-ingress", "kprobe", "tc-egress"]).passed
+    off = pl.btf_offset("sk_buff.protocol")[0]
+    assert exercises.check_btf_field("sk_buff.protocol", off).passed
+    assert not exercises.check_btf_field("sk_buff.protocol", off + 1).passed
+    assert exercises.check_vlan_flag("flags").passed
+    assert exercises.check_cheapest_hook("a", {"micro": {"a": {"ns_per_pkt": 10},
+                                                         "b": {"ns_per_pkt": 30}}}).passed
+    with pl.open_lab(["tc-ingress"]) as lab:
+        assert exercises.check_explained([1, 2, 3, 4, 5], lab, "vlan.pcap").passed
+        assert not exercises.check_explained([1], lab, "vlan.pcap").passed
+    assert lesson_namespaces() == []
+
+
+def test_the_lab_goes_when_the_kernel_is_killed():
+    """SIGKILL skips atexit: the reaper process removes the notebook's lab."""
+    require_hook("xdp")
+    code = ("from pktlab import lessons as pl; lab = pl.open_lab(['xdp']); "
+            "print(lab.name, flush=True); import time; time.sleep(60)")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        name = p.stdout.readline().strip()
+        assert name.startswith(LAB_PREFIX) and f"{name}-dut" in lesson_namespaces()
+    finally:
+        p.kill()
+        p.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and f"{name}-dut" in lesson_namespaces():
+        time.sleep(0.1)
+    assert f"{name}-dut" not in lesson_namespaces()

@@ -1,0 +1,733 @@
+#!/usr/bin/env python3
+"""Write the lesson notebooks (notebooks/NN-topic.ipynb) from this one source.
+
+    .venv/bin/python tools/make_notebooks.py           # (re)write them
+    .venv/bin/python tools/make_notebooks.py --check   # exit 1 if a committed one differs
+
+The notebooks are committed as this script writes them: no outputs, execution_count null,
+cell ids derived from the notebook and the cell's position, so a rerun changes nothing.
+Exercise cells that hand the learner a C function take it from bpf_snippets/pktlab_parse.h
+(minus the lines the exercise removes: pktlab/exercises.py), so they never drift from the
+parser. Solutions live in notebooks/solutions/, never in a lesson.
+"""
+
+import os
+import sys
+
+import nbformat
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+OUT = os.path.join(REPO, "notebooks")
+sys.path.insert(0, REPO)
+
+IMPORT = "from pktlab import lessons as pl"
+CLOSE_MD = ("## Clean up\n\nThe last cell closes every lab and widget this notebook opened "
+            "(namespaces, veth, attached programs) and says what is left: it must be nothing. "
+            "If the kernel is shut down first, the lab goes anyway (a watcher process removes it).")
+CLOSE = "pl.close_all()"
+
+
+def md(text):
+    return ("markdown", text.strip("\n"))
+
+
+def code(text):
+    return ("code", text.strip("\n"))
+
+
+def c_exercise(var, name, checker):
+    from pktlab.exercises import exercise_source
+    src = exercise_source(name)
+    if '"""' in src or "\\" in src:
+        raise ValueError(f"{name}: the function text cannot go in a raw triple-quoted string")
+    return code(f'{var} = r"""\n{src.rstrip()}\n"""\n\npl.exercises.{checker}({var})')
+
+
+# --------------------------------------------------------------------------------------------
+def nb00():
+    return [
+        md("""
+# 00 · Setup check: what works here, and why
+
+**What you will learn**
+
+- what pktlab needs from a machine: root, bcc, kernel headers for bcc, BTF, tracefs;
+- how `pktlab doctor` *proves* each hook: it compiles the real program, attaches it in a
+  throwaway lab, sends it one frame, and waits for the record;
+- which of the four hooks work on this machine, how each one attaches, and why a missing one is
+  missing;
+- what the other lessons do when a hook is missing here: they say why, and carry on.
+"""),
+        code(IMPORT),
+        md("""
+## The doctor
+
+Every check has a *fix*: when one fails, the fix says what to run. The hook probes take a few
+seconds, because each program is compiled by bcc (clang) and checked by the kernel's verifier;
+the lessons keep the compiled programs, so later cells start at once.
+"""),
+        code("pl.doctor_table()"),
+        md("""
+## The four hooks, in the order a packet meets them
+
+A frame is injected at the *src* end of a veth pair and arrives at the *dut* end, each end in
+its own network namespace:
+
+- **tc-egress** runs on src as the packet leaves (an `sk_buff`, on the clsact qdisc);
+- **kprobe** is a kernel-function hook at the start of `__netif_receive_skb_core` on dut;
+- **xdp** runs on dut's veth in *generic* mode, inside the same function, before the stack
+  touches the packet;
+- **tc-ingress** runs on dut after XDP, on the `sk_buff` the stack has built.
+
+All four run the same C parser (`bpf_snippets/pktlab_parse.h`) and write the same record.
+"""),
+        code("pl.hooks_table()"),
+        md("""
+## How the kprobe hook attaches here
+
+"kprobe" is the lesson's name for a hook in a kernel function. There are three ways in, and
+pktlab takes the first one the running kernel allows: a real **kprobe** (needs
+`CONFIG_KPROBES`), an **fentry** trampoline (needs BPF trampolines, and a kernel that lets
+this program load), or the **raw tracepoint** `netif_receive_skb`, which fires at the same
+place and is always there. The table says which one it is here, and why the others are not.
+"""),
+        code("pl.mechanism_table()"),
+        md("""
+## When a hook is missing
+
+Every lesson asks the doctor before it attaches anything, with these two helpers. A lesson
+whose hook is missing shows the reason where the live output would be, and runs to the end.
+(An instructor can preview that: start JupyterLab with `PKTLAB_PRETEND_MISSING=kprobe`.)
+"""),
+        code('pl.hook_available("kprobe"), pl.why_not("kprobe")'),
+        code('pl.hook_available("xdp"), pl.why_not("xdp")'),
+        md("""
+## The captures the lessons use
+
+`pcaps/` holds a small corpus made by `pcaps/generate.py`: ordinary traffic and deliberately
+broken frames (truncated headers, IHL below 5, too many VLAN tags...). Every frame's expected
+parse is in `pcaps/MANIFEST.json`.
+"""),
+        code("pl.captures()"),
+        code('pl.capture_info("mixed.pcap")'),
+        md("""
+## Exercises
+
+**1.** In which order does a packet sent from src to dut meet the four hooks, with XDP in
+generic mode as the lab attaches it? Fill in the list (hook names as in the table above) and
+run the cell. Lesson 05 draws the answer on a timeline.
+"""),
+        code('answer = []   # e.g. ["xdp", "tc-ingress", "kprobe", "tc-egress"]\n\n'
+             "pl.exercises.check_wire_order(answer)"),
+        md("""
+**2.** See a lesson as a learner without the kprobe hook would: run `%env
+PKTLAB_PRETEND_MISSING=kprobe`, then `pl.doctor(refresh=True)` and `pl.hooks_table()`. What does
+the table say instead of "via raw_tracepoint"? Run `%env PKTLAB_PRETEND_MISSING=` and refresh
+again to get it back. (If the doctor showed a FAIL line above: apply its fix in a terminal
+first, then refresh.)
+"""),
+        md(CLOSE_MD),
+        code(CLOSE),
+    ]
+
+
+def nb01():
+    return [
+        md("""
+# 01 · Casting headers: from bytes to a record
+
+**What you will learn**
+
+- that a frame is only bytes, and a header is a *structure laid over them* (a cast): the C
+  parser does `struct pl_ethhdr *eth = data;`, pktlab's Python walker does the same with
+  ctypes big-endian structures declared once in `pktlab/headers.py`;
+- the bounds check that must come before every cast;
+- why IPv4's IHL and TCP's data offset are *lengths*, and what happens when they lie;
+- VLAN tags, IPv6 and its extension headers, and the L7 peek at the first payload bytes;
+- how the walker's view compares with scapy's dissection of the same bytes.
+
+No kernel in this lesson: everything here runs anywhere.
+"""),
+        code(IMPORT),
+        md("""
+## A frame is just bytes
+
+Frame 4 of `tcp-http.pcap` is an HTTP GET. Ethernet, IPv4 and TCP headers, then the request:
+"""),
+        code('frame = pl.frames("tcp-http.pcap")[3]\nlen(frame), frame[:34].hex(" ")'),
+        md("""
+## Casting: Ethernet
+
+Before reading a header, the parser checks that the whole header lies inside the frame
+(`offset + sizeof(header) <= length`). Then it *casts*: the 14 bytes at offset 0 become a
+structure with three fields. The table shows each field, where its bytes are, and what they
+mean. The EtherType says which header comes next.
+"""),
+        code('pl.cast_table("Ethernet", frame, 0)'),
+        code("eth = pl.headers.Ethernet.cast(frame, 0)\nhex(eth.proto)"),
+        md("""
+## IPv4: the IHL is a length
+
+EtherType 0x0800 means IPv4 at offset 14. Its first byte holds two 4-bit fields: the version
+and the **IHL**, the header length in 32-bit words. The TCP header starts `IHL * 4` bytes after
+the start of IPv4, not always 20: options make the header longer.
+"""),
+        code('pl.cast_table("IPv4", frame, 14)'),
+        code('options = pl.frames("ipv4-options.pcap")[0]\npl.cast_table("IPv4", options, 14)'),
+        code("pl.layers_table(options)"),
+        md("""
+A length read from the packet is only trusted after it is checked. An IHL below 5 would make
+the "header" shorter than its own fixed fields, and the next header would start *inside* it.
+The walker (and the C parser) stop with `IHL_LT5`:
+"""),
+        code('pl.layers_table(pl.frames("malformed-ihl-lt5.pcap")[0])'),
+        md("""
+## TCP: the data offset is a length too
+
+`doff` counts 32-bit words as well; the payload starts `doff * 4` bytes after the TCP header's
+start. Options (MSS, window scale, SACK, timestamps) live in between.
+"""),
+        code('pl.cast_table("TCP", frame, 34)'),
+        code('pl.layers_table(pl.frames("tcp-options.pcap")[0])'),
+        md("""
+## A frame cut short
+
+Cut the GET after 30 bytes: the IPv4 header would need bytes 14..33. The bounds check fails,
+nothing is read, and the record says where and why the parse stopped.
+"""),
+        code('pl.cast_table("IPv4", frame[:30], 14)'),
+        code("pl.layers_table(frame[:30])"),
+        md("""
+## VLAN tags
+
+An EtherType of 0x8100 (802.1Q) or 0x88a8 (802.1ad) means a 4-byte tag follows, then the real
+EtherType. pktlab parses up to two tags (Q-in-Q) and stops with `VLAN_TOO_MANY` at a third.
+Hover over a field in the table to see its bytes, or over a byte to see its field.
+"""),
+        code('pl.PacketView(pl.frames("vlan.pcap")[0])'),
+        code('pl.PacketView(pl.frames("qinq.pcap")[0])'),
+        md("""
+## IPv6 and its extension headers
+
+IPv6's fixed header is 40 bytes; *next header* may name an extension header (hop-by-hop,
+routing, fragment, destination options, AH), each with its own length field, before TCP or UDP.
+pktlab walks at most six of them.
+"""),
+        code('pl.PacketView(pl.frames("ipv6-ext.pcap")[0])'),
+        md("""
+## The L7 peek
+
+Past the L4 header, the parser copies the first payload bytes into the record and guesses the
+application protocol from them: an HTTP method or `HTTP`, a TLS handshake record, DNS by port.
+"""),
+        code("rec = pl.walk_record(frame)\nrec.l7_name, rec.payload_bytes"),
+        code('pl.walk_record(pl.frames("tls-hello.pcap")[3]).l7_name   # a TLS ClientHello'),
+        md("""
+## The walker and scapy, side by side
+
+scapy dissects the same bytes its own way (`Ether(data).show()`); the tests use it as the
+independent oracle for the walker.
+"""),
+        code("pl.side_by_side(frame)"),
+        md("""
+## The record
+
+What the walk produces is one `pl_record`, the same structure (declared once, in
+`bpf_snippets/pktlab_record.h`) that every kernel hook will emit in the next lessons:
+"""),
+        code("pl.walk_record(frame)"),
+        md("""
+## Step through a capture
+
+The stepper: choose a capture, move the slider or press *step*. Without a lab it shows the
+walker and scapy; lesson 02 adds the kernel's records.
+"""),
+        code('stepper = pl.PacketStepper("mixed.pcap")\nstepper'),
+        code("stepper.show(4)\nprint(stepper.text())"),
+        md("""
+## Exercises
+
+**1. Add a field to the parse.** Write `dscp(frame)`: the DSCP of the frame's IPv4 header (the
+top 6 bits of the TOS byte), or `None` when the frame has no complete IPv4 header. Like the
+parser, follow at most two VLAN tags. Cast with `pl.headers` rather than slicing bytes. The
+version below has several bugs; the checker runs it on every frame of the corpus and compares
+with scapy.
+"""),
+        code('''def dscp(frame):
+    """The IPv4 DSCP (TOS >> 2), or None without a complete IPv4 header."""
+    ip = pl.headers.IPv4.cast(frame, 14)
+    return ip.tos
+
+
+pl.exercises.check_dscp(dscp)'''),
+        md("""
+**2. Predict, then check.** What status and layer will the walker give a TCP segment whose data
+offset is 3? And one whose data offset is 15 in a 60-byte frame? Write down your guesses, then
+look at `pl.layers_table(...)` of the frames in `malformed-doff-lt5.pcap` and
+`malformed-doff-beyond.pcap`.
+"""),
+        md(CLOSE_MD),
+        code(CLOSE),
+    ]
+
+
+def nb02():
+    return [
+        md("""
+# 02 · The same parse at XDP
+
+**What you will learn**
+
+- what an XDP program is handed (`struct xdp_md`: `data`, `data_end`) and where it runs;
+- why every header read in the C parser is preceded by a comparison with `data_end`: the
+  verifier refuses a program that could read past the packet;
+- the parse live on a lab: a bundled capture replayed across a veth pair, and the kernel's
+  record of each frame next to the walker's;
+- `BPF_PROG_TEST_RUN`: running the program on bytes, with no network at all.
+"""),
+        code(IMPORT),
+        md("""
+## The program
+
+One page: reserve a record in the ring buffer, fill in what only the hook knows (time,
+interface, length), run the shared parser, submit. `XDP_PASS` lets every frame go on.
+"""),
+        code('pl.show_source("xdp.bpf.c")'),
+        md("""
+## The parser it runs
+
+The same cursor style at every layer: take the header at the cursor, check that it ends before
+`data_end`, only then read it, advance. Compare with the casts of lesson 01.
+"""),
+        code('pl.show_source("pktlab_parse.h", "parse_ethhdr")'),
+        code('pl.show_source("pktlab_parse.h", "parse_iphdr")'),
+        md("""
+## A lab
+
+Two network namespaces, *src* and *dut*, joined by a veth pair; the XDP program attached to
+dut's end in generic mode. If XDP cannot run here, the next cell says why, and the live cells
+after it print that reason instead of their results.
+"""),
+        code('lab = pl.open_lab(["xdp"])\nlab'),
+        md("""
+## Replay a capture
+
+Every frame of `tcp-http.pcap` goes out of src; the XDP program records each one at dut; pktlab
+matches records to frames (by a fingerprint of the bytes) and compares each record with the
+walker's, field by field.
+"""),
+        code('lab.replay("tcp-http.pcap")'),
+        md("## Kernel records next to the walker's, frame by frame"),
+        code('lab.compare("mixed.pcap", limit=16)'),
+        md("""
+## The stepper, live
+
+Each frame you choose is sent across the lab; the table shows the walker's record and the XDP
+record of that very frame, differences highlighted.
+"""),
+        code('stepper = pl.PacketStepper("mixed.pcap", lab=lab)\nstepper'),
+        code("stepper.show(3)\nprint(stepper.text())"),
+        md("""
+## Test runs: the program without a network
+
+`BPF_PROG_TEST_RUN` hands the loaded program a buffer and runs it once, as if a frame had
+arrived. Here it runs on frames cut short inside the IPv4 header:
+"""),
+        code('pl.test_run_table("malformed-truncated-ipv4.pcap")'),
+        md("""
+## Exercises
+
+**1. The missing bounds check.** Here is `parse_ethhdr` with its bounds check taken out. Run
+the cell as it is: the checker compiles the program, and the verifier refuses it: read its
+last lines, they name the access it could not prove safe. Then put the check back (two lines)
+and run the cell again: the checker loads it, test-runs it on every frame of the corpus, and
+compares every record with the walker's.
+"""),
+        c_exercise("my_parse_ethhdr", "eth-bounds", "check_eth_bounds"),
+        md("""
+**2. A check the verifier does not need.** This `parse_iphdr` uses the IHL as a length without
+first checking that it is at least 5. The verifier accepts it: every read is still inside the
+packet. Run it and see what the corpus says; then fix it so it agrees with the walker on every
+frame.
+"""),
+        c_exercise("my_parse_iphdr", "ihl-minimum", "check_ihl_minimum"),
+        md("""
+**3.** Replay a few of the `malformed-*.pcap` captures with `lab.replay(...)` and step through
+them. Which ones never reach the XDP hook at all, and why? (The stepper's table says "not sent"
+with the reason.)
+"""),
+        md(CLOSE_MD),
+        code(CLOSE),
+    ]
+
+
+def nb03():
+    return [
+        md("""
+# 03 · TC: ingress, egress, and what the skb knows
+
+**What you will learn**
+
+- TC programs on the clsact qdisc, ingress and egress, in direct-action mode;
+- the context a TC program gets (`struct __sk_buff`) against XDP's `xdp_md`;
+- what TC ingress sees that XDP did not: the VLAN tag the stack moved into skb metadata, and a
+  field an XDP program rewrote;
+- how pktlab tells an *explained* difference (the kernel did it) from a disagreement (a bug).
+"""),
+        code(IMPORT),
+        md("""
+## The TC program
+
+The same parser, one more thing before it: an outer VLAN tag may have been taken out of the
+bytes by the stack, so the program reads it from the skb's metadata (`vlan_present`,
+`vlan_tci`) and says so in the record's flags.
+"""),
+        code('pl.show_source("tc.bpf.c")'),
+        md("""
+## `xdp_md` against `__sk_buff`
+
+XDP sees the frame before the kernel has built anything around it; TC gets an `sk_buff`, with
+everything the stack already knows about the packet. Both structures, as this kernel declares
+them:
+"""),
+        code("pl.ctx_table()"),
+        md("## A lab with XDP and both TC hooks"),
+        code('lab = pl.open_lab(["xdp", "tc-ingress", "tc-egress"])\nlab'),
+        md("""
+## The VLAN tag that moved
+
+Replay VLAN-tagged frames. XDP and TC egress see the tag in the bytes, like the walker. By the
+time TC ingress runs, `__netif_receive_skb_core` has called `skb_vlan_untag()`: the tag is gone
+from the bytes (the frame is 4 bytes shorter) and sits in the skb. pktlab counts this as
+*explained*, and names the reason.
+"""),
+        code('lab.replay("vlan.pcap")'),
+        code('lab.follow(pl.frames("vlan.pcap")[0])'),
+        code('stepper = pl.PacketStepper("qinq.pcap", lab=lab)\nstepper'),
+        md("""
+## A field XDP rewrote
+
+An XDP program may change the packet: a router decrements the TTL. This variant of the XDP
+program records the frame as it arrived, *then* decrements the TTL (fixing the IPv4 checksum).
+TC ingress runs later, on the rewritten bytes. It runs in a lab of its own (one XDP program per
+interface).
+"""),
+        code('pl.xdp_rewrite_demo(pl.frames("tcp-http.pcap")[3])'),
+        md("""
+## Egress
+
+TC egress on src sees each packet as it leaves, before it crosses the veth: for ordinary frames
+all three hooks agree with the walker.
+"""),
+        code('lab.compare("tcp-http.pcap")'),
+        md("""
+## Exercises
+
+**1.** Which field of the record tells you that TC ingress took the VLAN tag from skb metadata
+rather than from the bytes? Look at the stepper's table for a tagged frame.
+"""),
+        code('answer = ""   # a field name\n\npl.exercises.check_vlan_flag(answer)'),
+        md("""
+**2.** In the stepper above, untick `tc-ingress` in the hook chooser and step: its column goes.
+Tick it again. Then step to a Q-in-Q frame: how many tags does TC ingress report, and where did
+each one come from?
+
+**3.** What TTL would TC ingress report if the rewriting XDP program ran on a frame sent with
+TTL 1? Read the program's condition in `pl.exercises.ttl_rewrite_text()`.
+"""),
+        md(CLOSE_MD),
+        code(CLOSE),
+    ]
+
+
+def nb04():
+    return [
+        md("""
+# 04 · Parsing from an sk_buff in a kernel function
+
+**What you will learn**
+
+- a hook in a kernel function (`__netif_receive_skb_core`) gets a pointer to an `sk_buff`,
+  not to packet bytes: every field is read with `bpf_probe_read_kernel()`, and the frame is
+  copied out before the same parser runs on the copy;
+- how pktlab chooses the mechanism here: kprobe, else fentry, else raw tracepoint;
+- why the `sk_buff` field offsets come from the running kernel's BTF, not from headers;
+- how a global hook records only the lab's packets (interface and network namespace filter).
+"""),
+        code(IMPORT),
+        md("""
+## The program
+
+`pl_skb()` reads `skb->dev`, then the device's ifindex and network namespace, and returns at
+once for any packet that is not the lab's. Then `head`, `data`, `len` and `mac_header` give
+where the frame starts; its first bytes are copied into a per-CPU buffer and parsed there.
+"""),
+        code('pl.show_source("kprobe.bpf.c", "pl_skb")'),
+        md("""
+## How the mechanism is chosen here
+
+Each mechanism is tried in order, really loaded and attached; the first that works is used,
+and the reasons the others failed are kept (and shown by the doctor).
+"""),
+        code("pl.mechanism_table()"),
+        md("""
+## Offsets from BTF
+
+Where `len` or `dev` sit inside `struct sk_buff` depends on the kernel version and its
+configuration. The headers bcc compiles with may come from another kernel (on the CI machine:
+Debian 6.1 headers for a 6.18 kernel), so pktlab reads every offset from
+`/sys/kernel/btf/vmlinux` and passes it to the compiler as a `-D` constant.
+"""),
+        code("pl.btf_offsets_table()"),
+        code('pl.btf_offset("sk_buff.len")'),
+        md("""
+## Live
+
+The kprobe hook and XDP on the same lab: the kprobe hook sees the packet first here (the
+tracepoint fires at the top of `__netif_receive_skb_core`, generic XDP a few lines later).
+If the kprobe hook cannot run here, the tables below say why and show XDP alone.
+"""),
+        code('lab = pl.open_lab(["kprobe", "xdp"])\nlab'),
+        code('lab.replay("icmp-echo.pcap")'),
+        code('lab.compare("tcp-http.pcap")'),
+        md("""
+## Only the lab's own packets
+
+The hook fires for every packet the machine receives, in every namespace. The program's
+`config` map holds the lab's dut ifindex and namespace inode; anything else returns before a
+record is reserved. The replay table's *foreign* column counts records that matched no frame
+that was sent: it stays 0 even while the host is busy.
+"""),
+        md("""
+## Exercises
+
+**1.** The stack stores the packet's EtherType in the skb. Find the member's path (as
+`"struct.member"`) and its byte offset in *this* kernel with `pl.btf_offset(...)`, and fill
+them in.
+"""),
+        code('path, offset = "", None\n\npl.exercises.check_btf_field(path, offset)'),
+        md("""
+**2.** Frames longer than 2048 bytes are parsed from their first 2048 bytes only (see `PL_KCOPY`
+in the program). What status would the kprobe hook report for such a frame, and why does pktlab
+count it as *explained*? (Hint: `pl.compare.REASONS`.)
+"""),
+        md(CLOSE_MD),
+        code(CLOSE),
+    ]
+
+
+def nb05():
+    return [
+        md("""
+# 05 · The conveyor belt: one packet through every hook
+
+**What you will learn**
+
+- the order in which one packet meets the four hooks, read from each hook's own timestamp
+  (`bpf_ktime_get_ns()`, the same clock everywhere);
+- how long the trip from src's TC egress to dut's TC ingress takes on a veth;
+- what each hook sees of the same packet (length, interface, VLAN tag in bytes or metadata).
+"""),
+        code(IMPORT),
+        code('lab = pl.open_lab("all")\nlab'),
+        md("## One packet"),
+        code('belt = lab.follow(pl.frames("tcp-http.pcap")[3])\nbelt'),
+        code("belt.plot()"),
+        md("""
+## What each hook sees
+
+The same VLAN-tagged packet: XDP and the kprobe hook see the tag in the bytes; by TC ingress
+the frame is 4 bytes shorter and the tag comes from metadata (shaded cells differ from the
+walker's record of the bytes that were sent).
+"""),
+        code('tagged = lab.follow(pl.frames("vlan.pcap")[0])\ntagged'),
+        code('pl.conveyor_belt([belt, tagged], labels=["HTTP GET", "VLAN-tagged TCP"])'),
+        md("""
+## Several packets
+
+Each DNS frame followed on its own: the order never changes, the gaps do (caches, interrupts,
+the other CPU).
+"""),
+        code('belts = lab.follow_each("dns.pcap")\npl.conveyor_belt(belts)'),
+        md("""
+## Exercises
+
+**1.** In *native* mode the veth driver runs XDP itself, in its NAPI poll, before it hands an skb
+to the stack. Where does XDP move on the belt? Open a lab with
+`pl.open_lab("all", xdp_mode="native")`, follow a packet, and give the order of the dut-side
+hooks (without tc-egress). The checker measures it in a lab of its own.
+"""),
+        code('answer = []   # e.g. ["kprobe", "xdp", "tc-ingress"]\n\n'
+             "pl.exercises.check_native_xdp_order(answer)"),
+        md("""
+**2.** Follow 20 packets and compare the gap between tc-egress and xdp with the gap between xdp
+and tc-ingress. Which part of the path costs more, and why?
+"""),
+        md(CLOSE_MD),
+        code(CLOSE),
+    ]
+
+
+def nb06():
+    return [
+        md("""
+# 06 · What each hook costs
+
+**What you will learn**
+
+- the cost of a program per packet, measured with `BPF_PROG_TEST_RUN` against an *empty*
+  program of the same type, so what is left is the parse (and the record);
+- the live ladder: packets per second dropped at XDP, at TC, in netfilter, at a socket, against
+  what the generator alone can send;
+- why the earliest hook is the cheapest place to drop, and what parsing adds.
+"""),
+        code(IMPORT),
+        md("""
+## The panel
+
+Choose the points and frame sizes and press *Run*. The cell after it runs a small subset (XDP
+and TC drop, 64-byte frames) so that the lesson runs quickly end to end; tick more for the
+full ladder (about a minute).
+"""),
+        code('panel = pl.BenchPanel(points=("xdp_drop", "tc_drop"), sizes=(64,), micro_on=True)\n'
+             "panel"),
+        code("results = pl.run_bench(panel)"),
+        code("pl.bench_chart(results)"),
+        code("pl.bench_text(results)"),
+        md("""
+## Reading it
+
+- *micro*: the parse programs with a record per packet (`xdp`, `tc`) and without one
+  (`*_no_record`), each against the empty program of its type; the ratio is what the parse
+  costs beyond entering a BPF program at all.
+- *live*: the generator sends one UDP flow as fast as it can; each point drops (or parses and
+  passes) what it receives. The earlier the point, the less of the stack each packet costs.
+"""),
+        md("""
+## Exercises
+
+**1.** Which program costs least per packet in your results? Give its name as in the *micro*
+table.
+"""),
+        code('answer = ""\n\npl.exercises.check_cheapest_hook(answer, results)'),
+        md("""
+**2.** Tick `XDP drop (native)` and `netfilter drop` in the panel and press *Run*. Where does
+netfilter land on the ladder, and why there?
+"""),
+        md(CLOSE_MD),
+        code(CLOSE),
+    ]
+
+
+def nb07():
+    return [
+        md("""
+# 07 · Replay your own capture
+
+**What you will learn**
+
+- what pktlab makes of a capture from elsewhere: pcap or pcapng, Ethernet, Linux cooked
+  (SLL/SLL2) or raw IP (an Ethernet header is synthesized, and the views say so);
+- replaying it through every hook and reading the agreement table;
+- stepping through it frame by frame, and reading a disagreement when there is one.
+"""),
+        code(IMPORT),
+        md("""
+## Your capture
+
+Put your capture's path in the next cell, or start JupyterLab with `PKTLAB_CAPTURE=/path/to/
+file.pcap`. Without either, the lesson uses the bundled `mixed.pcap`. Frames larger than the
+lab's MTU are skipped (and counted), as are frames shorter than an Ethernet header.
+"""),
+        code('capture = pl.instructor_capture("mixed.pcap")\ncapture'),
+        code("pl.capture_info(capture)"),
+        md("## Every hook"),
+        code('lab = pl.open_lab("all")\nlab'),
+        code("result = lab.replay(capture)\nresult"),
+        code("result.plot()"),
+        md("""
+## Step through it
+
+The agreement table counts; the stepper shows each frame. Red cells are disagreements (a bug in
+one of the parsers: please report it with the frame), amber ones are explained differences.
+"""),
+        code("stepper = pl.PacketStepper(capture, lab=lab)\nstepper"),
+        code('result.summary()["disagreements"]'),
+        md("""
+## Exercises
+
+**1.** Replay `vlan.pcap` with `lab.replay(...)`. Which frame numbers did TC ingress record as
+*explained* differences? List them; the checker sends the capture across your lab to check.
+"""),
+        code('answer = []   # frame numbers, 1-based\n\n'
+             'pl.exercises.check_explained(answer, lab, "vlan.pcap")'),
+        md("""
+**2.** Choose `cooked-sll.pcap` in the stepper. What does the hex view say about bytes 0-13, and
+why do the hooks still agree with the walker on them?
+"""),
+        md(CLOSE_MD),
+        code(CLOSE),
+    ]
+
+
+NOTEBOOKS = {
+    "00-setup-check": nb00,
+    "01-casting-headers": nb01,
+    "02-xdp": nb02,
+    "03-tc": nb03,
+    "04-kprobe": nb04,
+    "05-conveyor-belt": nb05,
+    "06-hook-throughput": nb06,
+    "07-replay-your-pcap": nb07,
+}
+
+
+def build(stem, cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                       "language": "python"},
+        "language_info": {"name": "python"},
+    }
+    for i, (kind, text) in enumerate(cells):
+        cid = f"{stem[:2]}-{i:02d}"
+        if kind == "markdown":
+            cell = nbformat.v4.new_markdown_cell(text, id=cid)
+        else:
+            cell = nbformat.v4.new_code_cell(text, id=cid)
+            cell.execution_count = None
+            cell.outputs = []
+        nb.cells.append(cell)
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"
+
+
+def main(argv):
+    check = "--check" in argv
+    bad = []
+    os.makedirs(OUT, exist_ok=True)
+    for stem, fn in NOTEBOOKS.items():
+        text = build(stem, fn())
+        path = os.path.join(OUT, stem + ".ipynb")
+        if check:
+            try:
+                with open(path) as f:
+                    if f.read() != text:
+                        bad.append(path)
+            except FileNotFoundError:
+                bad.append(path)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+    if check and bad:
+        print("not as tools/make_notebooks.py writes them (run it): " + ", ".join(bad),
+              file=sys.stderr)
+        return 1
+    if not check:
+        print(f"wrote {len(NOTEBOOKS)} notebooks to {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
