@@ -1519,6 +1519,7 @@ class BenchPanel:
         self.out = w.Output()
         self.text = w.Output()
         self.results = None
+        self.figure = None
         self.widget = w.VBox([
             w.HBox([w.VBox([w.HTML("<b>live points</b>"), *self.point_boxes.values()]),
                     w.VBox([w.HTML("<b>frame sizes</b>"), *self.size_boxes.values(),
@@ -1552,22 +1553,27 @@ class BenchPanel:
         return self.results
 
     def redraw(self):
-        from IPython.display import display
-        self.out.clear_output(wait=True)
-        self.text.clear_output(wait=True)
+        """Put the chart (as a PNG) and the text in their Output widgets. Written with
+        append_display_data/append_stdout rather than `with out:`, so that it also works when
+        run() is called from a worker thread (the lessons run labs off Jupyter's event loop)."""
+        import io
+
+        from IPython.display import Image
+        self.out.outputs = ()
+        self.text.outputs = ()
         if self.results is None:
             return
-        with self.out:
-            display(plot(self.results))
-        with self.text:
-            print(format_text(self.results))
+        self.figure = plot(self.results)
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png", dpi=100)
+        self.out.append_display_data(Image(data=buf.getvalue(), format="png"))
+        self.text.append_stdout(format_text(self.results) + "\n")
 
     def _on_click(self, _):
         try:
             self.run()
         except PktlabError as e:
-            with self.text:
-                print(f"bench failed: {e}")
+            self.text.append_stdout(f"bench failed: {e}\n")
 
     def _ipython_display_(self):
         from IPython.display import display
