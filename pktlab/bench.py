@@ -1294,8 +1294,10 @@ def explain(results):
                     parts.append(f"{p}: not measured ({m['error'][:160]})")
                     continue
                 s = f"{p} {_f(m['pps'], 'pps')} parsed"
-                if m.get("added_ns_per_pkt_vs_socket") is not None:
-                    s += f" ({m['added_ns_per_pkt_vs_socket']:+.0f} ns/pkt vs no hook)"
+                added = m.get("added_ns_per_pkt_vs_socket")
+                if added is not None:
+                    s += f" ({added:+.0f} ns/pkt vs no hook" + \
+                        (": below zero, i.e. inside this run's noise)" if added < 0 else ")")
                 if m.get("records_lost"):
                     s += f" [{m['records_lost']} records lost]"
                 parts.append(s)
@@ -1313,11 +1315,15 @@ def explain(results):
                              _why_order(row, o))
         load = lv.get("other_load_cpus")
         if load and load["max"] > 0.1:
+            worst = sorted(((m.get("other_load_cpus") or 0, f"{s} B {p}")
+                            for s, r in lv["by_size"].items() for p, m in r.items()
+                            if isinstance(m, dict)), reverse=True)[:3]
             lines.append(f"  Other processes on this machine used {load['mean']:.2f} CPUs on "
                          f"average (up to {load['max']:.2f}) while points were measured: they "
                          "compete with the generator's and the reader's CPUs, so these figures "
-                         "are noisier than on a quiet machine (see each point's pps_spread; "
-                         "rerun, or use --long).")
+                         "are noisier than on a quiet machine (most disturbed: " +
+                         ", ".join(f"{n} {c:.2f} CPUs" for c, n in worst) + "; see each "
+                         "point's pps_spread and other_load_cpus; rerun, or use --long).")
         soc = lv["by_size"].get(str(lv.get("summary_frame_size")), {}).get("socket_drop", {})
         if soc.get("pps"):
             lines.append(
@@ -1430,7 +1436,7 @@ def plot(results, ax=None):
     has_live = bool(lv and lv.get("by_size"))
     if ax is None:
         n = int(has_live) + int(bool(mi))
-        fig = Figure(figsize=(7 * max(n, 1) + (3 if has_live else 0), 4.8),
+        fig = Figure(figsize=(7 * max(n, 1) + (3 if has_live else 0), 5.6),
                      layout="constrained")
         axes = fig.subplots(1, max(n, 1), squeeze=False,
                             width_ratios=([1] * (n - 1) + [1.6]) if n == 2 else None)[0]
@@ -1457,6 +1463,11 @@ def _plot_micro(mi, ax):
            [mi[n]["spread"]["max"] - mi[n]["ns_per_pkt"] for n in names]]
     ax.bar([x - 0.2 for x in xs], vals, 0.4, yerr=err, capsize=3, label="program", color="#3182bd")
     ax.bar([x + 0.2 for x in xs], base, 0.4, label="empty program (same type)", color="#bdbdbd")
+    lim = [(x, mi[n]["limit_ratio"] * mi[n]["baseline_ns_per_pkt"]) for x, n in zip(xs, names)
+           if "limit_ratio" in mi[n]]
+    if lim:
+        ax.hlines([y for _, y in lim], [x - 0.45 for x, _ in lim], [x + 0.05 for x, _ in lim],
+                  colors="#d62728", linestyles=":", label="limit (x empty)")
     for x, n in zip(xs, names):
         ax.annotate(f"{mi[n]['ratio']:.1f}x", (x - 0.2, mi[n]["spread"]["max"]),
                     ha="center", va="bottom", fontsize=8, xytext=(0, 2),
@@ -1471,7 +1482,7 @@ def _plot_micro(mi, ax):
 def _plot_live(lv, ax):
     sizes = list(lv["by_size"])
     shown = [p for p in POINTS if any("pps" in lv["by_size"][s].get(p, {}) for s in sizes)]
-    width = 0.8 / max(len(shown), 1)
+    width = min(0.8 / max(len(shown), 1), 0.2)
     for i, p in enumerate(shown):
         xs, ys = [], []
         for j, s in enumerate(sizes):
@@ -1479,8 +1490,12 @@ def _plot_live(lv, ax):
             if "pps" in m:
                 xs.append(j - 0.4 + width * (i + 0.5))
                 ys.append(m["pps"] / 1e6)
-        ax.bar(xs, ys, width, label=POINTS[p][1], color=_COLORS.get(p),
-               hatch="//" if POINTS[p][0] == "parse" else None, edgecolor="white")
+        bars = ax.bar(xs, ys, width, label=POINTS[p][1], color=_COLORS.get(p),
+                      hatch="//" if POINTS[p][0] == "parse" else None, edgecolor="white")
+        for b, y in zip(bars, ys):
+            ax.annotate(f"{y:.2f}", (b.get_x() + b.get_width() / 2, y), ha="center",
+                        va="bottom", fontsize=6, rotation=90, xytext=(0, 2),
+                        textcoords="offset points")
     first = True
     for j, s in enumerate(sizes):
         g = lv["by_size"][s].get("generator", {}).get("pps")
@@ -1492,7 +1507,9 @@ def _plot_live(lv, ax):
     ax.set_xticklabels([f"{s} B" for s in sizes])
     ax.set_ylabel("Mpps at the point")
     ax.set_title(f"Live ladder on a veth lab ({FCS_NOTE})", fontsize=10)
-    ax.legend(fontsize=7, loc="upper right", ncol=2)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3,
+              frameon=False)
 
 
 # --------------------------------------------------------------------------------------------
