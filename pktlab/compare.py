@@ -72,15 +72,34 @@ def walker_records(frames):
     return walk_records_array(frames)
 
 
-def expected_for(hook, frames, walked, sendable):
-    """Adjust the walker's records to what `hook` sees of each frame."""
-    exp = walked.copy()
+def _raw(a):
+    """The same memory as opaque fixed-size items: fancy indexing and copies at memcpy speed
+    (on the structured dtype numpy copies field by field, ~10x slower)."""
+    return a.view(np.dtype((np.void, a.dtype.itemsize)))
+
+
+def _copy(a):
+    return _raw(a).copy().view(a.dtype)
+
+
+def _tagged(frames):
+    """Indexes of frames whose first EtherType is a VLAN TPID (what skb_vlan_untag acts on)."""
+    return [i for i, f in enumerate(frames) if f[12:14] in TPIDS]
+
+
+def expected_for(hook, frames, walked, sendable, tagged=None):
+    """Adjust the walker's records to what `hook` sees of each frame.
+
+    `tagged` (optional) is _tagged(frames), computed once per batch for all hooks."""
+    exp = _copy(walked)
     present = sendable.copy()
     reason = np.zeros(len(frames), dtype=np.uint8)
     if hook == "tc-ingress":
-        for i, f in enumerate(frames):
-            if not present[i] or f[12:14] not in TPIDS:
+        from_meta = rec.constants()["PL_F_VLAN_FROM_META"]
+        for i in (_tagged(frames) if tagged is None else tagged):
+            if not present[i]:
                 continue
+            f = frames[i]
             # skb_vlan_untag: pskb_may_pull(skb, VLAN_HLEN + sizeof(unsigned short)) after the
             # Ethernet header, i.e. 14 + 4 + 2 bytes, or the skb is freed
             if len(f) < 20:
@@ -93,14 +112,16 @@ def expected_for(hook, frames, walked, sendable):
             r["fingerprint"] = rec.fingerprint(untagged)
             if r["payload_off"]:
                 r["payload_off"] -= 4
-            r["flags"] |= rec.constants()["PL_F_VLAN_FROM_META"]
+            r["flags"] |= from_meta
             reason[i] = R_VLAN_META
     elif hook == "kprobe":
-        from .walker import walk_record
-        for i, f in enumerate(frames):
-            if present[i] and len(f) > KPROBE_COPY:
-                r = np.frombuffer(bytes(walk_record(f[:KPROBE_COPY])), dtype=rec.RECORD_DTYPE)[0]
-                exp[i] = r
+        long_ = np.flatnonzero(present & (walked["frame_len"] > KPROBE_COPY))
+        if len(long_):
+            from .walker import walk_record
+            for i in long_:
+                f = frames[i]
+                exp[i] = np.frombuffer(bytes(walk_record(f[:KPROBE_COPY])),
+                                       dtype=rec.RECORD_DTYPE)[0]
                 exp[i]["frame_len"] = len(f)
                 exp[i]["fingerprint"] = rec.fingerprint(f)
                 reason[i] = R_KPROBE_COPY
@@ -184,10 +205,11 @@ def judge(expected, records, sendable):
     matched = np.zeros(n, dtype=rec.RECORD_DTYPE)
     frame = match(expected.records["fingerprint"], expected.present, records)
     hit = frame >= 0
-    foreign = int((~hit).sum())
+    foreign = int(len(hit) - np.count_nonzero(hit))
     fi = frame[hit]
-    matched[fi] = records[hit]
-    same = _same_rows(records[hit], expected.records[fi])
+    got = _raw(records)[hit] if foreign else _raw(records)
+    _raw(matched)[fi] = got
+    same = _same_rows(got.view(rec.RECORD_DTYPE), _raw(expected.records)[fi].view(rec.RECORD_DTYPE))
     verdict[fi] = np.where(same, np.where(expected.reason[fi] > 0, EXPLAINED, AGREE), DISAGREE)
     diffs = {}
     bad = fi[~same]

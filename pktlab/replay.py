@@ -118,7 +118,9 @@ class Replayer:
                 sendable[i] = False
                 reasons[i] = why
         walked = compare.walker_records(frames)
-        expected = {h: compare.expected_for(h, frames, walked, sendable) for h in self.hook_names}
+        tagged = compare._tagged(frames)
+        expected = {h: compare.expected_for(h, frames, walked, sendable, tagged)
+                    for h in self.hook_names}
         to_send = [f for f, ok in zip(frames, sendable) if ok]
         if pacer is None:
             self.injector.send_many(to_send)
