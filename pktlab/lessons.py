@@ -117,10 +117,11 @@ def __dir__():
 # --- HTML --------------------------------------------------------------------------------------
 
 CSS = """<style>
-.pll-t{border-collapse:collapse;font-size:12.5px;margin:4px 0}
-.pll-t th,.pll-t td{border:1px solid #d0d7de;padding:2px 7px;text-align:left;vertical-align:top}
-.pll-t th{background:#f3f5f7}
-.pll-t td.pll-num{text-align:right;font-variant-numeric:tabular-nums}
+.pll-t{border-collapse:collapse;font-size:12.5px;margin:4px 0;line-height:1.35}
+table.pll-t th,table.pll-t td{border:1px solid #d0d7de;padding:2px 7px;text-align:left !important;
+ vertical-align:top}
+table.pll-t th{background:#f3f5f7}
+table.pll-t td.pll-num{text-align:right !important;font-variant-numeric:tabular-nums}
 .pll-t td.pll-mono,.pll-mono{font-family:var(--jp-code-font-family,monospace)}
 .pll-ok{color:#1a7f37;font-weight:600}.pll-no{color:#cf222e;font-weight:600}
 .pll-diff{background:#ffd7d5 !important;font-weight:600}

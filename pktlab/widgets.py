@@ -70,6 +70,12 @@ class HookChooser:
         return self.widget._repr_mimebundle_(**kw)
 
 
+#: inside the stepper the view's field table scrolls, so hex, fields and records fit side by side
+_COMPACT = ("<style>.pl-stepper-hex table.pl-tab{display:block;max-height:26em;max-width:440px;"
+            "overflow:auto;line-height:1.35}"
+            ".pl-stepper-hex .pl-wrap{flex-wrap:nowrap}</style>")
+
+
 def _walker_row(data):
     from . import compare
     from .stepper import _fields
@@ -151,9 +157,10 @@ class PacketStepper:
                                      layout=w.Layout(width="80px"),
                                      tooltip="detach this stepper (and its own lab, if any)")
         self.status = w.HTML()
-        self.hex = w.HTML()
-        self.scapy = w.HTML()
-        self.records = w.HTML()
+        self.hex = w.HTML(layout=w.Layout(flex="0 1 auto"))
+        self.scapy = w.HTML(layout=w.Layout(flex="1 1 340px", min_width="300px",
+                                            max_width="560px"))
+        self.records = w.HTML(layout=w.Layout(flex="0 0 auto"))
         self.hex.add_class("pl-stepper-hex")
         self.scapy.add_class("pl-stepper-scapy")
         self.records.add_class("pl-stepper-records")
@@ -165,7 +172,12 @@ class PacketStepper:
             self.chooser = HookChooser(value=self.lab.hooks if self.lab else ())
             self.chooser.observe(self._hooks_changed)
             parts.append(self.chooser.widget)
-        parts += [self.status, w.HBox([self.hex, self.scapy]), self.records]
+        # hex view, records, scapy: side by side where the notebook is wide enough, wrapping
+        # (in that order) where it is not
+        parts += [self.status, w.Box([self.hex, self.records, self.scapy],
+                                     layout=w.Layout(display="flex", flex_flow="row wrap",
+                                                     align_items="flex-start",
+                                                     grid_gap="10px"))]
         self.widget = w.VBox(parts)
         self.widget.add_class("pl-stepper")
         self.capture.observe(lambda ch: self.set_capture(ch["new"]), names="value")
@@ -234,10 +246,10 @@ class PacketStepper:
             fr = self.frames[index - 1]
             data = fr.data
             title = f"frame {index} of {len(self.frames)}"
-            self.hex.value = L.PacketView(fr, title=title).html()
+            self.hex.value = _COMPACT + L.PacketView(fr, title=title).html()
             self.scapy.value = ("<div style='font-weight:bold;font-family:sans-serif'>scapy: "
                                 "Ether(data).show()</div><pre class='pl-scapy' style='font-size:11.5px;"
-                                "border:1px solid #ddd;padding:6px;margin:0;max-height:30em;"
+                                "border:1px solid #ddd;padding:6px;margin:0;max-height:26em;"
                                 "overflow:auto'>" + L.esc(scapy_dissection(data)) + "</pre>")
             walker = _walker_row(data)
             live = bool(self.lab) and not self.closed
