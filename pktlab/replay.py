@@ -106,14 +106,16 @@ class Replayer:
     def via(self):
         return dict(self.hooks.via)
 
-    def run_batch(self, frames, pacer=None):
+    def prepare(self, frames):
+        """Everything about a batch that needs no kernel: rewrite, walk, what each hook expects."""
         frames = [bytes(f) for f in frames]
         if self.rewriter is not None:
             frames = [self.rewriter(f) for f in frames]
         reasons = {}
         sendable = np.ones(len(frames), dtype=bool)
+        can_send = self.injector.can_send
         for i, f in enumerate(frames):
-            why = self.injector.can_send(f)
+            why = can_send(f)
             if why:
                 sendable[i] = False
                 reasons[i] = why
@@ -121,43 +123,133 @@ class Replayer:
         tagged = compare._tagged(frames)
         expected = {h: compare.expected_for(h, frames, walked, sendable, tagged)
                     for h in self.hook_names}
-        to_send = [f for f, ok in zip(frames, sendable) if ok]
+        to_send = [f for f, ok in zip(frames, sendable) if ok] if reasons else frames
+        return Prepared(frames, sendable, reasons, walked, expected, to_send)
+
+    def send(self, prepared, pacer=None):
         if pacer is None:
-            self.injector.send_many(to_send)
+            self.injector.send_many(prepared.to_send)
         else:
-            for f in to_send:
+            for f in prepared.to_send:
                 pacer.wait(len(f))
                 self.injector.send(f)
-        got = self._collect(expected)
-        results = {h: compare.judge(expected[h], got[h], sendable) for h in self.hook_names}
-        return BatchResult(frames, sendable, reasons, walked, results)
+
+    def finish(self, prepared):
+        """Collect the batch's records (keeping any that belong to a later batch) and judge."""
+        got = self._collect(prepared.expected)
+        results = {h: compare.judge(prepared.expected[h], got[h], prepared.sendable)
+                   for h in self.hook_names}
+        return BatchResult(prepared.frames, prepared.sendable, prepared.reasons,
+                           prepared.walked, results)
+
+    def run_batch(self, frames, pacer=None):
+        """prepare, send, finish: one batch, start to end."""
+        prepared = self.prepare(frames)
+        self.send(prepared, pacer)
+        return self.finish(prepared)
 
     def _collect(self, expected):
-        got = {h: [] for h in self.hook_names}
+        """Drain until every expected record is in (or nothing came for SETTLE_S).
+
+        Records that match no frame of this batch stay in self._pool for the next batch (with a
+        sender thread, the next batch's records can already be arriving); a record that is still
+        unmatched one batch later is foreign (the lab's own traffic) and is dropped."""
+        empty = np.empty(0, dtype=compare.rec.RECORD_DTYPE)
+        pool = getattr(self, "_pool", None)
+        if pool is None:
+            pool = self._pool = {h: [empty, 0] for h in self.hook_names}
         want = {h: int(expected[h].present.sum()) for h in self.hook_names}
         have = {h: 0 for h in self.hook_names}
+        frame_of = {}
+        for h in self.hook_names:
+            if len(pool[h][0]):
+                frame_of[h] = compare.match(expected[h].records["fingerprint"],
+                                            expected[h].present, pool[h][0])
+                have[h] = int((frame_of[h] >= 0).sum())
         last_new = time.monotonic()
-        while True:
+        while not all(have[h] >= want[h] for h in self.hook_names):
             new = False
             for h, arr in self.hooks.drain().items():
                 if len(arr):
-                    got[h].append(arr)
                     new = True
-                    recs = np.concatenate(got[h])
-                    got[h] = [recs]
-                    m = compare.match(expected[h].records["fingerprint"], expected[h].present,
-                                      recs)
-                    have[h] = int((m >= 0).sum())
-            if all(have[h] >= want[h] for h in self.hook_names):
-                break
+                    pool[h][0] = np.concatenate([pool[h][0], arr]) if len(pool[h][0]) else arr
+                    frame_of[h] = compare.match(expected[h].records["fingerprint"],
+                                                expected[h].present, pool[h][0])
+                    have[h] = int((frame_of[h] >= 0).sum())
             now = time.monotonic()
             if new:
                 last_new = now
             elif now - last_new > SETTLE_S:
                 break
-            time.sleep(0.0005)
-        return {h: (np.concatenate(v) if v else np.empty(0, dtype=compare.rec.RECORD_DTYPE))
-                for h, v in got.items()}
+            else:
+                time.sleep(0.0002)
+        got = {}
+        for h in self.hook_names:
+            recs, carried = pool[h]
+            if h not in frame_of:
+                got[h] = empty
+                continue
+            hit = frame_of[h] >= 0
+            if hit.all():
+                got[h], pool[h] = recs, [empty, 0]
+                continue
+            # unmatched records that were carried in from the previous batch match nothing
+            # twice: foreign (judge counts them); the others may be the next batch's
+            stale = ~hit & (np.arange(len(recs)) < carried)
+            keep = ~hit & ~stale
+            got[h] = recs[hit | stale]
+            pool[h] = [recs[keep], int(keep.sum())]
+        return got
+
+    def flush_foreign(self):
+        """At the end: records no batch claimed, per hook (the lab's own traffic)."""
+        pool = getattr(self, "_pool", None) or {}
+        self._pool = None
+        for h in list(self.hook_names):
+            late = self.hooks.drain().get(h, ())
+            pool.setdefault(h, [(), 0])
+            pool[h][0] = list(pool[h][0]) + list(late)
+        return {h: len(v[0]) for h, v in pool.items()}
+
+
+@dataclass
+class Prepared:
+    frames: list
+    sendable: np.ndarray
+    reasons: dict
+    walked: np.ndarray
+    expected: dict
+    to_send: list
+
+
+class _Sender:
+    """Sends a prepared batch on its own thread: the kernel's work for each frame (the veth,
+    every hook) runs inside send(), which releases the GIL, so it overlaps with walking the
+    next batch and judging the previous one on the other CPU."""
+
+    def __init__(self, replayer, pacer):
+        import threading
+        self.rp, self.pacer = replayer, pacer
+        self.thread = None
+        self.error = None
+        self._threading = threading
+
+    def start(self, prepared):
+        def run():
+            try:
+                self.rp.send(prepared, self.pacer)
+            except BaseException as e:      # re-raised in the main thread by wait()
+                self.error = e
+        self.thread = self._threading.Thread(target=run, name="pktlab-sender", daemon=True)
+        self.thread.start()
+
+    def wait(self):
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
 
 
 class Pacer:
@@ -292,25 +384,49 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
         rates = {h: _HookRate() for h in hook_names}
         t0 = time.perf_counter()
         base = 0
-        for _ in range(loop):
-            frames = _frames_from(source, problems, limit)
-            while True:
-                chunk = list(itertools.islice(frames, batch))
-                if not chunk:
-                    break
-                br = rp.run_batch(chunk, pacer=pacer)
-                result.packets += len(chunk)
-                result.sent += int(br.sendable.sum())
-                for h, res in br.hooks.items():
-                    result.totals[h].add(res)
-                    rates[h].add(res.matched, res.verdict)
-                    if len(result.disagreements) < keep_disagreements:
-                        for i, names in res.diffs.items():
-                            result.disagreements.append(
-                                {"frame": base + i + 1, "hook": h, "fields": names})
-                base += len(chunk)
-                if progress:
-                    progress(result.packets)
+        sender = _Sender(rp, pacer)
+
+        def batches():
+            for _ in range(loop):
+                frames = _frames_from(source, problems, limit)
+                while True:
+                    chunk = list(itertools.islice(frames, batch))
+                    if not chunk:
+                        break
+                    yield chunk
+
+        def account(prepared):
+            nonlocal base
+            br = rp.finish(prepared)
+            result.packets += len(prepared.frames)
+            result.sent += int(br.sendable.sum())
+            for h, res in br.hooks.items():
+                result.totals[h].add(res)
+                rates[h].add(res.matched, res.verdict)
+                if len(result.disagreements) < keep_disagreements:
+                    for i, names in res.diffs.items():
+                        result.disagreements.append(
+                            {"frame": base + i + 1, "hook": h, "fields": names})
+            base += len(prepared.frames)
+            if progress:
+                progress(result.packets)
+
+        in_flight = None
+        try:
+            for chunk in batches():
+                prepared = rp.prepare(chunk)          # overlaps with the previous send
+                sender.wait()
+                sender.start(prepared)
+                if in_flight is not None:
+                    account(in_flight)                # overlaps with this send
+                in_flight = prepared
+            sender.wait()
+            if in_flight is not None:
+                account(in_flight)
+            for h, n in rp.flush_foreign().items():
+                result.totals[h].foreign += n
+        finally:
+            sender.wait() if sender.thread is not None else None
         result.elapsed_s = time.perf_counter() - t0
         for h, n in rp.hooks.lost().items():
             result.totals[h].ring_lost = n
