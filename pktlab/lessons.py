@@ -39,7 +39,7 @@ __all__ = [
     "capture_path", "captures", "read", "frames", "walk", "walk_record", "cast_table",
     "layers_table", "open_lab", "LiveLab", "close_all", "show_source", "mechanism_table",
     "btf_offsets_table", "btf_offset", "test_run_table", "capture_info", "ctx_table",
-    "xdp_rewrite_demo", "instructor_capture", "run_bench", "bench_chart", "bench_text", "HOOKS", "WIRE_ORDER", "LAB_PREFIX",
+    "xdp_rewrite_demo", "instructor_capture", "bench_panel", "run_bench", "bench_chart", "bench_text", "HOOKS", "WIRE_ORDER", "LAB_PREFIX",
 ]
 
 _worker = None
@@ -223,11 +223,11 @@ def doctor(refresh=False):
             from . import doctor as d
             if os.geteuid() != 0:
                 # doctor.run() would try a lab; say what is wrong without trying
-                report = {"ok": False, "kernel": os.uname().release, "checks": [
-                    d._check_root().to_dict()],
-                    "hooks": {h: {"available": False, "via": None,
-                                  "why": "not tried: eBPF and network namespaces need root"}
-                              for h in HOOKS}}
+                root = d._check_root().to_dict()
+                report = {"ok": False, "kernel": os.uname().release, "checks": [root],
+                          "hooks": {h: {"available": False, "via": None,
+                                        "why": f"{root['detail']}; fix: {root['fix']}"}
+                                    for h in HOOKS}}
             else:
                 report, _ = in_lab_thread(d.run)
             for h in _pretend_missing():
@@ -748,8 +748,12 @@ class LiveLab:
             return "the lab is closed (the notebook's last cell closes it); re-run the cell " \
                    "that opens it"
         why = self.error
-        if self.unavailable:
-            why += ("; " if why else "") + "; ".join(f"{h}: {w}" for h, w in self.unavailable.items())
+        by_reason = {}
+        for h, w in self.unavailable.items():
+            by_reason.setdefault(w, []).append(h)
+        if by_reason:
+            why += ("; " if why else "") + "; ".join(f"{', '.join(hs)}: {w}"
+                                                     for w, hs in by_reason.items())
         return why or "no hooks attached"
 
     def _repr_html_(self):
@@ -860,7 +864,7 @@ def close_all(quiet=False):
     closed_widgets = []
     errors = []
     for w in list(_open_widgets):
-        closed_widgets.append(type(w).__name__)
+        closed_widgets.append(type(getattr(w, "panel", w)).__name__)
         try:
             w.close()
         except Exception as e:      # keep going: the labs must still go
@@ -1039,6 +1043,28 @@ def instructor_capture(default="mixed.pcap"):
     """The capture lesson 07 replays: $PKTLAB_CAPTURE when the instructor set it, else
     ``default`` (a path, or a name in the capture directory)."""
     return capture_path(os.environ.get(CAPTURE_ENV) or default)
+
+
+def bench_panel(**kwargs):
+    """pktlab.bench.BenchPanel, with its Run button doing its work in_lab_thread(): clicked in
+    JupyterLab, the handler runs in the kernel's main thread, where netlink cannot."""
+    from .bench import BenchPanel
+    panel = BenchPanel(**kwargs)
+    panel.button.on_click(panel._on_click, remove=True)
+    panel.button.on_click(lambda b: in_lab_thread(panel._on_click, b))
+    register_widget(_Closer(panel))
+    return panel
+
+
+class _Closer:
+    """close_all() support for a panel that owns nothing between runs (the bench closes its
+    lab at the end of every run): closing only disables its button."""
+
+    def __init__(self, panel):
+        self.panel = panel
+
+    def close(self):
+        self.panel.button.disabled = True
 
 
 def run_bench(panel):

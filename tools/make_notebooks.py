@@ -590,7 +590,7 @@ Choose the points and frame sizes and press *Run*. The cell after it runs a smal
 and TC drop, 64-byte frames) so that the lesson runs quickly end to end; tick more for the
 full ladder (about a minute).
 """),
-        code('panel = pl.BenchPanel(points=("xdp_drop", "tc_drop"), sizes=(64,), micro_on=True)\n'
+        code('panel = pl.bench_panel(points=("xdp_drop", "tc_drop"), sizes=(64,), micro_on=True)\n'
              "panel"),
         code("results = pl.run_bench(panel)"),
         code("pl.bench_chart(results)"),
