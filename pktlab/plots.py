@@ -59,9 +59,10 @@ def conveyor_belt(belts, ax=None, labels=None):
                         ha="center", va="bottom", fontsize=8)
     ax.set_yticks(range(len(belts)))
     ax.set_yticklabels(labels or [f"packet {i + 1}" for i in range(len(belts))])
-    ax.set_ylim(-0.6, len(belts) - 0.1)
+    ax.set_ylim(len(belts) - 0.5, -0.8)        # the first packet on top
     ax.set_xlabel("µs after the first hook saw the packet (bpf_ktime_get_ns at each hook)")
-    ax.set_title("One packet through every hook")
+    ax.set_title("One packet through every hook" if len(belts) == 1 else
+                 f"{len(belts)} packets, each through every hook")
     ax.margins(x=0.08)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
