@@ -221,7 +221,7 @@ def _xdp_dispatcher_pins(progs):
         ends = []
         for prog in progs:
             if not ends:
-                lab = stack.enter_context(Lab(prefix="plbm"))
+                lab = stack.enter_context(Lab(prefix="plhm"))
                 ends = [(lab.ns_src, lab.if_src), (lab.ns_dut, lab.if_dut)]
             ns, ifname = ends.pop()
             stack.enter_context(XdpAttachment(ns, ifname, prog.fd, "generic"))
@@ -522,18 +522,22 @@ class TrafgenGenerator:
 
     def start(self, frame):
         self.stop()
-        fd, self.cfg = tempfile.mkstemp(prefix="pktlab-trafgen-", suffix=".cfg")
-        with os.fdopen(fd, "w") as f:
-            f.write("{ " + ", ".join(f"0x{b:02x}" for b in frame) + " }\n")
+        # the packet as trafgen's byte list, on its stdin (no file to leave behind)
+        cfg = "{ " + ", ".join(f"0x{b:02x}" for b in frame) + " }\n"
         argv = ["ip", "netns", "exec", self.lab.ns_src, "taskset", "-c", str(self.cpu),
-                "trafgen", "-o", self.lab.if_src, "-i", self.cfg, "-P", "1",
+                "trafgen", "-o", self.lab.if_src, "-i", "-", "-P", "1",
                 "--no-sock-mem", "-Q", "-C"] + (["-q"] if self.qdisc else [])
         self.errors = []
         self._log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_child_preexec)
+                                     preexec_fn=_child_preexec, text=True)
         _OUR_SESSIONS.add(self.proc.pid)
+        try:
+            self.proc.stdin.write(cfg)
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            self.check()
 
     def check(self):
         if self.proc is not None and self.proc.poll() is not None:
@@ -604,9 +608,9 @@ _socket_reader_main(sys.argv[2:])
 def _socket_reader_main(argv):
     """The UDP socket point, in its own process: recvmmsg() batches, count, discard.
 
-    argv: namespace, address, port, cpu, counter file (8 bytes, shared mmap).
+    argv: namespace, address, port, cpu, counter fd (an 8-byte memfd, mapped shared).
     """
-    ns, addr, port, cpu, path = argv[0], argv[1], int(argv[2]), int(argv[3]), argv[4]
+    ns, addr, port, cpu, count_fd = argv[0], argv[1], int(argv[2]), int(argv[3]), int(argv[4])
     import socket
     _child_preexec()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -646,8 +650,8 @@ def _socket_reader_main(argv):
     recvmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int,
                          ctypes.c_void_p]
     MSG_WAITFORONE = 0x10000
-    with open(path, "r+b") as f:
-        counter = mmap.mmap(f.fileno(), 8)
+    counter = mmap.mmap(count_fd, 8)
+    os.close(count_fd)
     cell = ctypes.c_uint64.from_buffer(counter)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
@@ -664,19 +668,23 @@ class SocketReader:
 
     def __init__(self, lab, cpu, port=UDP_PORT):
         self.lab, self.cpu, self.port = lab, cpu, port
-        self.proc, self.path, self._map, self.closed = None, None, None, False
-        fd, self.path = tempfile.mkstemp(prefix="pktlab-reader-", dir="/dev/shm"
-                                         if os.path.isdir("/dev/shm") else None)
+        self.proc, self._map, self.closed = None, None, False
+        # the shared counter: an anonymous memory file, handed to the child as an fd (nothing
+        # on disk, nothing to leave behind even if both processes are killed)
+        fd = os.memfd_create("pktlab-reader-count")
         try:
-            os.write(fd, b"\x00" * 8)
+            os.ftruncate(fd, 8)
             self._map = mmap.mmap(fd, 8)
-        finally:
-            os.close(fd)
-        try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", READER_CODE, REPO, lab.ns_dut, lab.dut_ip4, str(port),
-                 str(cpu), self.path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, start_new_session=True)
+                 str(cpu), str(fd)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, start_new_session=True, pass_fds=(fd,))
+        except BaseException:
+            os.close(fd)
+            self.close()
+            raise
+        os.close(fd)
+        try:
             _OUR_SESSIONS.add(self.proc.pid)
             line = self._readline(10.0)
             if line.strip() != "ready":
@@ -715,9 +723,6 @@ class SocketReader:
                     stream.close()
         if self._map is not None:
             self._map.close()
-        if self.path:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
 
     def __enter__(self):
         return self
@@ -999,7 +1004,7 @@ def _check_points(points):
 
 
 def live(points=None, sizes=SIZES, duration=1.2, warmup=0.3, slices=4, compare=("trafgen",),
-         progress=None, prefix="plb"):
+         progress=None, prefix="plhb"):
     """The live ladder: packets/s at each point, for each frame size, in one lab."""
     from .lab import Lab
     progress = progress or _progress_noop
@@ -1323,7 +1328,8 @@ def explain(results):
                          "compete with the generator's and the reader's CPUs, so these figures "
                          "are noisier than on a quiet machine (most disturbed: " +
                          ", ".join(f"{n} {c:.2f} CPUs" for c, n in worst) + "; see each "
-                         "point's pps_spread and other_load_cpus; rerun, or use --long).")
+                         "point's pps_spread and other_load_cpus; rerun on a quiet machine" +
+                         (")." if results.get("mode") == "long" else ", or use --long)."))
         soc = lv["by_size"].get(str(lv.get("summary_frame_size")), {}).get("socket_drop", {})
         if soc.get("pps"):
             lines.append(

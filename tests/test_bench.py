@@ -27,26 +27,47 @@ def _netns():
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
-def _bench_labs(names):
-    return {n for n in names if re.match(r"^plb[a-z]?[0-9a-f]{6}-(src|dut)$", n)}
+def _test_labs(names):
+    """Labs with the prefix only these tests use (plht). The bench's default prefixes (plhb
+    live, plhm micro) may also belong to a notebook running the bench at the same time."""
+    return {n for n in names if re.match(r"^plht[0-9a-f]{6}-(src|dut)$", n)}
 
 
-def _nft_tables_everywhere():
-    """`nft list tables` in the host namespace and in every namespace that exists."""
+def _labs_of(pid):
+    """Names of the labs process `pid` owns (its state files), oldest first. Other engineers'
+    labs may come and go meanwhile; only the owner's pid tells which are the bench's."""
+    from pktlab.lab import STATE_DIR
+    found = []
+    for f in sorted(os.listdir(STATE_DIR)) if os.path.isdir(STATE_DIR) else []:
+        try:
+            with open(os.path.join(STATE_DIR, f)) as fh:
+                st = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if st.get("owner_pid") == pid:
+            found.append((st.get("created", 0), st["name"]))
+    return [n for _, n in sorted(found)]
+
+
+def _nft_tables_left(labs):
+    """The bench's nft table in the host namespace or in any namespace left of `labs`."""
     found = {}
     found["<host>"] = subprocess.run(["nft", "list", "tables"], capture_output=True,
                                      text=True).stdout
     for ns in _netns():
-        found[ns] = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "tables"],
-                                   capture_output=True, text=True).stdout
+        if any(ns.startswith(lab + "-") for lab in labs):
+            found[ns] = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "tables"],
+                                       capture_output=True, text=True).stdout
     return {ns: t for ns, t in found.items() if "pktlab_bench" in t}
 
 
 def _our_processes(lab=None):
+    """The bench's reader and trafgen processes (of one lab, or of any bench lab)."""
     out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    mark = lab or "plh"
     return [ln for ln in out.splitlines()
-            if "_socket_reader_main" in ln or (lab and lab in ln and "trafgen" in ln)
-            or (ln.split(None, 1)[-1].startswith("trafgen ") and "plb" in ln)]
+            if ("_socket_reader_main" in ln or ln.split(None, 1)[-1].startswith("trafgen "))
+            and mark in ln]
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +77,14 @@ def small_results():
     require_hook("tc-ingress")
     from pktlab import bench
     frames, _ = bench.bundled_frames(limit=40)
-    before = _bench_labs(_netns())
+    before = _test_labs(_netns())
     res = {"machine": bench._machine(), "mode": "test"}
     res["micro"] = bench.micro(rounds=3, repeat=300, frames=frames)
     res["live"] = bench.live(points=["xdp_drop", "tc_drop"], sizes=[64, 512], duration=0.4,
-                             slices=2, warmup=0.1, compare=(), prefix="plbt")
+                             slices=2, warmup=0.1, compare=(), prefix="plht")
     res["elapsed_s"] = 0.0
     res["explanation"] = bench.explain(res)
-    assert _bench_labs(_netns()) - before == set(), "the bench left a lab behind"
+    assert _test_labs(_netns()) - before == set(), "the bench left a lab behind"
     return res
 
 
@@ -155,7 +176,7 @@ def test_live_socket_nft_and_parse_points(lab):
     tables = subprocess.run(["ip", "netns", "exec", lab.ns_dut, "nft", "list", "tables"],
                             capture_output=True, text=True).stdout
     assert "pktlab_bench" not in tables
-    assert _our_processes() == []
+    assert _our_processes(lab.name) == []
 
 
 def test_udp_frame_sizes_are_wire_lengths_without_fcs():
@@ -227,9 +248,9 @@ def test_cli_json_has_the_contract_keys_and_writes_the_plot(tmp_path):
     require_hook("xdp")
     require_hook("tc-ingress")
     png = tmp_path / "bench.png"
-    before = _netns()
-    r = _bench_cmd("--json", "--plot", str(png), timeout=600)
+    r, labs = _run_watching_labs(["--json", "--plot", str(png)], tmp_path, timeout=600)
     assert r.returncode in (0, 1), r.stderr
+    assert labs, "the bench made no lab?"
     doc = json.loads(r.stdout)               # stdout is one JSON document and nothing else
     for prog in ("xdp", "xdp_no_record", "tc", "tc_no_record"):
         m = doc["micro"][prog]
@@ -241,8 +262,30 @@ def test_cli_json_has_the_contract_keys_and_writes_the_plot(tmp_path):
     assert set(live["by_size"]) == {"64", "512", "1500"}
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert r.returncode == (1 if doc_failures(doc) else 0)
-    assert _bench_labs(_netns() - before) == set()
-    assert _nft_tables_everywhere() == {}
+    from pktlab.lab import leftovers
+    for lab in labs:
+        assert leftovers(lab) == [], lab
+    assert _nft_tables_left(labs) == {}
+
+
+def _run_watching_labs(args, tmp_path, timeout):
+    """Run `pktlab bench ARGS`, noting every lab the process owns while it runs."""
+    out, err = open(tmp_path / "out", "w+"), open(tmp_path / "err", "w+")
+    with out, err:
+        p = subprocess.Popen([PY, "-m", "pktlab.cli", "bench", *args], cwd=REPO, stdout=out,
+                             stderr=err, text=True)
+        labs, deadline = set(), time.monotonic() + timeout
+        try:
+            while p.poll() is None and time.monotonic() < deadline:
+                labs.update(_labs_of(p.pid))
+                time.sleep(0.1)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read()), labs
 
 
 def doc_failures(doc):
@@ -270,29 +313,32 @@ def _wait_for(cond, timeout=120):
 def test_ctrl_c_leaves_nothing_behind(only, moment):
     require_hook("xdp")
     require_hook("tc-ingress")
-    before = _netns()
+    seen = set()
     # SIGINT back to its default in the child, which may inherit it ignored (a background job)
     p = subprocess.Popen([PY, "-m", "pktlab.cli", "bench", "--only", only], cwd=REPO,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         def ready():
-            new = sorted(_bench_labs(_netns() - before))
-            if not new:
+            labs = _labs_of(p.pid)
+            seen.update(labs)
+            if not labs:
                 return None
-            lab = new[-1].rsplit("-", 1)[0]
+            lab = labs[-1]
             if moment == "lab":
                 return lab
             if moment == "nft":
                 t = subprocess.run(["ip", "netns", "exec", f"{lab}-dut", "nft", "list",
                                     "tables"], capture_output=True, text=True).stdout
                 return lab if "pktlab_bench" in t else None
+            ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True,
+                                text=True).stdout.splitlines()
             if moment == "reader":
-                return lab if _our_processes() else None
+                return lab if any("_socket_reader_main" in ln and f"{lab}-dut" in ln
+                                  for ln in ps) else None
             if moment == "trafgen":
-                ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
-                return lab if any(ln.startswith("trafgen ") and "-q" in ln.split()
-                                  for ln in ps.splitlines()) else None
+                return lab if any(ln.startswith("trafgen ") and f"{lab}s" in ln.split() and
+                                  "-q" in ln.split() for ln in ps) else None
         lab = _wait_for(ready)
         assert lab, f"the bench never reached {moment}: {p.stderr.read() if p.poll() else ''}"
         p.send_signal(signal.SIGINT)
@@ -304,9 +350,10 @@ def test_ctrl_c_leaves_nothing_behind(only, moment):
     assert p.returncode == 130, err
     assert "interrupted" in err
     from pktlab.lab import leftovers
-    assert leftovers(lab) == []
-    assert _bench_labs(_netns() - before) == set()
-    assert _nft_tables_everywhere() == {}
+    for name in seen:
+        assert leftovers(name) == [], name
+    assert _labs_of(p.pid) == []
+    assert _nft_tables_left(seen) == {}
     assert _wait_for(lambda: _our_processes(lab) == [], timeout=5)
     # no XDP or TC attachment can outlive its namespace's veth; make sure the host has none
     links = subprocess.run(["ip", "-d", "link", "show"], capture_output=True, text=True).stdout
