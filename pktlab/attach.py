@@ -28,7 +28,7 @@ _clsact_users = {}   # (ns, ifname) -> [set of our filter priorities, created_by
 
 
 def _netlink(ns):
-    from pyroute2 import IPRoute
+    from .nl import IPRoute
     return IPRoute(netns=ns)
 
 

@@ -133,7 +133,7 @@ class Lab:
         return {"src": self.if_src, "dut": self.if_dut}[side]
 
     def ifindex(self, side):
-        from pyroute2 import IPRoute
+        from .nl import IPRoute
         with IPRoute(netns=self.ns(side)) as ipr:
             idx = ipr.link_lookup(ifname=self.ifname(side))
         if not idx:
@@ -141,7 +141,7 @@ class Lab:
         return idx[0]
 
     def mac(self, side):
-        from pyroute2 import IPRoute
+        from .nl import IPRoute
         with IPRoute(netns=self.ns(side)) as ipr:
             link = ipr.get_links(ifname=self.ifname(side))[0]
         return link.get_attr("IFLA_ADDRESS")
@@ -182,7 +182,7 @@ class Lab:
         return self
 
     def _build(self):
-        from pyroute2 import IPRoute
+        from .nl import IPRoute
         from pyroute2.netlink.exceptions import NetlinkError
         s = self.state
         netns.create(s.ns_src)
@@ -216,7 +216,7 @@ class Lab:
 
         IFLA_CARRIER, not IFLA_OPERSTATE: the kernel publishes operstate through linkwatch,
         up to a second late, while a veth has carrier the moment both ends are up."""
-        from pyroute2 import IPRoute
+        from .nl import IPRoute
         deadline = time.monotonic() + timeout
         for side in ("src", "dut"):
             with IPRoute(netns=self.ns(side)) as ipr:
@@ -276,7 +276,7 @@ def _quiet_namespace(ns):
 
 def remove_lab(state):
     """Remove a lab's veth (first), namespaces, and state file. Missing parts are fine."""
-    from pyroute2 import IPRoute
+    from .nl import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
     for ns, ifn in ((state.ns_src, state.if_src), (state.ns_dut, state.if_dut)):
         if not netns.exists(ns):

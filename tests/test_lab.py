@@ -248,3 +248,41 @@ def test_setup_is_idempotent_and_quiet_the_second_time():
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("[setup]")]
     assert not [ln for ln in lines if "installing" in ln or "creating" in ln], lines
     print(f"second setup run took {elapsed:.1f}s")
+
+
+def test_lab_and_hooks_work_inside_a_running_event_loop():
+    """A Jupyter kernel's main thread runs an asyncio loop; pyroute2 alone fails there."""
+    require_root()
+    import asyncio
+    from pktlab.hooks import HookSet
+    from pktlab.inject import Injector
+
+    async def body():
+        with Lab(prefix="pltest") as lb, HookSet(lb, ["xdp", "tc-egress"]) as hs, \
+                Injector(lb) as inj:
+            inj.send(_frame(_mac(lb.mac("src")), _mac(lb.mac("dut"))))
+            deadline = time.monotonic() + 3
+            got = {}
+            while time.monotonic() < deadline and not all(len(v) for v in got.values() or [()]):
+                got = hs.drain()
+                time.sleep(0.01)
+            return lb.name, {h: len(v) for h, v in got.items()}
+    name, counts = asyncio.run(body())
+    assert counts == {"xdp": 1, "tc-egress": 1}
+    assert leftovers(name) == []
+
+
+def test_a_lab_that_fails_half_way_up_removes_what_it_made(monkeypatch):
+    require_root()
+    import pktlab.lab as L
+    made = {}
+
+    def broken(ns):
+        made.setdefault("ns", []).append(ns)
+        raise OSError(5, "simulated failure while configuring " + ns)
+    monkeypatch.setattr(L, "_quiet_namespace", broken)
+    lb = Lab(prefix="pltest")
+    with pytest.raises(OSError, match="simulated"):
+        lb.up()
+    assert made["ns"] and not netns.exists(made["ns"][0])
+    assert leftovers(lb.name) == []
