@@ -1302,7 +1302,12 @@ def explain(results):
                 added = m.get("added_ns_per_pkt_vs_socket")
                 if added is not None:
                     s += f" ({added:+.0f} ns/pkt vs no hook" + \
-                        (": below zero, i.e. inside this run's noise)" if added < 0 else ")")
+                        (": below zero, the path ran faster with the hook than without" +
+                         (" (a likely cause, not measured here: the TC program pulls the "
+                          "headers of trafgen's paged TX-ring skbs into the linear part once, "
+                          "at src, instead of the stack pulling them piecemeal at dut)"
+                          if p == "tc_egress_parse" else
+                          ": noise") + ")" if added < 0 else ")")
                 if m.get("records_lost"):
                     s += f" [{m['records_lost']} records lost]"
                 parts.append(s)
