@@ -108,6 +108,21 @@ def _progress_noop(done, total, label=""):
     pass
 
 
+def _preload():
+    """Import now, before anything exists to clean up, what the teardown paths import lazily:
+    a Ctrl-C that lands inside a module's first import leaves it half-initialized in
+    sys.modules, and the cleanup that imports it next then fails (seen: asyncio, through the
+    lab's netlink helper), which would leave the lab behind."""
+    import importlib
+    importlib.import_module("asyncio")
+    for mod in ("pyroute2", "pyroute2.netlink.exceptions", "pktlab.nl", "pktlab.lab",
+                "pktlab.attach", "pktlab.hooks", "pktlab.ringbuf", "pktlab.record"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            pass
+
+
 # --------------------------------------------------------------------------------------------
 # frames
 # --------------------------------------------------------------------------------------------
@@ -205,6 +220,35 @@ def _load_micro(name):
 
 
 @contextlib.contextmanager
+def _signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Hold Ctrl-C (and SIGTERM) back while a lab is being made, and deliver it right after.
+
+    A lab's namespaces are made by a forked helper (pyroute2); interrupted while waiting for
+    it, the parent tears the half-made lab down before the helper has finished, and the
+    helper then leaves a namespace behind with nobody to remove it. An interrupt that lands
+    during a fork can also be swallowed by Python's at-fork hooks. So the handlers only note
+    the signal during the block, and the original handler runs once the lab is whole (and
+    owned by a `with`, which then removes it). Only in the main thread (where handlers live).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved, hits = {}, []
+    for signum in signums:
+        old = signal.getsignal(signum)
+        if callable(old):
+            saved[signum] = old
+            signal.signal(signum, lambda s, f: hits.append(s))
+    try:
+        yield
+    finally:
+        for signum, old in saved.items():
+            signal.signal(signum, old)
+        if hits:
+            saved[hits[0]](hits[0], None)      # e.g. default_int_handler: KeyboardInterrupt
+
+
+@contextlib.contextmanager
 def _xdp_dispatcher_pins(progs):
     """Keep XDP programs in the kernel's XDP dispatcher for the length of the block.
 
@@ -221,7 +265,8 @@ def _xdp_dispatcher_pins(progs):
         ends = []
         for prog in progs:
             if not ends:
-                lab = stack.enter_context(Lab(prefix="plhm"))
+                with _signals_deferred():
+                    lab = stack.enter_context(Lab(prefix="plhm"))
                 ends = [(lab.ns_src, lab.if_src), (lab.ns_dut, lab.if_dut)]
             ns, ifname = ends.pop()
             stack.enter_context(XdpAttachment(ns, ifname, prog.fd, "generic"))
@@ -244,6 +289,7 @@ def micro(programs=None, rounds=5, repeat=1000, frames=None, progress=None):
     Records: the programs that write a record per packet are drained after every call and
     `repeat` stays far below the ring's capacity, so no reservation fails (`lost` says so).
     """
+    _preload()
     progress = progress or _progress_noop
     programs = list(programs or MICRO_PROGRAMS)
     bad = [p for p in programs if p not in MICRO_PROGRAMS]
@@ -1006,6 +1052,7 @@ def _check_points(points):
 def live(points=None, sizes=SIZES, duration=1.2, warmup=0.3, slices=4, compare=("trafgen",),
          progress=None, prefix="plhb"):
     """The live ladder: packets/s at each point, for each frame size, in one lab."""
+    _preload()
     from .lab import Lab
     progress = progress or _progress_noop
     points = _check_points(points)
@@ -1023,9 +1070,10 @@ def live(points=None, sizes=SIZES, duration=1.2, warmup=0.3, slices=4, compare=(
     res = {"frame_sizes": sizes, "frame_size_means": FCS_NOTE, "duration_s": duration,
            "generator_cpu": gen_cpu, "other_cpus": other, "by_size": {}, "errors": {}}
     with contextlib.ExitStack() as stack:
-        lab = stack.enter_context(Lab(prefix=prefix))
-        stats = LinkStats(lab)
-        stack.callback(stats.close)
+        with _signals_deferred():
+            lab = stack.enter_context(Lab(prefix=prefix))
+            stats = LinkStats(lab)
+            stack.callback(stats.close)
         _set_gro(lab, True)
         gen, why = _choose_generator(lab, stats, gen_cpu)
         stack.callback(gen.close)
