@@ -19,10 +19,13 @@ import json
 import os
 import re
 import secrets
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
 from . import netns
+from . import nl  # noqa: F401  (imported up front: cleanup must never be a first import)
 from .errors import LabError
 
 STATE_DIR = "/run/pktlab/labs"
@@ -161,6 +164,17 @@ class Lab:
     def up(self):
         if not self._closed:
             return self
+        try:
+            with _signals_held():
+                self._up()
+        except BaseException:
+            # a signal held while building is delivered as the mask is restored: the lab is
+            # complete then, but no `with` owns it yet
+            self.close()
+            raise
+        return self
+
+    def _up(self):
         clean_stale()
         name = self.name or (self.prefix + secrets.token_hex(3))
         ns_src, ns_dut, if_src, if_dut = _names_for(name)
@@ -238,6 +252,10 @@ class Lab:
         """Tear down: attachments, then the veth, then the namespaces. Safe to call twice."""
         if self._closed:
             return
+        with _signals_held():
+            self._close()
+
+    def _close(self):
         self._closed = True
         errors = []
         while self._owned:
@@ -261,6 +279,29 @@ class Lab:
             return f"<Lab {self.name or self.prefix + '…'} (closed)>"
         return (f"<Lab {self.name}: {self.ns_src}/{self.if_src} {SRC_IP4} <-> "
                 f"{self.ns_dut}/{self.if_dut} {DUT_IP4}>")
+
+
+_HELD = (signal.SIGINT, signal.SIGTERM)
+
+
+class _signals_held:
+    """Hold Ctrl-C and SIGTERM back while a lab is being built, deliver them right after.
+
+    pyroute2 creates a namespace in a forked helper; interrupted at that moment, the parent
+    would tear down before the helper has made the namespace, which then outlives its lab.
+    Held, the signal arrives once the lab is complete and owned, and close() removes all of it.
+    Only the main thread receives signals, so only there is anything held."""
+
+    def __enter__(self):
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+        return False
 
 
 def _quiet_namespace(ns):
