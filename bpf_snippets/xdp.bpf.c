@@ -47,5 +47,28 @@ int pktlab_xdp(struct xdp_md *ctx)
 	events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 out:
 #endif
+#ifdef PL_REWRITE_TTL
+	/* lesson 03: the record above is the frame as it arrived; now rewrite it as a router
+	 * would, TTL - 1, and update the IPv4 header checksum incrementally (RFC 1624). */
+	{
+		/* data and data_end are read again from ctx: keeping the old pointers alive to
+		 * here would make every parse path a different verifier state (no pruning). */
+		void *d = (void *)(long)ctx->data, *d_end = (void *)(long)ctx->data_end;
+		struct pl_ethhdr *eth = d;
+		struct pl_iphdr *iph = (void *)(eth + 1);
+
+		if ((void *)(iph + 1) <= d_end && eth->proto == bpf_htons(PL_ETH_P_IP) &&
+		    iph->ttl > 1) {
+			__u32 sum = (~bpf_ntohs(iph->check)) & 0xffff;
+
+			sum += (~((__u32)iph->ttl << 8 | iph->protocol)) & 0xffff;
+			iph->ttl -= 1;
+			sum += (__u32)iph->ttl << 8 | iph->protocol;
+			sum = (sum & 0xffff) + (sum >> 16);
+			sum = (sum & 0xffff) + (sum >> 16);
+			iph->check = bpf_htons(~sum & 0xffff);
+		}
+	}
+#endif
 	return XDP_PASS;
 }

@@ -390,40 +390,16 @@ def check_cheapest_hook(answer, results):
 
 # --- lesson 03: XDP rewrites a field, TC sees the result ----------------------------------------
 
-# Appended to xdp.bpf.c right before its `return XDP_PASS;`: the frame has been recorded as it
-# arrived; now act as a router would. A lesson variant, not a hook: it lives with the exercises.
-_TTL_REWRITE = """\
-	/* lesson 03: the record above is the frame as it arrived; now rewrite it as a router
-	 * would, TTL - 1, and update the IPv4 header checksum incrementally (RFC 1624). */
-	{
-		/* data and data_end are read again from ctx: keeping the old pointers alive to
-		 * here would make every parse path a different verifier state (no pruning). */
-		void *d = (void *)(long)ctx->data, *d_end = (void *)(long)ctx->data_end;
-		struct pl_ethhdr *eth = d;
-		struct pl_iphdr *iph = (void *)(eth + 1);
-
-		if ((void *)(iph + 1) <= d_end && eth->proto == bpf_htons(PL_ETH_P_IP) &&
-		    iph->ttl > 1) {
-			__u32 sum = (~bpf_ntohs(iph->check)) & 0xffff;
-
-			sum += (~((__u32)iph->ttl << 8 | iph->protocol)) & 0xffff;
-			iph->ttl -= 1;
-			sum += (__u32)iph->ttl << 8 | iph->protocol;
-			sum = (sum & 0xffff) + (sum >> 16);
-			sum = (sum & 0xffff) + (sum >> 16);
-			iph->check = bpf_htons(~sum & 0xffff);
-		}
-	}
-"""
-
-
 def ttl_rewrite_text():
-    text = xdp_program_text()
-    tail = "\treturn XDP_PASS;\n}"
-    if text.count(tail) != 1:
-        raise ValueError("xdp.bpf.c no longer ends with `return XDP_PASS;`: update "
-                         "pktlab/exercises.py (ttl_rewrite_text)")
-    return text.replace(tail, _TTL_REWRITE + tail)
+    """The lesson-03 variant of xdp.bpf.c: its PL_REWRITE_TTL block, which records the frame
+    and then decrements the TTL as a router would (the C lives in bpf_snippets/xdp.bpf.c)."""
+    from . import bpf
+    with open(os.path.join(bpf.SNIPPETS, "xdp.bpf.c")) as f:
+        text = f.read()
+    m = re.search(r"#ifdef PL_REWRITE_TTL\n(.*?)#endif", text, re.S)
+    if not m:
+        raise ValueError("bpf_snippets/xdp.bpf.c has no PL_REWRITE_TTL block: lesson 03 needs it")
+    return m.group(1)
 
 
 def ttl_rewritten(frame):
@@ -462,8 +438,7 @@ def ttl_rewrite_demo(frame=None):
     frame = bytes(frame if frame is not None else _sample_frame())
     after = ttl_rewritten(frame)
     try:
-        prog = bpf.compile_program(None, "pktlab_xdp", "XDP", ("-DPL_RINGBUF_PAGES=16",),
-                                   text=ttl_rewrite_text())
+        prog = bpf.load("xdp", ringbuf_pages=16, extra_cflags=("-DPL_REWRITE_TTL",))
     except BPFError as e:
         return CheckResult(False, f"the rewriting XDP program did not load: {e}",
                            _log_html(e.log or ""))
