@@ -260,8 +260,9 @@ class Pacer:
     def __init__(self, pps=None, mbps=None):
         if (pps is None) == (mbps is None):
             raise ValueError("rate: give exactly one of pps or mbps")
-        if (pps or mbps) <= 0:
-            raise ValueError(f"rate {pps or mbps}: must be positive")
+        rate = pps if pps is not None else mbps
+        if not rate > 0:
+            raise ValueError(f"rate {rate}: must be positive")
         self.interval = 1.0 / float(pps) if pps else None
         self.bit_time = 1.0 / (float(mbps) * 1e6) if mbps else None
         self.next = None
@@ -375,7 +376,7 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
         else "<frames>"
     if loop < 1:
         raise ValueError(f"loop {loop}: must be at least 1")
-    pacer = Pacer(pps=pps, mbps=mbps) if (pps or mbps) else None
+    pacer = Pacer(pps=pps, mbps=mbps) if (pps is not None or mbps is not None) else None
     with Replayer(hook_names, xdp_mode=xdp_mode, lab=lab, mtu=mtu, rewrite=rewrite) as rp:
         result = ReplayResult(label, hook_names, rp.via,
                               requested_pps=pps if pps else (f"{mbps} Mbit/s" if mbps else None),
