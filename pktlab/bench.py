@@ -221,14 +221,12 @@ def _load_micro(name):
 
 @contextlib.contextmanager
 def _signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
-    """Hold Ctrl-C (and SIGTERM) back while a lab is being made, and deliver it right after.
+    """Hold Ctrl-C (and SIGTERM) back across a few statements, and deliver it right after.
 
-    A lab's namespaces are made by a forked helper (pyroute2); interrupted while waiting for
-    it, the parent tears the half-made lab down before the helper has finished, and the
-    helper then leaves a namespace behind with nobody to remove it. An interrupt that lands
-    during a fork can also be swallowed by Python's at-fork hooks. So the handlers only note
-    the signal during the block, and the original handler runs once the lab is whole (and
-    owned by a `with`, which then removes it). Only in the main thread (where handlers live).
+    Lab.up() already holds signals while it builds; this covers what the live bench makes
+    right after the lab and before its cleanup is registered on the ExitStack (the link
+    counters), so that an interrupt in that window cannot leave them behind. Only in the main
+    thread (where handlers live).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -265,8 +263,7 @@ def _xdp_dispatcher_pins(progs):
         ends = []
         for prog in progs:
             if not ends:
-                with _signals_deferred():
-                    lab = stack.enter_context(Lab(prefix="plhm"))
+                lab = stack.enter_context(Lab(prefix="plhm"))   # Lab holds Ctrl-C itself
                 ends = [(lab.ns_src, lab.if_src), (lab.ns_dut, lab.if_dut)]
             ns, ifname = ends.pop()
             stack.enter_context(XdpAttachment(ns, ifname, prog.fd, "generic"))

@@ -42,28 +42,14 @@ __all__ = [
     "xdp_rewrite_demo", "instructor_capture", "bench_panel", "run_bench", "bench_chart", "bench_text", "HOOKS", "WIRE_ORDER", "LAB_PREFIX",
 ]
 
-_worker = None
-_worker_lock = threading.Lock()
-
-
 def in_lab_thread(fn, *args, **kwargs):
-    """Call ``fn`` where netlink works: in pktlab's own thread when this thread runs an asyncio
-    loop (a Jupyter kernel's main thread does), directly otherwise.
+    """Call ``fn`` where netlink works: on pktlab's netlink thread when this thread runs an
+    asyncio loop (a Jupyter kernel's main thread does), directly otherwise (pktlab.nl.call).
 
-    pyroute2, which makes the labs and attaches TC and XDP, drives an asyncio loop of its own
-    per call; asyncio refuses to start a loop inside a running one ("This event loop is already
-    running"). One worker thread also keeps lab work in order."""
-    import asyncio
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return fn(*args, **kwargs)
-    global _worker
-    with _worker_lock:
-        if _worker is None:
-            from concurrent.futures import ThreadPoolExecutor
-            _worker = ThreadPoolExecutor(1, thread_name_prefix="pktlab-lab")
-    return _worker.submit(fn, *args, **kwargs).result()
+    pktlab.nl already does this for every netlink call; running a whole lesson step there as
+    well keeps the steps of one notebook in order."""
+    from . import nl
+    return nl.call(fn, *args, **kwargs)
 
 
 def _in_lab_thread(method):
