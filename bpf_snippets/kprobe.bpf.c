@@ -15,6 +15,9 @@
  *
  * sk_buff and net_device fields are read with bpf_probe_read_kernel() at offsets pktlab took
  * from the running kernel's BTF (-DPL_OFF_*), never from the headers this was compiled with.
+ *
+ * The receive tracepoint runs in softirq (NAPI) for the lab's veth, like XDP and TC, so one CPU
+ * never runs two copies of this program at once: the per-CPU record ring's rule holds.
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/ptrace.h>
@@ -47,11 +50,7 @@ struct pl_kcfg {
 	__u32 netns_inum;
 };
 
-BPF_RINGBUF_OUTPUT(events, PL_RINGBUF_PAGES);
-/* lost[0]: records the ring buffer had no room for (per CPU; Python sums). Never silent. */
-BPF_PERCPU_ARRAY(lost, __u64, 1);
-/* seen[status]: packets parsed, by status. */
-BPF_PERCPU_ARRAY(seen, __u64, PL_ST__COUNT);
+PL_DECLARE_MAPS();
 BPF_PERCPU_ARRAY(scratch, struct pl_kbuf, 1);
 BPF_ARRAY(config, struct pl_kcfg, 1);
 
@@ -60,14 +59,21 @@ BPF_ARRAY(config, struct pl_kcfg, 1);
 static __always_inline int pl_skb(void *skb)
 {
 	__u32 key = 0, ifindex = 0, inum = 0, len = 0;
+	__u32 cpu = bpf_get_smp_processor_id();
 	__u64 copy;
 	__u16 mac_header = 0;
 	void *dev = 0, *net = 0, *head = 0, *data = 0, *mac;
 	struct pl_kcfg *cfg = config.lookup(&key);
 	struct pl_kbuf *buf = scratch.lookup(&key);
+	struct pl_ctl *c;
 	struct pl_record *r;
-	__u64 *cnt;
 	void *start, *end;
+#ifdef PL_NO_RECORD
+	struct pl_record rec = {};
+#else
+	__u32 slot;
+	long s;
+#endif
 
 	if (!cfg || !buf || !skb)
 		goto out;
@@ -103,36 +109,31 @@ static __always_inline int pl_skb(void *skb)
 	start = buf->b;
 	end = buf->b + copy;
 
-#ifdef PL_NO_RECORD
-	{
-		struct pl_record rec;
-
-		r = &rec;
-#else
-	r = events.ringbuf_reserve(sizeof(*r));
-	if (!r) {
-		cnt = lost.lookup(&key);
-		if (cnt)
-			*cnt += 1;
+	c = ctl.lookup(&cpu);
+	if (!c)
 		goto out;
-	}
-	{
+#ifdef PL_NO_RECORD
+	r = &rec;
+#else
+	s = pl_slot(c, cpu);
+	if (s < 0)
+		goto out;
+	slot = s;
+	r = events.lookup(&slot);
+	if (!r)
+		goto out;
+	pl_zero(r);
+	r->ts_ns = pl_now();
+	r->fingerprint = pl_fingerprint(start, end, len);
 #endif
-		pl_zero(r);
-		r->ts_ns = bpf_ktime_get_ns();
-		r->ifindex = ifindex;
-		r->fingerprint = pl_fingerprint(start, end, len);
-		r->hook = PL_HOOK_KPROBE;
-		r->frame_len = len;
-		pl_parse(start, end, r);
-		key = r->status;
-		cnt = seen.lookup(&key);
-		if (cnt)
-			*cnt += 1;
+	r->ifindex = ifindex;
+	r->hook = PL_HOOK_KPROBE;
+	r->frame_len = len;
+	pl_parse(start, end, r);
+	pl_count(c, r->status);
 #ifndef PL_NO_RECORD
-		events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	pl_commit(c);
 #endif
-	}
 out:
 	return 0;
 }

@@ -1,24 +1,96 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * pktlab_common.h - what every hook program shares besides the parser.
+ * pktlab_common.h - what every hook program shares besides the parser: the record transport
+ * (a per-CPU slot ring that Python reads straight from memory), the status counters and the
+ * timestamp.
  *
- * The maps themselves (events, lost, seen) are declared in each <hook>.bpf.c and used only there:
- * bcc rewrites `map.method()` calls in the main file only, so a helper in this header that
- * touched a map would load as an unresolved call ("unknown opcode 8d").
+ * The transport, and why it is not a BPF ring buffer: every helper call costs here (the
+ * mitigations on this kind of VM make each kernel `ret` expensive: ~15 ns per call), and
+ * bpf_ringbuf_reserve + bpf_ringbuf_submit are two calls plus a spinlock. These maps are plain
+ * arrays (BPF_F_MMAPABLE) whose lookups the verifier inlines, so reserving a slot is a few
+ * loads and stores:
+ *
+ *   ctl[cpu]     struct pl_ctl (pktlab_record.h): head (records written), lost (no free slot), seen[status],
+ *                on the kernel's cache line; tail (records Python consumed) on its own line
+ *   events[cpu * PL_SLOTS + head % PL_SLOTS]
+ *                the record itself
+ *
+ * One writer per CPU and slot ring: a program runs to its end on one CPU, and the packet hooks
+ * (XDP, TC, the receive tracepoint) run in softirq or with bottom halves off, so two runs of
+ * one program never interleave on a CPU. The writer fills the slot, then publishes head; the
+ * reader (pktlab/ringbuf.py) reads head, copies the slots up to it, then publishes tail.
+ * A full ring refuses the new record and counts it in `lost`: nothing is overwritten, so a
+ * record Python reads is never torn. The ordering relies on x86-64's store order (TSO) plus a
+ * compiler barrier; arm64 would need a release store here.
+ *
+ * The maps are declared by PL_DECLARE_MAPS() in each <hook>.bpf.c, and every map method call
+ * stays in the main file: bcc rewrites `map.method()` calls only there (a helper in this
+ * header that called one would load as an unresolved call, "unknown opcode 8d").
  *
  * Python (pktlab/bpf.py) compiles each <hook>.bpf.c with:
- *   -DPL_RINGBUF_PAGES=N   ring buffer size in pages (power of two)
- *   -DPL_NO_RECORD         optional: count statuses instead of emitting records (the bench
- *                          prices the parse alone with it)
+ *   -DPL_NCPUS=N        possible CPUs (the rings are per CPU)
+ *   -DPL_SLOTS=N        records per CPU ring (power of two)
+ *   -DPL_TS_PRECISE     optional: ts_ns from bpf_ktime_get_ns() (a helper call) instead of
+ *                       jiffies (an inlined load, 1/HZ resolution)
+ *   -DPL_JIFFY_NS=N     nanoseconds per jiffy (1e9 / HZ of the running kernel)
+ *   -DPL_NO_RECORD      optional: count statuses instead of emitting records (the bench
+ *                       prices the parse alone with it)
  */
 #ifndef PKTLAB_COMMON_H
 #define PKTLAB_COMMON_H
 
 #include "pktlab_parse.h"
 
-#ifndef PL_RINGBUF_PAGES
-#define PL_RINGBUF_PAGES 256
+/* No defaults: Python reads the rings with the sizes it compiled in (bpf.transport_cflags). */
+#if !defined(PL_NCPUS) || !defined(PL_SLOTS) || !defined(PL_JIFFY_NS)
+#error "compile with -DPL_NCPUS, -DPL_SLOTS and -DPL_JIFFY_NS (pktlab/bpf.py transport_cflags)"
 #endif
+
+/* A program that emits no records keeps one slot (maps cannot be empty). */
+#ifdef PL_NO_RECORD
+#define PL_EVENTS_ENTRIES 1
+#else
+#define PL_EVENTS_ENTRIES (PL_NCPUS * PL_SLOTS)
+#endif
+
+#define PL_DECLARE_MAPS()                                                                 \
+	BPF_F_TABLE("array", u32, struct pl_record, events, PL_EVENTS_ENTRIES,           \
+		    BPF_F_MMAPABLE);                                                          \
+	BPF_F_TABLE("array", u32, struct pl_ctl, ctl, PL_NCPUS, BPF_F_MMAPABLE)
+
+#define pl_barrier() asm volatile("" ::: "memory")
+
+/* The record's timestamp: see PL_TS_PRECISE above (Python knows which it compiled). */
+#ifdef PL_TS_PRECISE
+#define pl_now() bpf_ktime_get_ns()
+#else
+#define pl_now() (bpf_jiffies64() * (__u64)PL_JIFFY_NS)
+#endif
+
+/* Index of the free slot of this CPU's ring, or -1 (counted in c->lost) when it is full. */
+PL_INLINE long pl_slot(struct pl_ctl *c, __u32 cpu)
+{
+	__u64 head = c->head;
+
+	if (head - *(volatile __u64 *)&c->tail >= PL_SLOTS) {
+		c->lost++;
+		return -1;
+	}
+	return (long)cpu * PL_SLOTS + (head & (PL_SLOTS - 1));
+}
+
+/* Publish the record just written: the slot's bytes first, then head. */
+PL_INLINE void pl_commit(struct pl_ctl *c)
+{
+	pl_barrier();
+	*(volatile __u64 *)&c->head = c->head + 1;
+}
+
+PL_INLINE void pl_count(struct pl_ctl *c, __u8 status)
+{
+	if (status < PL_ST__COUNT)
+		c->seen[status]++;
+}
 
 /* Zeroes a record word by word. `volatile` keeps LLVM from turning the loop back into a
  * memset, which for 152 bytes it emits as a libcall BPF cannot make. */

@@ -327,6 +327,8 @@ PL_INLINE int parse_icmphdr(struct hdr_cursor *nh, void *data_end, void *ip_end,
 	return sizeof(*ih);
 }
 
+#define PL_PEEK_OFF_MAX 0xff00
+
 #define PL_FOURCC(a, b, c, d) ((__u32)(a) << 24 | (__u32)(b) << 16 | (__u32)(c) << 8 | (__u32)(d))
 
 /* The L7 guess, from the copied payload bytes only (so both sides see the same input). */
@@ -354,9 +356,27 @@ PL_INLINE __u8 pl_guess_l7(const struct pl_record *r)
 	return PL_L7_NONE;
 }
 
-/* Copies the first payload bytes; the fast path is one bounds check for all PL_PAYLOAD_PEEK. */
-PL_INLINE void pl_peek_payload(struct pl_record *r, __u8 *p, void *data_end)
+/*
+ * Copies the first payload bytes; the fast path is one bounds check for all PL_PAYLOAD_PEEK.
+ * The payload's start is read back from the record (volatile: from memory), not taken from the
+ * cursor: the verifier then sees the same unknown offset on every path that got here, whatever
+ * headers came before, and checks this code once instead of once per header combination
+ * (VLAN tags x IP versions x extension headers x L4 would otherwise exhaust its budget).
+ */
+PL_INLINE void pl_peek_payload(struct pl_record *r, void *data, void *data_end)
 {
+	__u32 off = *(volatile __u16 *)&r->payload_off;
+	struct hdr_cursor nh;
+	__u8 *p;
+
+	/* The verifier learns nothing from a bounds check on a packet pointer whose offset might
+	 * exceed 64 KiB minus the access; no real frame puts its payload this far in. */
+	if (off > PL_PEEK_OFF_MAX)
+		return;
+	nh.pos = data + off;
+	nh.start = data;
+	PL_CLAMP(&nh);
+	p = nh.pos;
 	if ((void *)(p + PL_PAYLOAD_PEEK) <= data_end && r->payload_len >= PL_PAYLOAD_PEEK) {
 		__builtin_memcpy(r->payload, p, PL_PAYLOAD_PEEK);
 		return;
@@ -569,7 +589,7 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 	r->payload_len = ip_end - nh.pos;
 	if (r->payload_len) {
 		r->layer = PL_L_PAYLOAD;
-		pl_peek_payload(r, nh.pos, data_end);
+		pl_peek_payload(r, data, data_end);
 		r->l7 = pl_guess_l7(r);
 	}
 	goto out;

@@ -2,6 +2,8 @@
 /*
  * pktlab_record.h - the one record every hook emits and the Python walker returns.
  *
+ * Also struct pl_ctl, the control block of the per-CPU record rings (pktlab_common.h).
+ *
  * Read by: every <hook>.bpf.c (through pktlab_parse.h), pktlab/record.py (mirrored with
  * ctypes; tests/test_record_layout.py compiles this header with the system C compiler and
  * proves that the size and every field offset match).
@@ -93,7 +95,7 @@ typedef uint64_t __u64;
 #define PL_F_FRAGMENT 0x10         /* the packet is a fragment (first or later) */
 
 struct pl_record {
-	__u64 ts_ns;            /* bpf_ktime_get_ns() at the hook; 0 from the walker */
+	__u64 ts_ns;            /* when the hook ran, ns (resolution: pktlab_common.h pl_now); 0 from the walker */
 	__u64 fingerprint;      /* see PL_FNV_* below; matches records to injected frames */
 	__u32 ifindex;          /* interface the hook saw the frame on; 0 from the walker */
 	__u32 frame_len;        /* bytes of the frame at this hook (XDP: data_end - data; TC: skb->len) */
@@ -131,6 +133,20 @@ struct pl_record {
 	__u8 ipv6_ext_count;    /* IPv6 extension headers walked */
 	__u8 l7;                /* PL_L7_* */
 	__u8 payload[PL_PAYLOAD_PEEK]; /* first payload bytes, zero-filled */
+};
+
+/*
+ * One CPU's record ring control (see pktlab_common.h): 192 bytes, three cache lines. The kernel
+ * writes the first line (and seen[] spills into the second); Python writes only `tail`, alone
+ * on the third, so the two sides never share a line they both write.
+ */
+struct pl_ctl {
+	__u64 head;                     /* records written (kernel) */
+	__u64 lost;                     /* records refused, no free slot (kernel) */
+	__u64 seen[PL_ST__COUNT];       /* packets parsed, by status (kernel) */
+	__u64 _pad0[2];
+	__u64 tail;                     /* records consumed (Python) */
+	__u64 _pad1[7];
 };
 
 #endif /* PKTLAB_RECORD_H */

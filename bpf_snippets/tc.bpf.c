@@ -18,47 +18,48 @@
 /* Bytes that must be in the linear part for direct packet access to see the headers. */
 #define PL_TC_LINEAR 512
 
-BPF_RINGBUF_OUTPUT(events, PL_RINGBUF_PAGES);
-/* lost[0]: records the ring buffer had no room for (per CPU; Python sums). Never silent. */
-BPF_PERCPU_ARRAY(lost, __u64, 1);
-/* seen[status]: packets parsed, by status. */
-BPF_PERCPU_ARRAY(seen, __u64, PL_ST__COUNT);
+PL_DECLARE_MAPS();
 
 int pktlab_tc(struct __sk_buff *skb)
 {
 	void *data, *data_end;
-	__u32 key = 0;
-	__u64 *cnt;
-#ifdef PL_NO_RECORD
-	struct pl_record rec;
-	struct pl_record *r = &rec;
-#else
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct pl_ctl *c;
 	struct pl_record *r;
+#ifdef PL_NO_RECORD
+	/* Plain (not pl_zero) initialisation: the compiler may then drop every store that the
+	 * status does not depend on. What stays is the walk itself, every header checked. */
+	struct pl_record rec = {};
+#else
+	__u32 slot;
+	long s;
 #endif
 
 	/* A paged skb shows only its linear part to direct access: pull the headers in first.
 	 * (The pull invalidates packet pointers, so they are read after it.) */
 	if (skb->data_end - skb->data < skb->len && skb->data_end - skb->data < PL_TC_LINEAR)
 		bpf_skb_pull_data(skb, skb->len < PL_TC_LINEAR ? skb->len : PL_TC_LINEAR);
+	c = ctl.lookup(&cpu);
+	if (!c)
+		goto out;
+#ifdef PL_NO_RECORD
+	r = &rec;
+#else
+	s = pl_slot(c, cpu);
+	if (s < 0)
+		goto out;
+	slot = s;
+	r = events.lookup(&slot);
+	if (!r)
+		goto out;
+	pl_zero(r);
+	/* the timestamp and the fingerprint only matter to a record */
+	r->ts_ns = pl_now();
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
-
-#ifndef PL_NO_RECORD
-	r = events.ringbuf_reserve(sizeof(*r));
-	if (!r) {
-		cnt = lost.lookup(&key);
-		if (cnt)
-			*cnt += 1;
-		goto out;
-	}
-#endif
-	pl_zero(r);
-	r->ifindex = skb->ifindex;
-#ifndef PL_NO_RECORD
-	/* the timestamp and the fingerprint only matter to a record */
-	r->ts_ns = bpf_ktime_get_ns();
 	r->fingerprint = pl_fingerprint(data, data_end, skb->len);
 #endif
+	r->ifindex = skb->ifindex;
 	r->hook = PL_HOOK;
 	r->frame_len = skb->len;
 	if (skb->vlan_present) {
@@ -67,15 +68,15 @@ int pktlab_tc(struct __sk_buff *skb)
 		r->vlan_depth = 1;
 		r->flags |= PL_F_VLAN_FROM_META;
 	}
+	/* Fresh packet pointers for the parse (see xdp.bpf.c). */
+	pl_barrier();
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
 	pl_parse(data, data_end, r);
-	key = r->status;
-	cnt = seen.lookup(&key);
-	if (cnt)
-		*cnt += 1;
+	pl_count(c, r->status);
 #ifndef PL_NO_RECORD
-	/* NO_WAKEUP: pktlab's reader polls the ring positions itself (pktlab/ringbuf.py). */
-	events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
-out:
+	pl_commit(c);
 #endif
+out:
 	return TC_ACT_OK;
 }

@@ -3,50 +3,56 @@
 #include <uapi/linux/bpf.h>
 #include "pktlab_common.h"
 
-BPF_RINGBUF_OUTPUT(events, PL_RINGBUF_PAGES);
-/* lost[0]: records the ring buffer had no room for (per CPU; Python sums). Never silent. */
-BPF_PERCPU_ARRAY(lost, __u64, 1);
-/* seen[status]: packets parsed, by status. */
-BPF_PERCPU_ARRAY(seen, __u64, PL_ST__COUNT);
+PL_DECLARE_MAPS();
 
 int pktlab_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 key = 0;
-	__u64 *cnt;
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct pl_ctl *c = ctl.lookup(&cpu);
+	struct pl_record *r;
 #ifdef PL_NO_RECORD
-	struct pl_record rec;
-	struct pl_record *r = &rec;
+	/* Plain (not pl_zero) initialisation: the compiler may then drop every store that the
+	 * status does not depend on. What stays is the walk itself, every header checked. */
+	struct pl_record rec = {};
 #else
-	struct pl_record *r = events.ringbuf_reserve(sizeof(*r));
-
-	if (!r) {
-		cnt = lost.lookup(&key);
-		if (cnt)
-			*cnt += 1;
-		goto out;
-	}
+	__u32 slot;
+	long s;
 #endif
+
+	if (!c)
+		goto out;
+#ifdef PL_NO_RECORD
+	r = &rec;
+#else
+	s = pl_slot(c, cpu);
+	if (s < 0)
+		goto out;
+	slot = s;
+	r = events.lookup(&slot);
+	if (!r)
+		goto out;
 	pl_zero(r);
-	r->ifindex = ctx->ingress_ifindex;
-#ifndef PL_NO_RECORD
 	/* the timestamp and the fingerprint only matter to a record */
-	r->ts_ns = bpf_ktime_get_ns();
+	r->ts_ns = pl_now();
 	r->fingerprint = pl_fingerprint(data, data_end, data_end - data);
 #endif
+	r->ifindex = ctx->ingress_ifindex;
 	r->hook = PL_HOOK_XDP;
 	r->frame_len = data_end - data;
+	/* Fresh packet pointers for the parse: the ones the fingerprint checked carry a different
+	 * proven length on each of its exits, each a separate verifier state through the whole
+	 * parse otherwise. */
+	pl_barrier();
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
 	pl_parse(data, data_end, r);
-	key = r->status;
-	cnt = seen.lookup(&key);
-	if (cnt)
-		*cnt += 1;
+	pl_count(c, r->status);
 #ifndef PL_NO_RECORD
-	/* NO_WAKEUP: pktlab's reader polls the ring positions itself (pktlab/ringbuf.py). */
-	events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
-out:
+	pl_commit(c);
 #endif
+out:
 #ifdef PL_REWRITE_TTL
 	/* lesson 03: the record above is the frame as it arrived; now rewrite it as a router
 	 * would, TTL - 1, and update the IPv4 header checksum incrementally (RFC 1624). */

@@ -52,10 +52,10 @@ MIXED_PCAP = os.path.join(REPO, "pcaps", "mixed.pcap")
 
 SIZES = (64, 512, 1500)
 UDP_PORT = 5999
-#: parse+pass hooks get a 32 MiB ring (about 200,000 records: 0.3 s at these rates), so a drain
+#: parse+pass hooks get 131,072 slots per CPU ring (20 MiB: 0.08 s at 1.7 Mpps), so a drain
 #: thread that waits for its CPU a while still finds room (a full ring would make the record
-#: path look cheaper: the reservation fails and only `lost` is counted)
-PARSE_RINGBUF_PAGES = 8192
+#: path look cheaper: the slot is refused and only `lost` is counted)
+PARSE_SLOTS = 1 << 17
 RCVBUF = 8 << 20          # the socket point's receive buffer (bytes; the kernel doubles it)
 FCS_NOTE = "frame length on the wire without the 4-byte FCS"
 
@@ -76,14 +76,18 @@ PARSE_POINTS = tuple(p for p, v in POINTS.items() if v[0] == "parse")
 #: the order the issue's anchors expect (Cloudflare's ladder, the XDP paper)
 EXPECTED_ORDER = ("xdp_drop", "tc_drop", "nft_drop", "socket_drop")
 
-#: micro programs: name -> (hook for bpf.load / snippet, no_record, baseline program type)
+#: micro programs: name -> (hook for bpf.load / snippet, no_record, baseline program type,
+#: precise_ts). The *_ns_ts rows are the same record programs with bpf_ktime_get_ns()
+#: timestamps (what lesson 05 and --step use): they show what one helper call costs here.
 MICRO_PROGRAMS = {
-    "xdp": ("xdp", False, "XDP"),
-    "xdp_no_record": ("xdp", True, "XDP"),
-    "tc": ("tc-ingress", False, "SCHED_CLS"),
-    "tc_no_record": ("tc-ingress", True, "SCHED_CLS"),
-    "drop_xdp": ("drop_xdp", False, "XDP"),
-    "drop_tc": ("drop_tc", False, "SCHED_CLS"),
+    "xdp": ("xdp", False, "XDP", False),
+    "xdp_no_record": ("xdp", True, "XDP", False),
+    "xdp_ns_ts": ("xdp", False, "XDP", True),
+    "tc": ("tc-ingress", False, "SCHED_CLS", False),
+    "tc_no_record": ("tc-ingress", True, "SCHED_CLS", False),
+    "tc_ns_ts": ("tc-ingress", False, "SCHED_CLS", True),
+    "drop_xdp": ("drop_xdp", False, "XDP", False),
+    "drop_tc": ("drop_tc", False, "SCHED_CLS", False),
 }
 #: what the issue requires of the parse programs under test run (ratio to the empty program)
 MICRO_LIMITS = {"xdp": 3.0, "tc": 3.0, "xdp_no_record": 1.5, "tc_no_record": 1.5}
@@ -211,12 +215,12 @@ GEN_XDP = ("snippet", "drop_xdp.bpf.c", "pktlab_drop_xdp", "XDP", ("-DPL_VERDICT
 
 def _load_micro(name):
     """(program, release it afterwards?)"""
-    hook, no_record, _ = MICRO_PROGRAMS[name]
+    hook, no_record, _, precise_ts = MICRO_PROGRAMS[name]
     if hook == "drop_xdp":
         return _held_program(DROP_XDP), False
     if hook == "drop_tc":
         return _held_program(DROP_TC), False
-    return bpf.load(hook, no_record=no_record), True
+    return bpf.load(hook, no_record=no_record, precise_ts=precise_ts), True
 
 
 @contextlib.contextmanager
@@ -292,11 +296,11 @@ def micro(programs=None, rounds=5, repeat=1000, frames=None, progress=None):
     bad = [p for p in programs if p not in MICRO_PROGRAMS]
     if bad:
         raise ValueError(f"micro programs {bad}: choose from {', '.join(MICRO_PROGRAMS)}")
-    ring_cap = bpf.DEFAULT_RINGBUF_PAGES * 4096 // 160
+    ring_cap = bpf.SLOTS_DEFAULT        # one test run call stays on one CPU: one ring
     repeat = int(repeat)
-    if not 1 <= repeat <= ring_cap // 2:
-        raise ValueError(f"micro repeat {repeat}: use 1..{ring_cap // 2} (a call's records must "
-                         "fit in the ring buffer, or failed reservations make it look cheaper)")
+    if not 1 <= repeat <= ring_cap:
+        raise ValueError(f"micro repeat {repeat}: use 1..{ring_cap} (a call's records must "
+                         "fit in the record ring, or refused records make it look cheaper)")
     if frames is None:
         frames, source = bundled_frames()
     else:
@@ -359,9 +363,12 @@ def micro(programs=None, rounds=5, repeat=1000, frames=None, progress=None):
             }
             entry["ratio"] = entry["ns_per_pkt"] / entry["baseline_ns_per_pkt"]
             entry["added_ns_per_pkt"] = entry["ns_per_pkt"] - entry["baseline_ns_per_pkt"]
-            hook, no_record = MICRO_PROGRAMS[name][:2]
+            hook, no_record, _, precise_ts = MICRO_PROGRAMS[name]
             if hook in ("xdp", "tc-ingress"):
                 entry["records"] = "none (statuses counted)" if no_record else "one per packet"
+                if not no_record:
+                    entry["timestamp"] = ("bpf_ktime_get_ns (ns)" if precise_ts else
+                                          "jiffies (1/HZ)")
                 if not no_record:
                     entry["records_read"] = records[name]
                     entry["lost"] = progs[name].lost()
@@ -821,7 +828,7 @@ class NftDrop:
 
 
 class _Drainer:
-    """Empties the parse hooks' ring buffers every few ms, so records keep flowing (a full
+    """Empties the parse hooks' record rings every few ms, so records keep flowing (a full
     ring would turn the record path into the cheaper `lost` path)."""
 
     def __init__(self, hookset, cpus):
@@ -982,7 +989,7 @@ class _Live:
         if name in PARSE_POINTS:
             hook = POINTS[name][2]
             with SocketReader(lab, self.other[0]) as rd, \
-                    HookSet(lab, [hook], ringbuf_pages=PARSE_RINGBUF_PAGES) as hs:
+                    HookSet(lab, [hook], slots=PARSE_SLOTS) as hs:
                 drain = _Drainer(hs, self.other)
                 try:
                     def parsed():
@@ -1253,6 +1260,20 @@ def _f(x, unit=""):
     return f"{x:.1f}{unit}"
 
 
+def _return_mitigation():
+    """The CPU mitigation that makes every kernel return dear, when this machine runs one."""
+    base = "/sys/devices/system/cpu/vulnerabilities/"
+    for name in ("spec_rstack_overflow", "retbleed"):
+        try:
+            with open(base + name) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if any(k in text for k in ("Safe RET", "untrained return thunk", "stuffing")):
+            return f"{name}: {text}"
+    return None
+
+
 def explain(results):
     """The results in words: what was measured, what it means here, and why."""
     lines = []
@@ -1273,11 +1294,23 @@ def explain(results):
             lines.append(f"  {name}: {m['ns_per_pkt']:.1f} ns vs {m['baseline_ns_per_pkt']:.1f} ns "
                          f"empty = {m['ratio']:.2f}x ({verdict}); the parse adds "
                          f"{m['added_ns_per_pkt']:.1f} ns per packet")
-        rec, norec = mi.get("xdp", {}), mi.get("xdp_no_record", {})
-        if rec.get("ns_per_pkt") and norec.get("ns_per_pkt"):
-            lines.append(f"  A record per packet (ring buffer reserve + submit, a timestamp, the "
-                         f"fingerprint) costs {rec['ns_per_pkt'] - norec['ns_per_pkt']:.1f} ns at "
-                         f"XDP on top of the parse itself.")
+        mitigation = _return_mitigation()
+        for hook in ("xdp", "tc"):
+            rec, norec = mi.get(hook, {}), mi.get(hook + "_no_record", {})
+            ns = mi.get(hook + "_ns_ts", {})
+            if rec.get("ns_per_pkt") and norec.get("ns_per_pkt"):
+                lines.append(
+                    f"  {hook}: a record per packet (a slot in this CPU's record ring, zeroed and "
+                    f"filled, a jiffies timestamp, the fingerprint) costs "
+                    f"{rec['ns_per_pkt'] - norec['ns_per_pkt']:.1f} ns on top of the parse.")
+            if rec.get("ns_per_pkt") and ns.get("ns_per_pkt"):
+                lines.append(
+                    f"  {hook}_ns_ts: the same with a bpf_ktime_get_ns() timestamp: "
+                    f"{ns['ns_per_pkt']:.1f} ns ({ns['ratio']:.2f}x empty), "
+                    f"{ns['ns_per_pkt'] - rec['ns_per_pkt']:+.1f} ns for one helper call"
+                    + (f" ({mitigation}: every kernel `ret` takes a detour)" if mitigation else "")
+                    + ". That is why records carry jiffies unless a lesson needs to order one "
+                    "packet's hooks in time.")
     lv = results.get("live")
     if lv and lv.get("by_size"):
         lines.append("")
@@ -1392,7 +1425,7 @@ def explain(results):
                    if soc.get("socket_buffer_drops_pps") else "the reader kept up."))
         lines.append(
             "  Parse+pass: the hook parses every packet and writes its record (a drain thread "
-            "empties the ring buffer every 3 ms), then the packet goes on to the socket point. "
+            "empties the record rings every 3 ms), then the packet goes on to the socket point. "
             "`+ns/pkt vs no hook` compares the generator's rate with the socket point's run "
             "(same traffic, same socket, no hook); compare it with the test-run figures above.")
     fails = failures(results)

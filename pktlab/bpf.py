@@ -1,7 +1,7 @@
 """Compile, load and test-run pktlab's eBPF programs (bcc), once per source and flags.
 
     prog = bpf.load("xdp")            # compiled once per process for these flags
-    prog.fd, prog.ring(), prog.lost(), prog.seen()
+    prog.fd, prog.ring().read(), prog.lost(), prog.seen()
     bpf.test_run(prog, frame)         # BPF_PROG_TEST_RUN: retval, ns per run
 
 Programs live in bpf_snippets/<name>.bpf.c. A Program is leased: `load()` hands out a cached,
@@ -36,7 +36,9 @@ KPROBE_MECHS = {
 KPROBE_FUNCTION = "__netif_receive_skb_core"
 KPROBE_TRACEPOINT = "netif_receive_skb"
 
-DEFAULT_RINGBUF_PAGES = 1024     # 4 MiB: ~26,000 records in flight per hook
+#: records per CPU ring: 608 KiB per CPU and hook, small enough to stay in a 1 MiB L2 (a
+#: 16,384-slot ring measured 10-20 ns more per record under test run: the writes miss the cache)
+SLOTS_DEFAULT = 4096
 
 _bcc = None
 
@@ -122,38 +124,49 @@ class Program:
         self.closed = False
 
     # maps ---------------------------------------------------------------------------------------
+    def _flag(self, name, default=None):
+        for f in self.cflags:
+            if f == f"-D{name}":
+                return True
+            if f.startswith(f"-D{name}="):
+                return f.split("=", 1)[1]
+        return default
+
+    @property
+    def records(self):
+        """Does this program emit records (or only count statuses)?"""
+        return self._has_map("events") and not self._flag("PL_NO_RECORD")
+
+    @property
+    def precise_ts(self):
+        """ts_ns from bpf_ktime_get_ns() (True) or from jiffies (False; see pktlab_common.h)."""
+        return bool(self._flag("PL_TS_PRECISE"))
+
     def ring(self):
+        """The program's record rings and counters (pktlab.ringbuf.RingReader)."""
         if self._ring is None:
             from .record import RECORD_DTYPE
             from .ringbuf import RingReader
-            table = self.bpf.get_table(b"events")
-            size = _ringbuf_size(self.cflags)
-            self._ring = RingReader(table.map_fd, size, RECORD_DTYPE)
+            if not self._has_map("ctl"):
+                raise BPFError(f"{self.fn_name} has no record ring (maps ctl and events)")
+            events = self.bpf.get_table(b"events").map_fd if self.records else None
+            self._ring = RingReader(self.bpf.get_table(b"ctl").map_fd, events,
+                                    int(self._flag("PL_NCPUS")), int(self._flag("PL_SLOTS")),
+                                    RECORD_DTYPE)
         return self._ring
 
-    def _percpu_sum(self, name):
-        table = self.bpf.get_table(name.encode())
-        return {int(k.value): int(sum(v)) for k, v in table.items()}
-
     def lost(self):
-        """Records the ring buffer could not take, summed over CPUs."""
-        return self._percpu_sum("lost").get(0, 0)
+        """Records the program refused because its ring was full, summed over CPUs."""
+        return self.ring().lost()
 
     def seen(self):
         """Packets parsed, by status number."""
-        return {k: v for k, v in self._percpu_sum("seen").items() if v}
+        return self.ring().seen()
 
     def reset(self):
-        """Empty the ring and zero the counters (a lease starts clean)."""
-        if self._ring is not None:
-            self._ring.read()
-        for name in ("lost", "seen"):
-            if not self._has_map(name):
-                continue        # an empty program (the test-run floor) has no maps
-            table = self.bpf.get_table(name.encode())
-            zero = table.Leaf(*([0] * table.total_cpu))
-            for k in list(table.keys()):
-                table[k] = zero
+        """Empty the rings and zero the counters (a lease starts clean)."""
+        if self._has_map("ctl"):        # an empty program (the test-run floor) has no maps
+            self.ring().reset()
 
     def _has_map(self, name):
         try:
@@ -172,14 +185,6 @@ class Program:
         if self._ring is not None:
             self._ring.close()
         self.bpf.cleanup()
-
-
-def _ringbuf_size(cflags):
-    pages = DEFAULT_RINGBUF_PAGES
-    for f in cflags:
-        if f.startswith("-DPL_RINGBUF_PAGES="):
-            pages = int(f.split("=", 1)[1])
-    return pages * 4096
 
 
 _cache = {}
@@ -214,19 +219,107 @@ def release(prog):
     prog.leased = False
 
 
-def load(hook, *, no_record=False, ringbuf_pages=DEFAULT_RINGBUF_PAGES, extra_cflags=()):
-    """Lease the program of a packet hook (xdp, tc-ingress, tc-egress)."""
+def possible_cpus():
+    """How many CPU ids the kernel may use (the per-CPU rings are indexed by them)."""
+    global _ncpus
+    if _ncpus is None:
+        try:
+            with open("/sys/devices/system/cpu/possible") as f:
+                text = f.read().strip()
+            top = 0
+            for part in text.split(","):
+                top = max(top, int(part.split("-")[-1]))
+            _ncpus = top + 1
+        except (OSError, ValueError):
+            _ncpus = os.cpu_count() or 1
+    return _ncpus
+
+
+_ncpus = None
+_hz = None
+KNOWN_HZ = (100, 250, 300, 1000)
+
+
+def kernel_hz():
+    """The running kernel's HZ (jiffies per second), for the jiffy timestamps.
+
+    From the kernel's config when it is installed (/boot/config-<release>, /proc/config.gz);
+    else measured: the jiffies counter in /proc/timer_list over 0.2 s, rounded to the nearest
+    HZ the kernel can be built with.
+    """
+    global _hz
+    if _hz is None:
+        _hz = _hz_from_config() or _hz_measured()
+    return _hz
+
+
+def _hz_from_config():
+    import gzip
+    import re
+    candidates = [(open, f"/boot/config-{os.uname().release}"), (gzip.open, "/proc/config.gz")]
+    for opener, path in candidates:
+        try:
+            with opener(path, "rt") as f:
+                m = re.search(r"^CONFIG_HZ=(\d+)$", f.read(), re.M)
+        except OSError:
+            continue
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _hz_measured():
+    import re
+    import time
+
+    def sample():
+        with open("/proc/timer_list") as f:
+            for line in f:
+                m = re.match(r"jiffies: (\d+)", line)
+                if m:
+                    return int(m.group(1)), time.monotonic()
+        raise EnvironmentProblem("no jiffies line in /proc/timer_list")
+    try:
+        j0, t0 = sample()
+        time.sleep(0.2)
+        j1, t1 = sample()
+    except OSError as e:
+        raise EnvironmentProblem(f"the kernel's HZ: no config file and /proc/timer_list "
+                                 f"unreadable ({e}); pktlab needs root") from None
+    rate = (j1 - j0) / (t1 - t0)
+    return min(KNOWN_HZ, key=lambda hz: abs(hz - rate))
+
+
+def transport_cflags(*, slots=None, precise_ts=False, no_record=False):
+    """The -D flags of the record transport and the timestamp (bpf_snippets/pktlab_common.h)."""
+    slots = SLOTS_DEFAULT if slots is None else int(slots)
+    if slots <= 0 or slots & (slots - 1):
+        raise ValueError(f"slots {slots}: the records per CPU ring must be a power of two")
+    flags = [f"-DPL_NCPUS={possible_cpus()}", f"-DPL_SLOTS={slots}",
+             f"-DPL_JIFFY_NS={1_000_000_000 // kernel_hz()}"]
+    if precise_ts:
+        flags.append("-DPL_TS_PRECISE")
+    if no_record:
+        flags.append("-DPL_NO_RECORD")
+    return flags
+
+
+def load(hook, *, no_record=False, slots=None, precise_ts=False, extra_cflags=()):
+    """Lease the program of a packet hook (xdp, tc-ingress, tc-egress).
+
+    slots: records per CPU ring (power of two). precise_ts: ns timestamps from
+    bpf_ktime_get_ns() (a helper call per record: see `pktlab bench`) instead of jiffies.
+    """
     try:
         source, fn, ptype, flags = HOOK_PROGRAMS[hook]
     except KeyError:
         raise ValueError(f"hook {hook!r}: choose one of {', '.join(HOOK_PROGRAMS)}") from None
-    cflags = [*flags, f"-DPL_RINGBUF_PAGES={ringbuf_pages}", *extra_cflags]
-    if no_record:
-        cflags.append("-DPL_NO_RECORD")
+    cflags = [*flags, *transport_cflags(slots=slots, precise_ts=precise_ts, no_record=no_record),
+              *extra_cflags]
     return compile_program(source, fn, ptype, cflags)
 
 
-def load_kprobe(mech, *, no_record=False, ringbuf_pages=DEFAULT_RINGBUF_PAGES):
+def load_kprobe(mech, *, no_record=False, slots=None, precise_ts=False):
     """Lease the kprobe-hook program for a mechanism (kprobe, fentry, raw_tracepoint)."""
     from . import btf
     num, fn, ptype = KPROBE_MECHS[mech]
@@ -235,10 +328,9 @@ def load_kprobe(mech, *, no_record=False, ringbuf_pages=DEFAULT_RINGBUF_PAGES):
         pp = 0          # the tracepoint's first argument is the skb itself
     else:
         pp = 1 if btf.vmlinux().func_param_pointer_depth(KPROBE_FUNCTION) == 2 else 0
-    cflags = [f"-DPL_MECH={num}", f"-DPL_SKB_PP={pp}", f"-DPL_RINGBUF_PAGES={ringbuf_pages}",
+    cflags = [f"-DPL_MECH={num}", f"-DPL_SKB_PP={pp}",
+              *transport_cflags(slots=slots, precise_ts=precise_ts, no_record=no_record),
               *(f"-D{k}={v}" for k, v in sorted(offs.items()))]
-    if no_record:
-        cflags.append("-DPL_NO_RECORD")
     return compile_program("kprobe.bpf.c", fn, ptype, cflags)
 
 
@@ -279,7 +371,7 @@ def parse_in_kernel(frames, hook="xdp"):
             got = ring.read()
             if len(got) != 1:
                 raise BPFError(f"test run of {hook} on frame {i}: expected one record, got "
-                               f"{len(got)} (ring buffer lost {prog.lost()})")
+                               f"{len(got)} (the ring refused {prog.lost()})")
             out[i] = got[0]
     finally:
         release(prog)

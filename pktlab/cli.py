@@ -102,6 +102,10 @@ def format_replay(doc):
     for h, t in doc["hooks"].items():
         lines.append(f"  {h:<11} {str(t['via']):<16} {t['seen']:>7} {t['agree']:>7} "
                      f"{t['explained']:>9} {t['disagree']:>8} {t['lost']:>5} {t['skipped']:>7}")
+    rates = {h: t["measured_pps"] for h, t in doc["hooks"].items() if t.get("measured_pps")}
+    if rates:
+        lines.append(f"  rate the hooks saw (their own timestamps, {doc.get('hook_clock', 'ns')}): "
+                     + ", ".join(f"{h} {v:,.1f}/s" for h, v in rates.items()))
     for h, t in doc["hooks"].items():
         for reason, n in t["explained_reasons"].items():
             lines.append(f"  explained at {h} ({n}): {reason}")

@@ -137,7 +137,8 @@ def _check_c(fn, what, learner_text):
         return CheckResult(False, str(e))
     t0 = time.perf_counter()
     try:
-        prog = bpf.compile_program(None, "pktlab_xdp", "XDP", ("-DPL_RINGBUF_PAGES=16",), text=text)
+        prog = bpf.compile_program(None, "pktlab_xdp", "XDP",
+                                   tuple(bpf.transport_cflags(slots=16)), text=text)
     except BPFError as e:
         stage = "did not compile" if str(e).startswith("compile") else "the verifier refused it"
         body = (f"<p class='pll-mono'>{L.esc(str(e).splitlines()[0])}</p>"
@@ -438,7 +439,7 @@ def ttl_rewrite_demo(frame=None):
     frame = bytes(frame if frame is not None else _sample_frame())
     after = ttl_rewritten(frame)
     try:
-        prog = bpf.load("xdp", ringbuf_pages=16, extra_cflags=("-DPL_REWRITE_TTL",))
+        prog = bpf.load("xdp", slots=16, extra_cflags=("-DPL_REWRITE_TTL",))
     except BPFError as e:
         return CheckResult(False, f"the rewriting XDP program did not load: {e}",
                            _log_html(e.log or ""))

@@ -3,7 +3,7 @@
     with Lab() as lab, HookSet(lab, ["xdp", "tc-ingress", "tc-egress", "kprobe"]) as hooks:
         ... inject frames ...
         records = hooks.drain()      # {"xdp": ndarray of records, ...}
-        hooks.lost()                 # {"xdp": 0, ...}: records the ring buffers could not take
+        hooks.lost()                 # {"xdp": 0, ...}: records refused because a hook's ring was full
 
 Where each hook sits (DESIGN.md, "Hooks"):
     tc-egress   src veth, clsact egress         the packet leaving
@@ -90,15 +90,21 @@ def _load_reason(mech, err):
 
 
 class HookSet:
-    """Load, configure and attach a set of hooks on a lab; detach everything on close()."""
+    """Load, configure and attach a set of hooks on a lab; detach everything on close().
 
-    def __init__(self, lab, hooks=HOOKS, xdp_mode="generic", no_record=False,
-                 ringbuf_pages=bpf.DEFAULT_RINGBUF_PAGES):
+    no_record: count statuses only. slots: records per CPU ring (bpf.SLOTS_DEFAULT).
+    precise_ts: ns timestamps (bpf_ktime_get_ns, a helper call per record) instead of jiffies;
+    for when the order and spacing of one packet's records is the point (lesson 05, --step).
+    """
+
+    def __init__(self, lab, hooks=HOOKS, xdp_mode="generic", no_record=False, slots=None,
+                 precise_ts=False):
         self.lab = lab
         self.hooks = parse_hooks(hooks)
         self.xdp_mode = xdp_mode
         self.no_record = no_record
-        self.ringbuf_pages = ringbuf_pages
+        self.slots = slots
+        self.precise_ts = precise_ts
         self.programs = {}
         self.attachments = {}
         self.via = {}            # hook -> how it is attached, in words
@@ -132,7 +138,7 @@ class HookSet:
 
     def _attach(self, hook):
         lab = self.lab
-        kw = {"no_record": self.no_record, "ringbuf_pages": self.ringbuf_pages}
+        kw = {"no_record": self.no_record, "slots": self.slots, "precise_ts": self.precise_ts}
         if hook == "kprobe":
             mech, why = choose_kprobe_mechanism()
             self.kprobe_mech, self.kprobe_why = mech, why
@@ -158,7 +164,7 @@ class HookSet:
             self.via[hook] = "clsact egress"
 
     def drain(self):
-        """Every record waiting in each hook's ring buffer: {hook: numpy array}."""
+        """Every record waiting in each hook's record rings: {hook: numpy array}."""
         return {h: p.ring().read() for h, p in self.programs.items()}
 
     def records(self):

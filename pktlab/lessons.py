@@ -661,7 +661,8 @@ class LiveLab:
 
     def _attach(self, hooks):
         from .replay import Replayer
-        self.rp = Replayer(hooks, xdp_mode=self.xdp_mode, lab=self.lab).open()
+        # ns timestamps: the lessons put one packet's hooks in order in time (Belt)
+        self.rp = Replayer(hooks, xdp_mode=self.xdp_mode, lab=self.lab, precise_ts=True).open()
         self.hooks = tuple(hooks)
 
     def _detach(self):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import compare
+from . import bpf, compare
 from .hooks import HOOKS, HookSet, parse_hooks
 from .inject import Injector
 from .lab import Lab, leftovers
@@ -63,8 +63,11 @@ class HookTotals:
 class Replayer:
     """A lab with hooks attached and an injector: send batches, get verdicts."""
 
-    def __init__(self, hooks=HOOKS, xdp_mode="generic", lab=None, mtu=1500, rewrite=None):
+    def __init__(self, hooks=HOOKS, xdp_mode="generic", lab=None, mtu=1500, rewrite=None,
+                 slots=None, precise_ts=False):
         self.hook_names = parse_hooks(hooks)
+        self.slots = slots                   # records per CPU ring (None: bpf.SLOTS_DEFAULT)
+        self.precise_ts = precise_ts         # ns timestamps instead of jiffies (HookSet)
         self.rewrite_opts = rewrite          # {"dst_mac": "auto"|MAC|None, "dst_ip4": ..., ...}
         self.rewriter = None
         self.xdp_mode = xdp_mode
@@ -84,7 +87,8 @@ class Replayer:
         try:
             if self._own_lab:
                 self.lab.up()
-            self.hooks = HookSet(self.lab, self.hook_names, xdp_mode=self.xdp_mode).open()
+            self.hooks = HookSet(self.lab, self.hook_names, xdp_mode=self.xdp_mode,
+                                 slots=self.slots, precise_ts=self.precise_ts).open()
             self.injector = Injector(self.lab)
             if self.rewrite_opts:
                 from .rewrite import for_lab
@@ -293,6 +297,7 @@ class ReplayResult:
     disagreements: list = field(default_factory=list)   # first few, with field names
     requested_pps: float = None
     hook_pps: dict = field(default_factory=dict)         # rate measured by hook timestamps
+    hook_clock: str = "ns"                               # the hooks' timestamp resolution
     kprobe_why: dict = field(default_factory=dict)
     rewrite: dict = None
 
@@ -320,6 +325,7 @@ class ReplayResult:
             "elapsed_s": round(self.elapsed_s, 4),
             "pps": round(self.pps, 1),
             "requested_pps": self.requested_pps,
+            "hook_clock": self.hook_clock,
             "leftovers": self.leftovers,
             "problems": self.problems,
             "disagreements": self.disagreements,
@@ -341,9 +347,13 @@ def _frames_from(source, problems, limit):
 
 
 class _HookRate:
-    """First and last timestamp seen at a hook: the rate it really saw."""
+    """First and last timestamp seen at a hook: the rate it really saw.
 
-    def __init__(self):
+    resolution_ns: the hooks' clock tick (1 for ns timestamps, 1e9/HZ for jiffies); a span
+    shorter than 100 ticks gives no rate (the tick alone would be more than 1% of it)."""
+
+    def __init__(self, resolution_ns=1):
+        self.resolution_ns = resolution_ns
         self.first = None
         self.last = None
         self.n = 0
@@ -358,17 +368,20 @@ class _HookRate:
             self.n += len(ts)
 
     def pps(self):
-        if self.n < 2 or self.last == self.first:
+        if self.n < 2 or self.last - self.first < 100 * self.resolution_ns:
             return None
         return round((self.n - 1) / ((self.last - self.first) / 1e9), 1)
 
 
 def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batch=DEFAULT_BATCH,
            xdp_mode="generic", lab=None, progress=None, keep_disagreements=20, mtu=1500,
-           rewrite=None):
+           rewrite=None, precise_ts=None):
     """Inject a capture (a path, or an iterable of frames) into a lab and judge every record.
 
     progress: optional callable(frames_done) called after each batch.
+    precise_ts: the hooks' timestamps in ns (bpf_ktime_get_ns, a helper call per record) or in
+    jiffies; None: ns when the rate is paced (the hooks' own rate is then measured to the ns),
+    jiffies at top speed (where the helper call would cost throughput).
     """
     hook_names = parse_hooks(hooks)
     problems = []
@@ -377,12 +390,19 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
     if loop < 1:
         raise ValueError(f"loop {loop}: must be at least 1")
     pacer = Pacer(pps=pps, mbps=mbps) if (pps is not None or mbps is not None) else None
-    with Replayer(hook_names, xdp_mode=xdp_mode, lab=lab, mtu=mtu, rewrite=rewrite) as rp:
+    if precise_ts is None:
+        precise_ts = pacer is not None
+    # two batches are in flight (one sent, one judged), plus records carried over: 4 batches
+    slots = max(bpf.SLOTS_DEFAULT, 1 << (4 * int(batch) - 1).bit_length())
+    with Replayer(hook_names, xdp_mode=xdp_mode, lab=lab, mtu=mtu, rewrite=rewrite,
+                  slots=slots, precise_ts=precise_ts) as rp:
         result = ReplayResult(label, hook_names, rp.via,
                               requested_pps=pps if pps else (f"{mbps} Mbit/s" if mbps else None),
                               kprobe_why=dict(rp.hooks.kprobe_why))
         result.totals = {h: HookTotals() for h in hook_names}
-        rates = {h: _HookRate() for h in hook_names}
+        tick = 1 if precise_ts else 1_000_000_000 // bpf.kernel_hz()
+        result.hook_clock = "ns" if precise_ts else f"jiffies ({tick / 1e6:g} ms)"
+        rates = {h: _HookRate(tick) for h in hook_names}
         t0 = time.perf_counter()
         base = 0
         sender = _Sender(rp, pacer)

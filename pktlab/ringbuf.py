@@ -1,14 +1,19 @@
-"""Read a BPF ring buffer of fixed-size records in bulk, straight from its memory.
+"""Read the hooks' per-CPU record rings in bulk, straight from their memory.
 
-bcc's ring buffer API calls a Python function per record, which costs microseconds each; a
-replay at hundreds of thousands of packets per second cannot afford that. The ring buffer is
-designed to be read from user memory (kernel/bpf/ringbuf.c): a consumer page we write, a
-producer page we read, and the data pages mapped twice back to back so that a record that wraps
-around the end is still contiguous. Every pktlab record has the same size, so the span between
-the consumer and producer positions is an array of slots that numpy reads in one go.
+Every hook program writes its records into two BPF_F_MMAPABLE array maps (the layout and the
+rules are in bpf_snippets/pktlab_common.h):
 
-Each slot: 8-byte header (u32 len with BUSY (1<<31) and DISCARD (1<<30) bits, u32 page offset),
-then the record, rounded up to 8 bytes.
+    ctl[cpu]                            struct pl_ctl: head, lost, seen[status] | tail
+    events[cpu * slots + i % slots]     struct pl_record
+
+The program owns `head` (records written), `lost` (records it refused because the ring was
+full) and `seen`; Python owns `tail` (records consumed). A read takes each CPU's head, copies
+the slots from tail up to it with numpy, and only then moves tail: the program never writes a
+slot Python has not released, so a record read here is never half written. No syscall, no
+per-record callback (bcc's ring buffer API calls a Python function per record, microseconds
+each, which a replay at hundreds of thousands of packets per second cannot afford).
+
+Records come out CPU by CPU, each CPU's in the order that CPU wrote them.
 """
 
 import mmap
@@ -18,69 +23,117 @@ import numpy as np
 
 from .errors import BPFError
 
-BUSY = 1 << 31
-DISCARD = 1 << 30
 PAGE = mmap.PAGESIZE
+
+#: struct pl_ctl (bpf_snippets/pktlab_record.h); tests/test_record_layout.py checks it against C
+CTL_DTYPE = np.dtype([("head", "<u8"), ("lost", "<u8"), ("seen", "<u8", (12,)),
+                      ("_pad0", "<u8", (2,)), ("tail", "<u8"), ("_pad1", "<u8", (7,))])
+
+
+def _map(fd, nbytes, what):
+    size = (nbytes + PAGE - 1) // PAGE * PAGE
+    try:
+        return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    except OSError as e:
+        raise BPFError(f"map the {what} (fd {fd}, {size} bytes): {e}; pktlab needs root and "
+                       "maps made with BPF_F_MMAPABLE") from e
 
 
 class RingReader:
-    """Bulk reader of one ring buffer map. `read()` returns a numpy array of records."""
+    """The record rings and counters of one program.
 
-    def __init__(self, map_fd, size, record_dtype):
-        if size & (size - 1) or size % PAGE:
-            raise BPFError(f"ring buffer size {size}: must be a power-of-two multiple of {PAGE}")
-        self.size = size
-        self.mask = size - 1
+    ``events_fd`` may be None for a program that counts statuses without records; then only
+    the counters (lost, seen) are there.
+    """
+
+    def __init__(self, ctl_fd, events_fd, ncpus, slots, record_dtype):
+        if slots <= 0 or slots & (slots - 1):
+            raise BPFError(f"record ring of {slots} slots: must be a power of two")
+        self.ncpus = int(ncpus)
+        self.slots = int(slots)
+        self.mask = self.slots - 1
         self.record_dtype = np.dtype(record_dtype)
-        self.slot = (8 + self.record_dtype.itemsize + 7) & ~7
-        self.slot_dtype = np.dtype([("len", "<u4"), ("pgoff", "<u4"), ("rec", self.record_dtype),
-                                    ("_pad", "V%d" % (self.slot - 8 - self.record_dtype.itemsize))])
-        fd = os.dup(map_fd)     # keep our own reference: close() order doesn't matter then
+        self._fds, self._maps = [], []
         try:
-            self._cons = mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
-                                   offset=0)
-            self._prod = mmap.mmap(fd, PAGE + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
-                                   offset=PAGE)
-        except OSError as e:
-            os.close(fd)
-            raise BPFError(f"map ring buffer (fd {map_fd}): {e}; pktlab needs root") from e
-        self._fd = fd
-        self._cons_pos = np.frombuffer(self._cons, dtype="<u8", count=1)
-        self._prod_pos = np.frombuffer(self._prod, dtype="<u8", count=1)
-        self._data = np.frombuffer(self._prod, dtype=np.uint8, offset=PAGE)
+            fd = os.dup(ctl_fd)     # our own references: close() order doesn't matter then
+            self._fds.append(fd)
+            m = _map(fd, self.ncpus * CTL_DTYPE.itemsize, "record ring control")
+            self._maps.append(m)
+            self._ctl = np.frombuffer(m, dtype=CTL_DTYPE, count=self.ncpus)
+            self._rec = None
+            if events_fd is not None:
+                fd = os.dup(events_fd)
+                self._fds.append(fd)
+                n = self.ncpus * self.slots
+                m = _map(fd, n * self.record_dtype.itemsize, "record ring")
+                self._maps.append(m)
+                self._rec = np.frombuffer(m, dtype=self.record_dtype, count=n).reshape(
+                    self.ncpus, self.slots)
+        except BaseException:
+            self._release()
+            raise
         self.closed = False
 
-    def pending_bytes(self):
-        return int(self._prod_pos[0]) - int(self._cons_pos[0])
+    def pending(self):
+        """Records written and not yet read, over all CPUs."""
+        return int((self._ctl["head"] - self._ctl["tail"]).sum())
 
-    def read(self, max_records=None):
-        """Consume every committed record (up to max_records); returns a copy as an array."""
-        cons = int(self._cons_pos[0])
-        prod = int(self._prod_pos[0])
-        n = (prod - cons) // self.slot
-        if max_records is not None:
-            n = min(n, max_records)
-        if n <= 0:
+    def read(self):
+        """Consume every published record; returns a copy as one array."""
+        if self._rec is None:
             return np.empty(0, dtype=self.record_dtype)
-        start = cons & self.mask
-        raw = self._data[start:start + n * self.slot].view(self.slot_dtype)
-        lens = raw["len"]
-        busy = np.flatnonzero(lens & BUSY)
-        if busy.size:
-            n = int(busy[0])     # a record still being written: stop before it
-        out = raw["rec"][:n].copy()
-        keep = (lens[:n] & DISCARD) == 0
-        if not keep.all():
-            out = out[keep]
-        # release the slots only after copying them out
-        self._cons_pos[0] = cons + n * self.slot
+        heads = self._ctl["head"].copy()        # first the heads, then the slots below them
+        tails = self._ctl["tail"].copy()
+        parts, done = [], []
+        for cpu in np.flatnonzero(heads != tails):
+            head, tail = int(heads[cpu]), int(tails[cpu])
+            n = head - tail
+            if not 0 < n <= self.slots:
+                raise BPFError(f"record ring of CPU {cpu}: head {head}, tail {tail}; the "
+                               "program and pktlab disagree on the ring's size")
+            start = tail & self.mask
+            end = start + n
+            if end <= self.slots:
+                parts.append(self._rec[cpu, start:end])
+            else:
+                parts.append(self._rec[cpu, start:])
+                parts.append(self._rec[cpu, :end - self.slots])
+            done.append((cpu, head))
+        if not parts:
+            return np.empty(0, dtype=self.record_dtype)
+        out = np.concatenate(parts)             # the copy, before any slot is released
+        tail_col = self._ctl["tail"]
+        for cpu, head in done:
+            tail_col[cpu] = head
         return out
 
+    def lost(self):
+        return int(self._ctl["lost"].sum())
+
+    def seen(self):
+        """{status: packets}, summed over CPUs, zero counts left out."""
+        counts = self._ctl["seen"].sum(axis=0)
+        return {i: int(v) for i, v in enumerate(counts) if v}
+
+    def reset(self):
+        """Drop what is waiting and zero the counters (between leases of a program)."""
+        self._ctl["tail"] = self._ctl["head"]
+        self._ctl["lost"] = 0
+        self._ctl["seen"] = 0
+
+    def _release(self):
+        self._ctl = self._rec = None
+        for m in self._maps:
+            try:
+                m.close()
+            except BufferError:
+                pass        # a caller still holds a view; the mapping goes with it
+        for fd in self._fds:
+            os.close(fd)
+        self._maps, self._fds = [], []
+
     def close(self):
-        if self.closed:
+        if getattr(self, "closed", True):
             return
         self.closed = True
-        del self._cons_pos, self._prod_pos, self._data
-        self._cons.close()
-        self._prod.close()
-        os.close(self._fd)
+        self._release()

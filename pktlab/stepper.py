@@ -118,8 +118,9 @@ def step_cli(args, stdin=None, out=None):
     out = out or sys.stdout
     problems = []
     color = out.isatty()
+    # one frame at a time: ns timestamps cost nothing that matters here, and they order the hooks
     with Replayer(args.hooks, xdp_mode=args.xdp_mode, mtu=args.mtu,
-                  rewrite=rewrite_options(args)) as rp:
+                  rewrite=rewrite_options(args), precise_ts=True) as rp:
         print(f"stepping through {args.pcap} with hooks: "
               + ", ".join(f"{h} ({v})" for h, v in rp.via.items()), file=out)
         st = Stepper(rp, _frames_from(args.pcap, problems, args.limit))

@@ -94,7 +94,7 @@ def test_micro_every_program_against_its_empty_program(small_results):
     mi = small_results["micro"]
     assert mi["_meta"]["frames"] == 40
     bases = {}
-    for name, (_, no_record, ptype) in bench.MICRO_PROGRAMS.items():
+    for name, (_, no_record, ptype, precise_ts) in bench.MICRO_PROGRAMS.items():
         m = mi[name]
         assert not m.get("error"), f"{name}: {m.get('error')}"
         assert m["ns_per_pkt"] > 0 and m["baseline_ns_per_pkt"] > 0
@@ -113,16 +113,17 @@ def test_micro_every_program_against_its_empty_program(small_results):
         assert m["baseline_ns_per_pkt"] == bases[ptype]
         if name in bench.MICRO_LIMITS:
             assert m["within_limit"] == (m["ratio"] <= bench.MICRO_LIMITS[name])
-        if name in ("xdp", "tc"):
+        if name in ("xdp", "tc", "xdp_ns_ts", "tc_ns_ts"):
             # every run wrote its record, none was lost (the ring was drained between calls)
             assert m["lost"] == 0
             assert m["records_read"] == m["runs"]
+            assert m["timestamp"].startswith("bpf_ktime" if precise_ts else "jiffies")
 
 
 def test_micro_refuses_a_repeat_the_ring_cannot_hold():
     require_root()
     from pktlab import bench
-    with pytest.raises(ValueError, match="ring buffer"):
+    with pytest.raises(ValueError, match="record ring"):
         bench.micro(programs=["xdp"], repeat=10 ** 6, frames=[b"\x00" * 60])
 
 

@@ -149,7 +149,8 @@ def broken_xdp_text():
 def test_verifier_rejects_a_missing_bounds_check_and_pktlab_shows_why():
     require_hook("xdp")
     with pytest.raises(bpf.BPFError) as e:
-        bpf.compile_program(None, "pktlab_xdp", "XDP", text=broken_xdp_text())
+        bpf.compile_program(None, "pktlab_xdp", "XDP", bpf.transport_cflags(),
+                            text=broken_xdp_text())
     err = e.value
     assert "refused" in str(err)
     assert re.search(r"invalid access to packet|R\d+ offset is outside of the packet", err.log), \

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from pktlab import record as R
+from pktlab.ringbuf import CTL_DTYPE
 
 SNIPPETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bpf_snippets")
 
@@ -50,6 +51,10 @@ def c_layout(tmp_path_factory):
                      f"sizeof(((struct pl_record *)0)->{n}));")
     for k in R.constants():
         lines.append(f'  printf("const {k} %llu\\n", (unsigned long long)({k}));')
+    lines.append('  printf("ctlsize %zu\\n", sizeof(struct pl_ctl));')
+    for n in CTL_DTYPE.names:
+        lines.append(f'  printf("ctl {n} %zu %zu\\n", offsetof(struct pl_ctl, {n}), '
+                     f"sizeof(((struct pl_ctl *)0)->{n}));")
     lines += ["  return 0;", "}"]
     d = tmp_path_factory.mktemp("layout")
     src, exe = d / "layout.c", d / "layout"
@@ -66,9 +71,28 @@ def c_layout(tmp_path_factory):
             size = int(parts[1])
         elif parts[0] == "field":
             fields[parts[1]] = (int(parts[2]), int(parts[3]))
+        elif parts[0] == "ctlsize":
+            CTL_C["size"] = int(parts[1])
+        elif parts[0] == "ctl":
+            CTL_C[parts[1]] = (int(parts[2]), int(parts[3]))
         else:
             consts[parts[1]] = int(parts[2])
     return size, fields, consts
+
+
+CTL_C = {}
+
+
+def test_ring_control_block_matches_c(c_layout):
+    """struct pl_ctl, which Python reads and writes in the kernel's memory (pktlab/ringbuf.py):
+    a wrong offset here would move `tail` onto a kernel counter."""
+    assert CTL_C["size"] == CTL_DTYPE.itemsize == 192
+    for name in CTL_DTYPE.names:
+        dt, off = CTL_DTYPE.fields[name][:2]
+        assert CTL_C[name] == (off, dt.itemsize), \
+            f"pl_ctl.{name}: C {CTL_C[name]}, numpy {(off, dt.itemsize)}"
+    assert CTL_DTYPE.fields["tail"][1] % 64 == 0, "tail shares a cache line with the kernel's fields"
+    assert CTL_DTYPE.fields["seen"][0].shape == (R.constants()["PL_ST__COUNT"],)
 
 
 def test_size_matches_c(c_layout):
