@@ -263,13 +263,16 @@ def _open(source):
                            "that you may read the file") from None
 
 
-def read_frames(source, on_error: Optional[OnError] = None) -> Iterator[Frame]:
+def read_frames(source, on_error: Optional[OnError] = None, data_only: bool = False
+                ) -> Iterator[Frame]:
     """Yield every frame of a pcap or pcapng file (a path, or an open binary file).
 
     Frames always start with an Ethernet header (synthesized for cooked and raw-IP captures).
     Strict by default: the first problem raises CaptureError (file, frame number, byte offset,
     what to do). With ``on_error``, each problem is passed to it as a ``Problem`` and reading
     continues where the format allows; a fatal problem ends the generator cleanly.
+    ``data_only``: yield each frame's bytes (``Frame.data``) instead of a Frame, with the same
+    checks and reports (a replay needs only the bytes, and a million Frame objects cost).
     """
     f, name, close = _open(source)
     ctx = _Ctx(name, on_error)
@@ -280,9 +283,12 @@ def read_frames(source, on_error: Optional[OnError] = None) -> Iterator[Frame]:
                         "pcapng header (empty or cut off)", True,
                         "point pktlab at a complete capture file")
         if head == b"\x0a\x0d\x0d\x0a":
-            yield from _read_pcapng(f, ctx, head)
+            if data_only:
+                yield from (fr.data for fr in _read_pcapng(f, ctx, head))
+            else:
+                yield from _read_pcapng(f, ctx, head)
         else:
-            yield from _read_pcap(f, ctx, head)
+            yield from _read_pcap(f, ctx, head, data_only)
     except _Stop:
         return
     finally:
@@ -303,7 +309,7 @@ def _bad_magic(ctx: _Ctx, head: bytes):
     ctx.problem(None, 0, reason, True, hint)
 
 
-def _read_pcap(f, ctx: _Ctx, head: bytes) -> Iterator[Frame]:
+def _read_pcap(f, ctx: _Ctx, head: bytes, data_only: bool = False) -> Iterator[Frame]:
     m_le = int.from_bytes(head, "little")
     m_be = int.from_bytes(head, "big")
     if m_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
@@ -333,6 +339,8 @@ def _read_pcap(f, ctx: _Ctx, head: bytes) -> Iterator[Frame]:
     chunk = 1 << 20
     buf, pos = b"", 0
     unpack_from = rec.unpack_from
+    # Ethernet frames asked for as bytes: nothing to convert, no Frame to build
+    bare = data_only and linktype == LINKTYPE_ETHERNET
     while True:
         if len(buf) - pos < 16:
             buf, pos = buf[pos:] + read(chunk), 0
@@ -356,11 +364,15 @@ def _read_pcap(f, ctx: _Ctx, head: bytes) -> Iterator[Frame]:
                             True)
         data = buf[pos + 16:end]
         pos = end
+        if bare:
+            offset += 16 + incl
+            yield data
+            continue
         fr = _emit(ctx, refused, index, sec * 1_000_000_000 + frac * mult, incl, orig, data,
                    linktype, 0, offset)
         offset += 16 + incl
         if fr is not None:
-            yield fr
+            yield fr.data if data_only else fr
 
 
 class _Iface:

@@ -112,19 +112,12 @@ class Replayer:
 
     def prepare(self, frames):
         """Everything about a batch that needs no kernel: rewrite, walk, what each hook expects."""
-        frames = [bytes(f) for f in frames]
+        frames = [f if type(f) is bytes else bytes(f) for f in frames]
         if self.rewriter is not None:
             frames = [self.rewriter(f) for f in frames]
-        reasons = {}
-        sendable = np.ones(len(frames), dtype=bool)
-        can_send = self.injector.can_send
-        for i, f in enumerate(frames):
-            why = can_send(f)
-            if why:
-                sendable[i] = False
-                reasons[i] = why
-        walked = compare.walker_records(frames)
         tagged = compare._tagged(frames)
+        sendable, reasons = self.injector.sendable(frames, tagged)
+        walked = compare.walker_records(frames)
         expected = {h: compare.expected_for(h, frames, walked, sendable, tagged)
                     for h in self.hook_names}
         to_send = [f for f, ok in zip(frames, sendable) if ok] if reasons else frames
@@ -176,7 +169,7 @@ class Replayer:
             for h, arr in self.hooks.drain().items():
                 if len(arr):
                     new = True
-                    pool[h][0] = np.concatenate([pool[h][0], arr]) if len(pool[h][0]) else arr
+                    pool[h][0] = compare._concat(pool[h][0], arr) if len(pool[h][0]) else arr
                     frame_of[h] = compare.match(expected[h].records["fingerprint"],
                                                 expected[h].present, pool[h][0])
                     have[h] = int((frame_of[h] >= 0).sum())
@@ -201,8 +194,8 @@ class Replayer:
             # twice: foreign (judge counts them); the others may be the next batch's
             stale = ~hit & (np.arange(len(recs)) < carried)
             keep = ~hit & ~stale
-            got[h] = recs[hit | stale]
-            pool[h] = [recs[keep], int(keep.sum())]
+            got[h] = compare._take(recs, hit | stale)
+            pool[h] = [compare._take(recs, keep), int(keep.sum())]
         return got
 
     def flush_foreign(self):
@@ -340,7 +333,7 @@ def _frames_from(source, problems, limit):
 
         def on_error(problem):
             problems.append(problem.message() if hasattr(problem, "message") else str(problem))
-        it = (f.data for f in read_frames(source, on_error=on_error))
+        it = read_frames(source, on_error=on_error, data_only=True)
     else:
         it = (bytes(f) for f in source)
     return itertools.islice(it, limit) if limit else it

