@@ -20,7 +20,7 @@ from .hooks import HOOKS, HookSet, parse_hooks
 from .inject import Injector
 from .lab import Lab, leftovers
 
-DEFAULT_BATCH = 1024
+DEFAULT_BATCH = 2048
 SETTLE_S = 0.25       # no new record for this long: what is missing is lost
 
 
