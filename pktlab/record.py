@@ -5,8 +5,8 @@ constants by hand (and drifting), this module reads that header the first time s
 for them: the `PL_*` constants, and the `struct pl_record` field list, from which it builds
 
 - ``Record``: a ctypes structure in host byte order (the kernel writes records in host order);
-- ``RECORD_DTYPE``: the matching numpy structured dtype, for reading thousands of records from a
-  ring buffer at once;
+- ``RECORD_DTYPE``: the matching numpy structured dtype, for reading thousands of records from
+  the hooks' record rings at once;
 - ``RECORD_STRUCT``: a ``struct.Struct`` with the same layout, which is how the walker fills a
   record in one call.
 
@@ -451,7 +451,7 @@ def fingerprints_of_prefixes(buf, lens) -> "numpy.ndarray":
 
 
 def record_from_bytes(b: bytes | bytearray | memoryview):
-    """A Record from exactly sizeof(pl_record) bytes (a ring buffer slot, a saved record)."""
+    """A Record from exactly sizeof(pl_record) bytes (a record ring slot, a saved record)."""
     cls = _build()[0]
     size = ctypes.sizeof(cls)
     mv = memoryview(b).cast("B")

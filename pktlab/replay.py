@@ -3,7 +3,7 @@
     result = replay("pcaps/mixed.pcap", hooks=["xdp", "tc-ingress"])
     result.summary()          # the JSON document of `pktlab replay --json`
 
-Frames go out in batches; after each batch the ring buffers are drained until every expected
+Frames go out in batches; after each batch the record rings are drained until every expected
 record has arrived (or nothing new came for a while: those are `lost`), then the whole batch is
 judged at once (pktlab/compare.py). Only counts and the first disagreements are kept, so memory
 stays flat however long the capture is.

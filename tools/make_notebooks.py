@@ -290,8 +290,10 @@ def nb02():
         md("""
 ## The program
 
-One page: reserve a record in the ring buffer, fill in what only the hook knows (time,
-interface, length), run the shared parser, submit. `XDP_PASS` lets every frame go on.
+One page: take the next free slot of this CPU's record ring, fill in what only the hook knows
+(time, interface, length), run the shared parser, publish the slot. `XDP_PASS` lets every frame
+go on. (Why a ring of plain array slots and not a BPF ring buffer: `pl.show_source(
+"pktlab_common.h")` explains, and `pktlab bench` measures it.)
 """),
         code('pl.show_source("xdp.bpf.c")'),
         md("""
