@@ -309,3 +309,70 @@ def test_every_corpus_frame_through_every_hook():
             assert t["disagree"] == 0, (path, h, doc["disagreements"])
             assert t["lost"] == 0, (path, h, t)
         assert doc["leftovers"] == []
+
+
+# --- the record rings ---------------------------------------------------------------------------
+def test_a_full_record_ring_refuses_and_counts_then_resumes_in_order():
+    """A per-CPU ring of 16 slots: test runs (all on one CPU per call) fill it, the 17th and
+    later records are refused and counted in `lost` (nothing is overwritten, so what is read is
+    exactly the first 16, in order); once read, the slots are free again, and records keep their
+    order across the ring's wrap-around."""
+    require_hook("xdp")
+    prog = bpf.load("xdp", slots=16)
+    try:
+        ring = prog.ring()
+        ring.read()
+        frames = [bytes.fromhex("020000000002020000000001") + b"\x08\x06" + bytes([i]) * 28
+                  for i in range(40)]
+        fps = [rec.fingerprint(f) for f in frames]
+        for f in frames[:24]:
+            bpf.test_run(prog, f)
+        assert ring.pending() == 16
+        got = ring.read()
+        assert list(got["fingerprint"]) == fps[:16]
+        assert prog.lost() == 8
+        assert ring.pending() == 0
+        # resumes: 16 more fit, in order, the slot positions now wrapping around the end
+        for f in frames[24:40]:
+            bpf.test_run(prog, f)
+        got = ring.read()
+        assert list(got["fingerprint"]) == fps[24:40]
+        assert prog.lost() == 8
+        # a run whose record had no slot is counted in `lost` only (as it was not parsed)
+        assert sum(prog.seen().values()) + prog.lost() == 40
+        prog.reset()
+        assert prog.lost() == 0 and prog.seen() == {}
+    finally:
+        bpf.release(prog)
+
+
+def test_timestamps_jiffies_by_default_ns_when_asked():
+    """Default records carry jiffies (multiples of 1e9/HZ ns, no helper call); precise_ts
+    programs carry bpf_ktime_get_ns(), which moves between two runs microseconds apart."""
+    require_hook("xdp")
+    frame = bytes.fromhex("020000000002020000000001") + b"\x08\x06" + bytes(28)
+    tick = 1_000_000_000 // bpf.kernel_hz()
+    for precise in (False, True):
+        prog = bpf.load("xdp", precise_ts=precise)
+        try:
+            assert prog.precise_ts is precise
+            prog.ring().read()
+            bpf.test_run(prog, frame)
+            time.sleep(0.001)
+            bpf.test_run(prog, frame)
+            a, b = prog.ring().read()["ts_ns"]
+            assert 0 < a <= b
+            if precise:
+                assert b - a >= 1_000_000 and (a % tick or b % tick)
+            else:
+                assert a % tick == 0 and b % tick == 0
+        finally:
+            bpf.release(prog)
+
+
+def test_kernel_hz_from_the_config_agrees_with_the_jiffies_counter():
+    require_root()
+    cfg = bpf._hz_from_config()
+    if cfg is None:
+        pytest.skip("no kernel config here (/boot/config-*, /proc/config.gz): HZ is measured")
+    assert bpf._hz_measured() == cfg
