@@ -120,8 +120,10 @@ static __always_inline int pl_skb(void *skb)
 		goto out;
 	slot = s;
 	r = events.lookup(&slot);
-	if (!r)
+	if (!r) {
+		pl_abort(c);
 		goto out;
+	}
 	pl_zero(r);
 	r->ts_ns = pl_now();
 	r->fingerprint = pl_fingerprint(start, end, len);

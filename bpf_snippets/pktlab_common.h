@@ -15,13 +15,16 @@
  *   events[cpu * PL_SLOTS + head % PL_SLOTS]
  *                the record itself
  *
- * One writer per CPU and slot ring: a program runs to its end on one CPU, and the packet hooks
- * (XDP, TC, the receive tracepoint) run in softirq or with bottom halves off, so two runs of
- * one program never interleave on a CPU. The writer fills the slot, then publishes head; the
- * reader (pktlab/ringbuf.py) reads head, copies the slots up to it, then publishes tail.
- * A full ring refuses the new record and counts it in `lost`: nothing is overwritten, so a
- * record Python reads is never torn. The ordering relies on x86-64's store order (TSO) plus a
- * compiler barrier; arm64 would need a release store here.
+ * One writer per CPU and slot ring: a program runs to its end on the CPU it started on. On a
+ * live hook (XDP, TC, the receive tracepoint: softirq, or bottom halves off) two runs of one
+ * program never interleave on a CPU; a BPF_PROG_TEST_RUN, though, runs with only migration
+ * disabled, so a packet's softirq can run the same (attached) program in the middle of it.
+ * `busy` guards that: a run that finds the ring busy refuses its record and counts it in
+ * `lost`. The writer fills the slot, then publishes head; the reader (pktlab/ringbuf.py) reads
+ * head, copies the slots up to it, then publishes tail. A full ring refuses the new record and
+ * counts it in `lost`: nothing is overwritten, so a record Python reads is never torn. The
+ * ordering relies on x86-64's store order (TSO) plus a compiler barrier (pktlab refuses other
+ * architectures; arm64 would need a release store and an acquiring read).
  *
  * The maps are declared by PL_DECLARE_MAPS() in each <hook>.bpf.c, and every map method call
  * stays in the main file: bcc rewrites `map.method()` calls only there (a helper in this
@@ -67,15 +70,18 @@
 #define pl_now() (bpf_jiffies64() * (__u64)PL_JIFFY_NS)
 #endif
 
-/* Index of the free slot of this CPU's ring, or -1 (counted in c->lost) when it is full. */
+/* Index of the free slot of this CPU's ring, or -1 (counted in c->lost) when it is full or
+ * another run on this CPU is writing. On success the ring is busy until pl_commit/pl_abort. */
 PL_INLINE long pl_slot(struct pl_ctl *c, __u32 cpu)
 {
 	__u64 head = c->head;
 
-	if (head - *(volatile __u64 *)&c->tail >= PL_SLOTS) {
+	if (c->busy || head - *(volatile __u64 *)&c->tail >= PL_SLOTS) {
 		c->lost++;
 		return -1;
 	}
+	c->busy = 1;
+	pl_barrier();
 	return (long)cpu * PL_SLOTS + (head & (PL_SLOTS - 1));
 }
 
@@ -84,6 +90,14 @@ PL_INLINE void pl_commit(struct pl_ctl *c)
 {
 	pl_barrier();
 	*(volatile __u64 *)&c->head = c->head + 1;
+	c->busy = 0;
+}
+
+/* Give the slot back unused. */
+PL_INLINE void pl_abort(struct pl_ctl *c)
+{
+	c->lost++;
+	c->busy = 0;
 }
 
 PL_INLINE void pl_count(struct pl_ctl *c, __u8 status)

@@ -144,7 +144,8 @@ struct pl_ctl {
 	__u64 head;                     /* records written (kernel) */
 	__u64 lost;                     /* records refused, no free slot (kernel) */
 	__u64 seen[PL_ST__COUNT];       /* packets parsed, by status (kernel) */
-	__u64 _pad0[2];
+	__u64 busy;                     /* a record is being written (kernel; see pl_slot) */
+	__u64 _pad0;
 	__u64 tail;                     /* records consumed (Python) */
 	__u64 _pad1[7];
 };

@@ -31,8 +31,10 @@ int pktlab_xdp(struct xdp_md *ctx)
 		goto out;
 	slot = s;
 	r = events.lookup(&slot);
-	if (!r)
+	if (!r) {
+		pl_abort(c);
 		goto out;
+	}
 	pl_zero(r);
 	/* the timestamp and the fingerprint only matter to a record */
 	r->ts_ns = pl_now();

@@ -87,7 +87,8 @@ def _source_digest(path):
 
 
 class Program:
-    """One compiled and loaded program with its maps (events, lost, seen[, config])."""
+    """One compiled and loaded program with its maps (events and ctl: the record rings and
+    counters; config for the kprobe hook)."""
 
     def __init__(self, path, fn_name, prog_type, cflags, text=None):
         b = bcc()
@@ -230,8 +231,11 @@ def possible_cpus():
             for part in text.split(","):
                 top = max(top, int(part.split("-")[-1]))
             _ncpus = top + 1
-        except (OSError, ValueError):
-            _ncpus = os.cpu_count() or 1
+        except (OSError, ValueError) as e:
+            # not os.cpu_count(): that counts online CPUs, and a record from a CPU id beyond
+            # the rings would have nowhere to go, not even the `lost` counter
+            raise EnvironmentProblem(f"read /sys/devices/system/cpu/possible ({e}): pktlab sizes "
+                                     "its per-CPU record rings from it") from None
     return _ncpus
 
 
@@ -290,11 +294,31 @@ def _hz_measured():
     return min(KNOWN_HZ, key=lambda hz: abs(hz - rate))
 
 
-def transport_cflags(*, slots=None, precise_ts=False, no_record=False):
-    """The -D flags of the record transport and the timestamp (bpf_snippets/pktlab_common.h)."""
+#: the most memory one program's record rings may take (all CPUs): on a machine with many
+#: possible CPUs the rings get fewer slots each, not gigabytes of kernel memory
+RING_BYTES_MAX = 128 << 20
+SLOTS_MIN = 1024
+
+
+def ring_slots(slots=None):
+    """Records per CPU ring for a request: a power of two, within RING_BYTES_MAX in all."""
+    from .record import RECORD_DTYPE
     slots = SLOTS_DEFAULT if slots is None else int(slots)
     if slots <= 0 or slots & (slots - 1):
         raise ValueError(f"slots {slots}: the records per CPU ring must be a power of two")
+    while slots > SLOTS_MIN and slots * possible_cpus() * RECORD_DTYPE.itemsize > RING_BYTES_MAX:
+        slots //= 2
+    return slots
+
+
+def transport_cflags(*, slots=None, precise_ts=False, no_record=False):
+    """The -D flags of the record transport and the timestamp (bpf_snippets/pktlab_common.h)."""
+    import platform
+    if platform.machine() not in ("x86_64", "AMD64"):
+        raise EnvironmentProblem(
+            f"pktlab's record rings rely on x86-64's memory order (pktlab_common.h); this is "
+            f"{platform.machine()}, which needs release/acquire ordering they do not have yet")
+    slots = ring_slots(slots)
     flags = [f"-DPL_NCPUS={possible_cpus()}", f"-DPL_SLOTS={slots}",
              f"-DPL_JIFFY_NS={1_000_000_000 // kernel_hz()}"]
     if precise_ts:

@@ -28,7 +28,7 @@ import io
 import os
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Union
 
 from .errors import CaptureError
 
@@ -264,7 +264,7 @@ def _open(source):
 
 
 def read_frames(source, on_error: Optional[OnError] = None, data_only: bool = False
-                ) -> Iterator[Frame]:
+                ) -> Iterator[Union[Frame, bytes]]:
     """Yield every frame of a pcap or pcapng file (a path, or an open binary file).
 
     Frames always start with an Ethernet header (synthesized for cooked and raw-IP captures).

@@ -6,7 +6,6 @@ sees every frame, as it would see a real application's.
 """
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import socket
@@ -31,7 +30,7 @@ def _sendmmsg():
     """libc's sendmmsg through ctypes: the GIL is released for the whole call."""
     global _libc
     if _libc is None:
-        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        lib = ctypes.CDLL(None, use_errno=True)      # the C library Python already uses
         fn = lib.sendmmsg
         fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
         fn.restype = ctypes.c_int

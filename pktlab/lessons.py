@@ -660,9 +660,11 @@ class LiveLab:
             self.close()
 
     def _attach(self, hooks):
-        from .replay import Replayer
-        # ns timestamps: the lessons put one packet's hooks in order in time (Belt)
-        self.rp = Replayer(hooks, xdp_mode=self.xdp_mode, lab=self.lab, precise_ts=True).open()
+        from .replay import Replayer, ring_slots_for
+        # ns timestamps: the lessons put one packet's hooks in order in time (Belt); the same
+        # flags as replay() below, so that both lease one compiled program per hook
+        self.rp = Replayer(hooks, xdp_mode=self.xdp_mode, lab=self.lab, precise_ts=True,
+                           slots=ring_slots_for()).open()
         self.hooks = tuple(hooks)
 
     def _detach(self):
@@ -808,6 +810,7 @@ class LiveLab:
             # replay() attaches its own hook set on this lab: ours steps aside meanwhile
             self._detach()
             try:
+                kw.setdefault("precise_ts", True)
                 return _replay(path, hooks=hooks, lab=self.lab, limit=limit, progress=cb,
                                xdp_mode=self.xdp_mode, **kw)
             finally:

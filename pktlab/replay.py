@@ -309,8 +309,10 @@ class ReplayResult:
             "packets": self.packets,
             "sent": self.sent,
             "hooks": {h: {"seen": t.seen, "agree": t.agree, "explained": t.explained,
-                          "disagree": t.disagree, "lost": t.lost + t.ring_lost,
+                          "disagree": t.disagree, "lost": t.lost,
                           "skipped": t.skipped, "foreign": t.foreign,
+                          # records the hook's ring refused (their frames are `lost`
+                          # above, unless the record was the lab's own traffic)
                           "ring_buffer_lost": t.ring_lost, "via": self.via.get(h),
                           "explained_reasons": t.reasons,
                           "measured_pps": self.hook_pps.get(h)}
@@ -366,6 +368,12 @@ class _HookRate:
         return round((self.n - 1) / ((self.last - self.first) / 1e9), 1)
 
 
+def ring_slots_for(batch=DEFAULT_BATCH):
+    """Records per CPU ring for a replay in batches of `batch`: two batches are in flight (one
+    sent, one judged), plus records carried over: room for four."""
+    return max(bpf.SLOTS_DEFAULT, 1 << (4 * int(batch) - 1).bit_length())
+
+
 def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batch=DEFAULT_BATCH,
            xdp_mode="generic", lab=None, progress=None, keep_disagreements=20, mtu=1500,
            rewrite=None, precise_ts=None):
@@ -385,8 +393,7 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
     pacer = Pacer(pps=pps, mbps=mbps) if (pps is not None or mbps is not None) else None
     if precise_ts is None:
         precise_ts = pacer is not None
-    # two batches are in flight (one sent, one judged), plus records carried over: 4 batches
-    slots = max(bpf.SLOTS_DEFAULT, 1 << (4 * int(batch) - 1).bit_length())
+    slots = ring_slots_for(batch)
     with Replayer(hook_names, xdp_mode=xdp_mode, lab=lab, mtu=mtu, rewrite=rewrite,
                   slots=slots, precise_ts=precise_ts) as rp:
         result = ReplayResult(label, hook_names, rp.via,

@@ -18,6 +18,7 @@ Records come out CPU by CPU, each CPU's in the order that CPU wrote them.
 
 import mmap
 import os
+import threading
 
 import numpy as np
 
@@ -27,13 +28,14 @@ PAGE = mmap.PAGESIZE
 
 #: struct pl_ctl (bpf_snippets/pktlab_record.h); tests/test_record_layout.py checks it against C
 CTL_DTYPE = np.dtype([("head", "<u8"), ("lost", "<u8"), ("seen", "<u8", (12,)),
-                      ("_pad0", "<u8", (2,)), ("tail", "<u8"), ("_pad1", "<u8", (7,))])
+                      ("busy", "<u8"), ("_pad0", "<u8"), ("tail", "<u8"), ("_pad1", "<u8", (7,))])
 
 
-def _map(fd, nbytes, what):
+def _map(fd, nbytes, what, writable=True):
     size = (nbytes + PAGE - 1) // PAGE * PAGE
+    prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
     try:
-        return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        return mmap.mmap(fd, size, mmap.MAP_SHARED, prot)
     except OSError as e:
         raise BPFError(f"map the {what} (fd {fd}, {size} bytes): {e}; pktlab needs root and "
                        "maps made with BPF_F_MMAPABLE") from e
@@ -54,6 +56,7 @@ class RingReader:
         self.mask = self.slots - 1
         self.record_dtype = np.dtype(record_dtype)
         self._fds, self._maps = [], []
+        self._lock = threading.Lock()
         try:
             fd = os.dup(ctl_fd)     # our own references: close() order doesn't matter then
             self._fds.append(fd)
@@ -65,7 +68,7 @@ class RingReader:
                 fd = os.dup(events_fd)
                 self._fds.append(fd)
                 n = self.ncpus * self.slots
-                m = _map(fd, n * self.record_dtype.itemsize, "record ring")
+                m = _map(fd, n * self.record_dtype.itemsize, "record ring", writable=False)
                 self._maps.append(m)
                 # as opaque fixed-size items: numpy copies those with memcpy, a structured
                 # dtype field by field (25x slower for 1024 records, measured)
@@ -82,7 +85,13 @@ class RingReader:
         return int((self._ctl["head"] - self._ctl["tail"]).sum())
 
     def read(self):
-        """Consume every published record; returns a copy as one array."""
+        """Consume every published record; returns a copy as one array.
+
+        One consumer at a time (the lock): two reads at once would copy the same slots."""
+        with self._lock:
+            return self._read()
+
+    def _read(self):
         if self._rec is None:
             return np.empty(0, dtype=self.record_dtype)
         heads = self._ctl["head"].copy()        # first the heads, then the slots below them
@@ -121,7 +130,8 @@ class RingReader:
         return {i: int(v) for i, v in enumerate(counts) if v}
 
     def reset(self):
-        """Drop what is waiting and zero the counters (between leases of a program)."""
+        """Drop what is waiting and zero the counters (between leases of a program, when it is
+        attached nowhere: the kernel's counters are not written atomically)."""
         self._ctl["tail"] = self._ctl["head"]
         self._ctl["lost"] = 0
         self._ctl["seen"] = 0

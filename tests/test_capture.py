@@ -344,3 +344,47 @@ def test_problem_messages_say_what_to_do(tmp_path):
     with pytest.raises(CaptureError) as e:
         list(read_frames(p))
     assert "on_error" in str(e.value) or "re-capture" in str(e.value)
+
+
+def _damaged_variants(tmp):
+    """A pcap cut off mid-frame, one with a garbage record header, and the intact one."""
+    path = os.path.join(tmp, "v.pcap")
+    C.write_pcap(path, [(t, d) for t, d in FRAMES])
+    with open(path, "rb") as f:
+        raw = f.read()
+    bad_header = bytearray(raw)
+    struct.pack_into("<I", bad_header, 24 + 16 + 60 + 8, 10 ** 7)   # frame 2's captured length
+    return {"cut": raw[:-7], "garbage": bytes(bad_header), "good": raw}
+
+
+@pytest.mark.parametrize("entry", _manifest(), ids=lambda e: e["file"])
+def test_data_only_yields_the_frames_bytes_and_the_same_problems(entry):
+    """The replay's fast reading (bytes only, no Frame objects) may skip no check: same bytes,
+    same problems, on every corpus file (pcap, pcapng, cooked and raw link types)."""
+    path = os.path.join(PCAPS, entry["file"])
+    p1, p2 = [], []
+    frames = [f.data for f in read_frames(path, on_error=p1.append)]
+    data = list(read_frames(path, on_error=p2.append, data_only=True))
+    assert data == frames
+    assert [str(p) for p in p1] == [str(p) for p in p2]
+
+
+@pytest.mark.parametrize("name", ["cut", "garbage", "good"])
+def test_data_only_reports_damage_like_the_frame_reader(name, tmp_path):
+    buf = _damaged_variants(str(tmp_path))[name]
+    p1, p2 = [], []
+    frames = [f.data for f in read_frames(io.BytesIO(buf), on_error=p1.append)]
+    data = list(read_frames(io.BytesIO(buf), on_error=p2.append, data_only=True))
+    assert data == frames
+    assert [str(p) for p in p1] == [str(p) for p in p2]
+    assert bool(p1) == (name != "good")
+    with pytest.raises(CaptureError) if name != "good" else _nothing():
+        list(read_frames(io.BytesIO(buf), data_only=True))
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
