@@ -72,7 +72,6 @@ static __always_inline int pl_skb(void *skb)
 	struct pl_record rec = {};
 #else
 	__u32 slot;
-	long s;
 #endif
 
 	if (!cfg || !buf || !skb)
@@ -115,18 +114,14 @@ static __always_inline int pl_skb(void *skb)
 #ifdef PL_NO_RECORD
 	r = &rec;
 #else
-	s = pl_slot(c, cpu);
-	if (s < 0)
+	if (pl_slot(c, cpu, &slot))
 		goto out;
-	slot = s;
 	r = events.lookup(&slot);
 	if (!r) {
 		pl_abort(c);
 		goto out;
 	}
-	pl_zero(r);
-	r->ts_ns = pl_now();
-	r->fingerprint = pl_fingerprint(start, end, len);
+	pl_begin(r, start, end, len);
 #endif
 	r->ifindex = ifindex;
 	r->hook = PL_HOOK_KPROBE;

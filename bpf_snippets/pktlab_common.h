@@ -70,9 +70,21 @@
 #define pl_now() (bpf_jiffies64() * (__u64)PL_JIFFY_NS)
 #endif
 
-/* Index of the free slot of this CPU's ring, or -1 (counted in c->lost) when it is full or
- * another run on this CPU is writing. On success the ring is busy until pl_commit/pl_abort. */
-PL_INLINE long pl_slot(struct pl_ctl *c, __u32 cpu)
+/* Zeroes a record word by word. `volatile` keeps LLVM from turning the loop back into a
+ * memset, which for 152 bytes it emits as a libcall BPF cannot make. */
+PL_INLINE void pl_zero(struct pl_record *r)
+{
+	volatile __u64 *w = (volatile __u64 *)r;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*r) / 8); i++)
+		w[i] = 0;
+}
+
+/* *slot = the free slot of this CPU's ring and 0; or -1 (counted in c->lost) when the ring is
+ * full or another run on this CPU is writing. On success the ring is busy until
+ * pl_commit/pl_abort. The caller looks the slot up in `events` (a map call: main file only). */
+PL_INLINE int pl_slot(struct pl_ctl *c, __u32 cpu, __u32 *slot)
 {
 	__u64 head = c->head;
 
@@ -82,7 +94,17 @@ PL_INLINE long pl_slot(struct pl_ctl *c, __u32 cpu)
 	}
 	c->busy = 1;
 	pl_barrier();
-	return (long)cpu * PL_SLOTS + (head & (PL_SLOTS - 1));
+	*slot = cpu * PL_SLOTS + (head & (PL_SLOTS - 1));
+	return 0;
+}
+
+/* A fresh record in its slot: zeroed, then what only a record needs (the timestamp, and the
+ * fingerprint of the `len`-byte frame whose readable bytes are data..data_end). */
+PL_INLINE void pl_begin(struct pl_record *r, void *data, void *data_end, __u32 len)
+{
+	pl_zero(r);
+	r->ts_ns = pl_now();
+	r->fingerprint = pl_fingerprint(data, data_end, len);
 }
 
 /* Publish the record just written: the slot's bytes first, then head. */
@@ -104,17 +126,6 @@ PL_INLINE void pl_count(struct pl_ctl *c, __u8 status)
 {
 	if (status < PL_ST__COUNT)
 		c->seen[status]++;
-}
-
-/* Zeroes a record word by word. `volatile` keeps LLVM from turning the loop back into a
- * memset, which for 152 bytes it emits as a libcall BPF cannot make. */
-PL_INLINE void pl_zero(struct pl_record *r)
-{
-	volatile __u64 *w = (volatile __u64 *)r;
-
-#pragma unroll
-	for (int i = 0; i < (int)(sizeof(*r) / 8); i++)
-		w[i] = 0;
 }
 
 #endif /* PKTLAB_COMMON_H */

@@ -32,7 +32,6 @@ int pktlab_tc(struct __sk_buff *skb)
 	struct pl_record rec = {};
 #else
 	__u32 slot;
-	long s;
 #endif
 
 	/* A paged skb shows only its linear part to direct access: pull the headers in first.
@@ -45,21 +44,16 @@ int pktlab_tc(struct __sk_buff *skb)
 #ifdef PL_NO_RECORD
 	r = &rec;
 #else
-	s = pl_slot(c, cpu);
-	if (s < 0)
+	if (pl_slot(c, cpu, &slot))
 		goto out;
-	slot = s;
 	r = events.lookup(&slot);
 	if (!r) {
 		pl_abort(c);
 		goto out;
 	}
-	pl_zero(r);
-	/* the timestamp and the fingerprint only matter to a record */
-	r->ts_ns = pl_now();
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
-	r->fingerprint = pl_fingerprint(data, data_end, skb->len);
+	pl_begin(r, data, data_end, skb->len);
 #endif
 	r->ifindex = skb->ifindex;
 	r->hook = PL_HOOK;

@@ -18,7 +18,6 @@ int pktlab_xdp(struct xdp_md *ctx)
 	struct pl_record rec = {};
 #else
 	__u32 slot;
-	long s;
 #endif
 
 	if (!c)
@@ -26,19 +25,14 @@ int pktlab_xdp(struct xdp_md *ctx)
 #ifdef PL_NO_RECORD
 	r = &rec;
 #else
-	s = pl_slot(c, cpu);
-	if (s < 0)
+	if (pl_slot(c, cpu, &slot))
 		goto out;
-	slot = s;
 	r = events.lookup(&slot);
 	if (!r) {
 		pl_abort(c);
 		goto out;
 	}
-	pl_zero(r);
-	/* the timestamp and the fingerprint only matter to a record */
-	r->ts_ns = pl_now();
-	r->fingerprint = pl_fingerprint(data, data_end, data_end - data);
+	pl_begin(r, data, data_end, data_end - data);
 #endif
 	r->ifindex = ctx->ingress_ifindex;
 	r->hook = PL_HOOK_XDP;
