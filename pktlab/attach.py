@@ -62,7 +62,7 @@ class XdpAttachment(Attachment):
         from pyroute2.netlink.exceptions import NetlinkError
         if mode not in XDP_MODES:
             raise ValueError(f"XDP mode {mode!r}: use 'generic' or 'native'")
-        check_interface(ifname, allow_host=allow_host)
+        check_interface(ifname, allow_host=allow_host, ns=ns)
         self.ns, self.ifname, self.mode = ns, ifname, mode
         self.flags = XDP_MODES[mode] | XDP_FLAGS_UPDATE_IF_NOEXIST
         self.description = f"XDP ({mode}) on {ns}/{ifname}"
@@ -106,7 +106,7 @@ class TcAttachment(Attachment):
         from pyroute2.netlink.exceptions import NetlinkError
         if direction not in TC_PARENT:
             raise ValueError(f"TC direction {direction!r}: use 'ingress' or 'egress'")
-        check_interface(ifname, allow_host=allow_host)
+        check_interface(ifname, allow_host=allow_host, ns=ns)
         self.ns, self.ifname, self.direction = ns, ifname, direction
         self.description = f"TC {direction} filter on {ns}/{ifname}"
         self._key = (ns, ifname)

@@ -8,21 +8,38 @@ Rules (../DESIGN.md, "Lab and resources"):
   `<name>s` / `<name>d` (at most 15 characters, the kernel's IFNAMSIZ - 1);
 - addresses come from a private test range and exist only inside the namespaces;
 - IPv6 autoconfiguration, DAD and router solicitations are off, so the wire is quiet;
-- teardown deletes the veth before the namespaces, and close() may be called twice;
-- a state file under /run/pktlab/labs records the owner process (pid and start time, so a
-  recycled pid is not mistaken for the owner); the next Lab() and `pktlab lab clean` remove
-  labs whose owner is gone (crash, SIGKILL).
+- teardown ends the processes inside the lab, deletes the veth, then the namespaces, and
+  close() may be called twice.
+
+Ownership is proven, never guessed from a name (`ip netns add plbeef00-src` is not a lab):
+- a state file under /run/pktlab/labs, claimed before anything is made (O_EXCL, so a name is
+  never taken twice), records the owner process (pid and start time, and the boot, so a
+  recycled pid is not mistaken for the owner) and each namespace's netns cookie, the identity
+  the kernel never reuses while it runs (pktlab/netns.py);
+- a namespace gets its name only after its cookie is in the state file, so there is never a
+  named pktlab namespace that its state file does not prove;
+- clean, down, status and the attachment guard act on a namespace only when its cookie is the
+  one recorded; anything else named like a lab is "not pktlab's" and is left alone;
+- stale = a state file that proves its namespaces, whose owner process is gone. A lab being
+  built has a live owner, so it is never stale; `pktlab lab up` labs (owner pid 0) stay until
+  `pktlab lab down`;
+- removing a lab first ends the processes inside its own namespaces (found by
+  /proc/PID/ns/net), which is what a SIGKILLed owner's children would otherwise keep running in;
+  pktlab's own children die with their owner anyway (pktlab/spawn.py).
 """
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
 import secrets
+import select
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from . import netns
 from . import nl  # noqa: F401  (imported up front: cleanup must never be a first import)
@@ -30,8 +47,10 @@ from .errors import LabError
 
 STATE_DIR = "/run/pktlab/labs"
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}[0-9a-f]{6}$")
+NS_RE = re.compile(r"^(.+)-(src|dut)$")
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
 DEFAULT_PREFIX = "pl"
+SIDES = ("src", "dut")
 
 # Inside every lab (each lab is its own pair of namespaces, so labs never collide).
 SRC_IP4, DUT_IP4, PREFIX4 = "10.200.0.1", "10.200.0.2", 24
@@ -39,6 +58,9 @@ SRC_IP6, DUT_IP6, PREFIX6 = "fd00:706b:746c::1", "fd00:706b:746c::2", 64
 
 #: interfaces pktlab refuses to attach to unless told explicitly (allow_host=True)
 HOST_INTERFACES_REFUSED = ("lo",)
+
+#: how long the processes of a lab being removed get to end on SIGTERM before SIGKILL
+PROCESS_GRACE_S = 1.0
 
 
 def _start_time(pid):
@@ -53,6 +75,19 @@ def _start_time(pid):
     return int(rest[19])
 
 
+_BOOT_ID = None
+
+
+def boot_id():
+    """This boot's id: start times and netns cookies both count from boot, so a record from
+    an earlier boot proves nothing (/run may be on disk and survive a reboot)."""
+    global _BOOT_ID
+    if _BOOT_ID is None:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            _BOOT_ID = f.read().strip()
+    return _BOOT_ID
+
+
 @dataclass
 class LabState:
     name: str
@@ -65,28 +100,67 @@ class LabState:
     created: float
     mtu: int = 1500
     extra: dict = field(default_factory=dict)
+    boot_id: str = ""       # empty: a state file from a pktlab that recorded no identity
+    cookies: dict = field(default_factory=dict)   # side -> netns cookie, before the name
+
+    def ns(self, side):
+        return {"src": self.ns_src, "dut": self.ns_dut}[side]
+
+    def ifname(self, side):
+        return {"src": self.if_src, "dut": self.if_dut}[side]
+
+    @property
+    def provable(self):
+        """Whether this record can prove anything: written this boot, by a pktlab that records
+        namespace cookies."""
+        return bool(self.boot_id) and self.boot_id == boot_id()
 
     def owner_alive(self):
         if self.owner_pid == 0:
             return True
+        if self.boot_id and self.boot_id != boot_id():
+            return False
         return _start_time(self.owner_pid) == self.owner_start
+
+    def cookie(self, side):
+        c = self.cookies.get(side)
+        return int(c) if c is not None else None
 
     @staticmethod
     def path_for(name):
         return os.path.join(STATE_DIR, name + ".json")
 
-    def save(self):
+    def _write_tmp(self):
         os.makedirs(STATE_DIR, exist_ok=True)
-        tmp = self.path_for(self.name) + ".tmp"
+        tmp = f"{self.path_for(self.name)}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
             json.dump(asdict(self), f)
+        return tmp
+
+    def claim(self):
+        """Write the state file only if no lab has this name yet; False if one has."""
+        tmp = self._write_tmp()
+        try:
+            os.link(tmp, self.path_for(self.name))     # atomic, and fails if the name exists
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+
+    def save(self):
+        tmp = self._write_tmp()
         os.replace(tmp, self.path_for(self.name))
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
     @classmethod
     def load(cls, name):
         with open(cls.path_for(name)) as f:
-            d = json.load(f)
-        return cls(**d)
+            return cls.from_dict(json.load(f))
 
 
 def _names_for(name):
@@ -130,10 +204,10 @@ class Lab:
     src_ip4, dut_ip4, src_ip6, dut_ip6 = SRC_IP4, DUT_IP4, SRC_IP6, DUT_IP6
 
     def ns(self, side):
-        return {"src": self.ns_src, "dut": self.ns_dut}[side]
+        return self.state.ns(side)
 
     def ifname(self, side):
-        return {"src": self.if_src, "dut": self.if_dut}[side]
+        return self.state.ifname(side)
 
     def ifindex(self, side):
         from .nl import IPRoute
@@ -176,17 +250,22 @@ class Lab:
 
     def _up(self):
         clean_stale()
-        name = self.name or (self.prefix + secrets.token_hex(3))
-        ns_src, ns_dut, if_src, if_dut = _names_for(name)
-        if netns.exists(ns_src) or netns.exists(ns_dut):
-            raise LabError(errno.EEXIST, f"lab {name} already exists; pick another name or run "
-                                         f"`pktlab lab down {name}`")
         pid = 0 if self.persistent else os.getpid()
-        self.state = LabState(name, ns_src, ns_dut, if_src, if_dut, pid,
-                              _start_time(pid) if pid else 0, time.time(), self.mtu)
-        self.name = name
-        # The state file comes first: if we die half-way, `clean` still finds what we made.
-        self.state.save()
+        for _ in range(1 if self.name else 16):
+            name = self.name or (self.prefix + secrets.token_hex(3))
+            ns_src, ns_dut, if_src, if_dut = _names_for(name)
+            state = LabState(name, ns_src, ns_dut, if_src, if_dut, pid,
+                             _start_time(pid) if pid else 0, time.time(), self.mtu,
+                             boot_id=boot_id())
+            # The state file comes first, claimed atomically: if we die half-way, `clean`
+            # still finds what we made, and no other lab can take the name meanwhile.
+            if not (netns.exists(ns_src) or netns.exists(ns_dut)) and state.claim():
+                break
+        else:
+            raise LabError(errno.EEXIST, f"lab {name} already exists (a state file or a "
+                                         "namespace of that name); pick another name or see "
+                                         "`pktlab lab status`")
+        self.state, self.name = state, name
         self._closed = False
         try:
             self._build()
@@ -195,12 +274,17 @@ class Lab:
             raise
         return self
 
+    def _record(self, side, cookie):
+        # runs before the namespace has its name (netns.create): never a named, unrecorded one
+        self.state.cookies[side] = cookie
+        self.state.save()
+
     def _build(self):
         from .nl import IPRoute
         from pyroute2.netlink.exceptions import NetlinkError
         s = self.state
-        netns.create(s.ns_src)
-        netns.create(s.ns_dut)
+        netns.create(s.ns_src, lambda c: self._record("src", c))
+        netns.create(s.ns_dut, lambda c: self._record("dut", c))
         for ns in (s.ns_src, s.ns_dut):
             _quiet_namespace(ns)
         try:
@@ -287,10 +371,10 @@ _HELD = (signal.SIGINT, signal.SIGTERM)
 class _signals_held:
     """Hold Ctrl-C and SIGTERM back while a lab is being built, deliver them right after.
 
-    pyroute2 creates a namespace in a forked helper; interrupted at that moment, the parent
-    would tear down before the helper has made the namespace, which then outlives its lab.
-    Held, the signal arrives once the lab is complete and owned, and close() removes all of it.
-    Only the main thread receives signals, so only there is anything held."""
+    A KeyboardInterrupt raised in the middle of a step (between a namespace's name file and
+    its mount, between a netlink request and its answer) would leave a part that close() does
+    not know of. Held, the signal arrives once the lab is complete and owned, and close()
+    removes all of it. Only the main thread receives signals, so only there is anything held."""
 
     def __enter__(self):
         self.active = threading.current_thread() is threading.main_thread()
@@ -315,13 +399,227 @@ def _quiet_namespace(ns):
         netns.write_sysctl(ns, key, val)
 
 
-def remove_lab(state):
-    """Remove a lab's veth (first), namespaces, and state file. Missing parts are fine."""
+
+
+# ownership --------------------------------------------------------------------------------------
+def _open_proven(state):
+    """{side: fd} of the lab's namespaces that are provably the ones pktlab made for it (their
+    netns cookie is the recorded one). The fds keep them alive; the caller closes them."""
+    fds = {}
+    if not state.provable:
+        return fds
+    for side in SIDES:
+        want = state.cookie(side)
+        if want is None:
+            continue
+        fd = netns.open_fd(state.ns(side))
+        if fd is None:
+            continue
+        if netns.cookie_of_fd(fd, state.ns(side)) == want:
+            fds[side] = fd
+        else:
+            os.close(fd)
+    return fds
+
+
+def _close_all(fds):
+    for fd in fds.values():
+        os.close(fd)
+
+
+def namespace_verdict(state, side):
+    """'pktlab' when the namespace is the one pktlab made for lab `state`, 'missing' when no
+    such name exists, else the reason it is not pktlab's (left alone by clean and down)."""
+    ns = state.ns(side)
+    fd = netns.open_fd(ns)
+    if fd is None:
+        return "missing" if not netns.exists(ns) else "not pktlab's: not a namespace"
+    try:
+        if not state.boot_id:
+            return ("not provably pktlab's: its state file was written by an older pktlab that "
+                    "recorded no namespace identity")
+        if not state.provable:
+            return "not pktlab's: its state file is from an earlier boot"
+        want = state.cookie(side)
+        if want is None:
+            return "not pktlab's: its lab recorded no identity for it"
+        if netns.cookie_of_fd(fd, ns) != want:
+            return "not pktlab's: its netns cookie is not the one pktlab recorded"
+        return "pktlab"
+    finally:
+        os.close(fd)
+
+
+def lab_of_namespace(ns):
+    """(state, side) when namespace `ns` is provably a pktlab lab's, else None."""
+    m = NS_RE.match(ns or "")
+    if not m:
+        return None
+    try:
+        st = LabState.load(m.group(1))
+    except (OSError, ValueError, TypeError):
+        return None
+    side = m.group(2)
+    if st.ns(side) != ns or namespace_verdict(st, side) != "pktlab":
+        return None
+    return st, side
+
+
+# processes inside a lab -----------------------------------------------------------------------
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _processes_in(fds_by_ns):
+    """[{pid, ns, cmd}] of the processes inside the namespaces {ns: fd}, one /proc scan."""
+    by_fd = {fd: ns for ns, fd in fds_by_ns.items()}
+    found = netns.pids_in(list(by_fd))
+    return [{"pid": pid, "ns": by_fd[fd], "cmd": _cmdline(pid)}
+            for pid, fd in sorted(found.items())]
+
+
+def lab_processes(state):
+    """[{pid, ns, cmd}]: the processes running inside lab `state`'s own namespaces."""
+    fds = _open_proven(state)
+    try:
+        return _processes_in({state.ns(s): fd for s, fd in fds.items()})
+    finally:
+        _close_all(fds)
+
+
+def _wait_exited(pidfds, timeout):
+    deadline = time.monotonic() + timeout
+    left = set(pidfds)
+    while left:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        ready, _, _ = select.select(list(left), [], [], remaining)
+        left -= set(ready)
+
+
+def _end_processes(fds, spare, grace=PROCESS_GRACE_S):
+    """End every process inside the namespaces behind `fds` but those in `spare`: SIGTERM,
+    then SIGKILL after `grace` s. Each is signalled through a pidfd opened while it was seen
+    inside, so a recycled pid is never hit. Returns [{pid, ns, cmd}] of those signalled."""
+    ended, seen = [], set()
+    by_fd = {fd: ns for ns, fd in fds.items()}
+    for rnd in range(6):
+        sig = signal.SIGTERM if rnd == 0 else signal.SIGKILL
+        pidfds = []
+        for pid, fd in netns.pids_in(list(by_fd)).items():
+            if pid in spare:
+                continue
+            try:
+                pfd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                continue
+            if not netns.in_namespace(pid, fd):     # gone, and the pid reused, since the scan
+                os.close(pfd)
+                continue
+            if pid not in seen:
+                seen.add(pid)
+                ended.append({"pid": pid, "ns": by_fd[fd], "cmd": _cmdline(pid)})
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(pfd, sig)
+            pidfds.append(pfd)
+        if not pidfds:
+            break
+        try:
+            _wait_exited(pidfds, grace if rnd == 0 else 2.0)
+        finally:
+            for pfd in pidfds:
+                os.close(pfd)
+    return ended
+
+
+# removal ----------------------------------------------------------------------------------------
+@dataclass
+class Removal:
+    """What remove_lab() did: processes ended, and what it left alone (with the reason)."""
+    name: str
+    processes: list = field(default_factory=list)
+    left_alone: list = field(default_factory=list)
+    busy: bool = False      # another process was removing it; nothing was done here
+
+
+@contextlib.contextmanager
+def _removal_lock(name, wait):
+    """Lock lab `name`'s state file against a second remover. Yields the locked fd, None when
+    there is no state file, or False when another remover holds it and wait is False."""
+    try:
+        fd = os.open(LabState.path_for(name), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _unlink_state(name, locked_fd):
+    """Remove the state file, only if it is still the one we locked (not a new lab's claim of
+    the same name, nor a newer save of the same lab)."""
+    path = LabState.path_for(name)
+    if locked_fd:
+        held = os.fstat(locked_fd)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def remove_lab(state, wait=True):
+    """Remove lab `state` as far as pktlab can prove it made it: the processes inside its own
+    namespaces, its veth, its namespaces, then its state file. A namespace of the lab's name
+    that is not the recorded one is left alone (and said so in the result). Missing parts are
+    fine (close() runs twice, two cleaners may meet). Returns a Removal."""
+    res = Removal(state.name)
+    with _removal_lock(state.name, wait) as lock:
+        if lock is False:
+            res.busy = True
+            return res
+        fds = _open_proven(state)
+        try:
+            spare = {os.getpid()}
+            if state.owner_pid > 0 and state.owner_alive():
+                spare.add(state.owner_pid)       # `down` of a live lab ends its children only
+            res.processes = _end_processes({state.ns(s): fd for s, fd in fds.items()}, spare)
+            _delete_veth(state, fds)
+            for side in SIDES:
+                ns = state.ns(side)
+                if side in fds:
+                    netns.remove(ns, state.cookie(side))
+                elif state.cookie(side) is not None and netns.remove_placeholder(ns):
+                    pass    # a name file our create() made but never mounted on (see netns)
+                elif netns.exists(ns):
+                    res.left_alone.append(f"netns {ns}: {namespace_verdict(state, side)}")
+        finally:
+            _close_all(fds)
+        _unlink_state(state.name, lock)
+    return res
+
+
+def _delete_veth(state, fds):
     from .nl import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
-    for ns, ifn in ((state.ns_src, state.if_src), (state.ns_dut, state.if_dut)):
-        if not netns.exists(ns):
+    for side in SIDES:
+        if side not in fds:
             continue
+        ns, ifn = state.ns(side), state.ifname(side)
         try:
             with IPRoute(netns=ns) as ipr:
                 idx = ipr.link_lookup(ifname=ifn)
@@ -330,63 +628,96 @@ def remove_lab(state):
         except NetlinkError as e:
             if e.code != errno.ENODEV:
                 raise LabError(e.code, f"lab {state.name}: delete {ifn}: {e}") from e
-    netns.remove(state.ns_src)
-    netns.remove(state.ns_dut)
-    try:
-        os.unlink(LabState.path_for(state.name))
-    except FileNotFoundError:
-        pass
+        except FileNotFoundError:
+            pass        # another remover took the namespace's name meanwhile
 
 
+# listing ---------------------------------------------------------------------------------------
 def list_labs():
-    """Every lab with a state file, plus namespaces that look like ours but have none."""
+    """Every lab with a readable state file (those of an older pktlab too: see provable)."""
     labs = []
     try:
         files = sorted(os.listdir(STATE_DIR))
     except FileNotFoundError:
         files = []
-    known = set()
     for f in files:
         if not f.endswith(".json"):
             continue
         try:
-            st = LabState.load(f[:-5])
-        except (OSError, ValueError, TypeError):
+            labs.append(LabState.load(f[:-5]))
+        except (OSError, ValueError, TypeError, KeyError):
             continue
-        labs.append(st)
-        known.add(st.name)
-    for ns in netns.list_names():
-        m = re.match(r"^(.+)-(src|dut)$", ns)
-        if m and NAME_RE.match(m.group(1)) and m.group(1) not in known:
-            name = m.group(1)
-            known.add(name)
-            labs.append(LabState(name, *_names_for(name), owner_pid=-1, owner_start=0,
-                                 created=0.0))
     return labs
 
 
+def foreign_namespaces(labs=None):
+    """[(ns, why)]: namespaces named like a lab's that pktlab cannot prove it made. They are
+    never removed or attached to (`ip netns add plbeef00-src` is not a lab)."""
+    labs = {s.name: s for s in (list_labs() if labs is None else labs)}
+    out = []
+    for ns in netns.list_names():
+        m = NS_RE.match(ns)
+        if not m or not NAME_RE.match(m.group(1)):
+            continue
+        st = labs.get(m.group(1))
+        if st is None or st.ns(m.group(2)) != ns:
+            out.append((ns, "not pktlab's: no state file in " + STATE_DIR))
+            continue
+        why = namespace_verdict(st, m.group(2))
+        if why not in ("pktlab", "missing"):
+            out.append((ns, why))
+    return out
+
+
 def is_stale(state):
-    return state.owner_pid == -1 or not state.owner_alive()
+    """A lab whose record proves what it made and whose owner process is gone."""
+    return state.provable and not state.owner_alive()
+
+
+def clean_labs(all_labs=False):
+    """Remove stale labs (or every provable lab, with all_labs): [Removal] of those removed."""
+    done = []
+    for st in list_labs():
+        if not st.provable or not (all_labs or not st.owner_alive()):
+            continue
+        res = remove_lab(st, wait=False)
+        if not res.busy:
+            done.append(res)
+    return done
 
 
 def clean_stale(all_labs=False):
     """Remove labs whose owner process is gone (or every lab, with all_labs). Returns names."""
-    removed = []
-    for st in list_labs():
-        if all_labs or is_stale(st):
-            remove_lab(st)
-            removed.append(st.name)
-    return removed
+    return [r.name for r in clean_labs(all_labs)]
 
 
-def lab_of_interface(ifname):
-    """The (lab, side) an interface belongs to, or None for an interface outside pktlab."""
-    for st in list_labs():
-        if ifname == st.if_src:
-            return st, "src"
-        if ifname == st.if_dut:
-            return st, "dut"
-    return None
+def describe_labs():
+    """What `pktlab lab status` shows: [{name, ns, interfaces, owner_pid, stale, pktlab,
+    namespaces: {ns: verdict}, processes: [{pid, ns, cmd}]}], then one entry per namespace
+    named like a lab that is not pktlab's (pktlab: false, with why)."""
+    labs = list_labs()
+    out, fds = [], {}
+    try:
+        for st in labs:
+            proven = _open_proven(st)
+            fds.update({st.ns(s): fd for s, fd in proven.items()})
+            out.append({"name": st.name, "ns": [st.ns_src, st.ns_dut],
+                        "interfaces": [st.if_src, st.if_dut], "owner_pid": st.owner_pid,
+                        "stale": is_stale(st), "pktlab": True,
+                        "namespaces": {st.ns(s): ("pktlab" if s in proven else
+                                                  namespace_verdict(st, s)) for s in SIDES},
+                        "processes": []})
+        procs = _processes_in(fds)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    for entry in out:
+        entry["processes"] = [p for p in procs if p["ns"] in entry["ns"]]
+    for ns, why in foreign_namespaces(labs):
+        out.append({"name": NS_RE.match(ns).group(1), "ns": [ns], "interfaces": [],
+                    "owner_pid": None, "stale": False, "pktlab": False, "why": why,
+                    "namespaces": {ns: why}, "processes": []})
+    return out
 
 
 def leftovers(name):
@@ -398,14 +729,41 @@ def leftovers(name):
     return left
 
 
-def check_interface(ifname, allow_host=False):
-    """Refuse host interfaces (lo, the uplink) unless the caller names one and allows it."""
-    if lab_of_interface(ifname) is not None:
+# the attachment guard ------------------------------------------------------------------------
+def _why_not_a_lab_interface(ifname, ns):
+    if ns is None:
+        what = ("the loopback interface" if ifname in HOST_INTERFACES_REFUSED else
+                "a host interface")
+        return (f"it is {what}, outside every pktlab lab, and attaching there would see (and "
+                "could drop) the host's own traffic")
+    m = NS_RE.match(ns)
+    st = None
+    if m:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            st = LabState.load(m.group(1))
+    if st is None or st.ns(m.group(2)) != ns:
+        return (f"namespace {ns} is not one of pktlab's labs (no state file in {STATE_DIR}); "
+                "it may be someone else's, and pktlab attaches only inside namespaces it made")
+    side = m.group(2)
+    verdict = namespace_verdict(st, side)
+    if verdict != "pktlab":
+        return (f"namespace {ns} is named like lab {st.name} but pktlab cannot prove it made it "
+                f"({verdict})")
+    if ifname != st.ifname(side):
+        return f"{ifname} is not lab {st.name}'s interface in {ns} (that is {st.ifname(side)})"
+    return None
+
+
+def check_interface(ifname, allow_host=False, ns=None):
+    """Refuse an interface outside pktlab's own labs unless the caller names it and allows it.
+
+    ns: the namespace the interface is in (None: the host's). Passes only for a lab's own
+    interface in that lab's namespace, the namespace proven pktlab's by its netns cookie: an
+    interface named like a lab's, in a namespace someone else made, is refused too."""
+    why = _why_not_a_lab_interface(ifname, ns)
+    if why is None or allow_host:
         return
-    if not allow_host:
-        what = "the loopback interface" if ifname in HOST_INTERFACES_REFUSED else "a host interface"
-        raise LabError(errno.EPERM, f"attach to {ifname}: refused; it is {what}, outside every "
-                                    "pktlab lab, and attaching there would see (and could drop) "
-                                    "the host's own traffic. Use a lab interface "
-                                    "(`pktlab lab status`), or name the interface and pass "
-                                    "allow_host=True if you really mean it")
+    where = ifname if ns is None else f"{ifname} in namespace {ns}"
+    raise LabError(errno.EPERM, f"attach to {where}: refused; {why}. Use a lab interface "
+                                "(`pktlab lab status`), or name the interface and pass "
+                                "allow_host=True if you really mean it")
