@@ -11,9 +11,11 @@ layer with its fields. --json: one JSON document on stdout and nothing else ther
 
 The document is written frame by frame, so a capture of millions of frames does not have to fit
 in memory. Exit status: 0 when the whole capture was read; 2 when the file is missing or not a
-capture, or reading stopped at damage (the frames before it are still shown, and the message on
-stderr says where and what to do). Frames of link types pktlab refuses are listed as problems
-and skipped, which is not a failure.
+capture, when not one frame could be read (only refused link types, a pcapng without an
+interface block, cooked headers cut short, a header and no frames), or when reading stopped at
+damage (the frames before it are still shown). The 2 comes with one line on stderr: the file,
+the cause, what to do. Frames of link types pktlab refuses, among readable ones, are listed as
+problems and skipped, which is not a failure.
 
 Also runnable as ``python -m pktlab.cast FILE [--json]``.
 """
@@ -83,19 +85,22 @@ def _frame_text(frame, w, color: bool) -> list[str]:
 def run(pcap_path, as_json: bool = False, out: TextIO = sys.stdout, *,
         err: Optional[TextIO] = None, color: bool = False, limit: Optional[int] = None) -> int:
     """Walk every frame of ``pcap_path`` and print it; returns the exit status (0 or 2)."""
-    from .capture import read_frames
+    from .capture import no_frames_message, read_frames
+    from .cli import _one_line
     from .errors import PktlabError
     from .walker import walk
 
     err = sys.stderr if err is None else err
+
+    def fail(msg):                  # one line, whatever the file's name holds; exit status 2
+        err.write(f"pktlab cast: {_one_line(msg)}\n")
+        return 2
     path = os.fspath(pcap_path)
     if not os.path.exists(path):
-        err.write(f"pktlab cast: no such capture: {path}; check the path (the bundled corpus "
-                  "is in pcaps/, listed in pcaps/MANIFEST.json)\n")
-        return 2
+        return fail(f"no such capture: {path}; check the path (the bundled corpus is in pcaps/, "
+                    "listed in pcaps/MANIFEST.json)")
     if os.path.isdir(path):
-        err.write(f"pktlab cast: {path} is a directory; name one .pcap or .pcapng file in it\n")
-        return 2
+        return fail(f"{path} is a directory; name one .pcap or .pcapng file in it")
     problems: list = []
     count = 0
     first = True
@@ -121,39 +126,40 @@ def run(pcap_path, as_json: bool = False, out: TextIO = sys.stdout, *,
         elif problems:
             out.write(f"\n{len(problems)} problem(s):\n")
             for p in problems:
-                out.write(f"  {p.message()}\n")
+                # a file name that is not UTF-8 is shown escaped, not a UnicodeEncodeError
+                out.write(f"  {_one_line(p.message())}\n".encode("utf-8", "backslashreplace")
+                          .decode("utf-8"))
     except PktlabError as e:          # e.g. the file vanished or became unreadable mid-way
-        err.write(f"pktlab cast: {e}\n")
-        return 2
+        return fail(str(e))
+    if count == 0:                  # nothing to show is never a success, whatever the cause
+        return fail(no_frames_message(path, problems))
     fatal = [p for p in problems if p.fatal]
     if fatal:
-        p = fatal[0]
-        if count == 0 and p.frame is None:
-            err.write(f"pktlab cast: {p.message()}; the file is not a readable capture; check "
-                      "that it is a .pcap or .pcapng file (tcpdump -w / Wireshark save)\n")
-        else:
-            err.write(f"pktlab cast: {p.message()}; {count} frame(s) before it were shown; "
-                      "re-capture or repair the file (editcap) to read the rest\n")
-        return 2
+        return fail(f"{fatal[0].message()}; {count} frame(s) before it were shown; re-capture "
+                    "or repair the file (editcap) to read the rest")
     return 0
 
 
 def main(argv=None) -> int:
+    from .cli import count
     ap = argparse.ArgumentParser(prog="pktlab cast",
                                  description="The userspace walk of every frame, layer by layer.")
     ap.add_argument("pcap", help="a .pcap or .pcapng file")
     ap.add_argument("--json", action="store_true", help="one JSON document on stdout")
     ap.add_argument("--color", action="store_true", help="colour the layer titles (ANSI)")
-    ap.add_argument("--limit", type=int, default=None, help="stop after this many frames")
+    ap.add_argument("--limit", type=count, default=None, help="stop after this many frames")
     a = ap.parse_args(argv)
     try:
-        return run(a.pcap, as_json=a.json, out=sys.stdout, color=a.color, limit=a.limit)
-    except BrokenPipeError:           # `pktlab cast x.pcap | head`: the reader left, fine
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return 0
+        rc = run(a.pcap, as_json=a.json, out=sys.stdout, color=a.color, limit=a.limit)
+        sys.stdout.flush()
+        return rc
+    except BrokenPipeError:           # `pktlab cast x.pcap | head`: the reader left; stop quietly
+        from .cli import EXIT_PIPE, _quiet_stdout
+        _quiet_stdout()
+        return EXIT_PIPE
+    except KeyboardInterrupt:
+        sys.stderr.write("pktlab cast: interrupted\n")
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ attached in a throwaway lab, a frame is sent across the veth, and its record mus
 """
 
 import ctypes
+import errno
 import os
 import platform
 import shutil
@@ -23,12 +24,24 @@ class Check:
         return {"name": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
 
 
+#: what works without root, and what does not (the doctor tells a normal user both)
+WITHOUT_ROOT = ("`pktlab cast PCAP` (the userspace walk of every frame)",
+                "lesson 01 (notebooks/01-casting-headers.ipynb, casting headers in Python)")
+NEEDS_ROOT = ("pktlab replay", "pktlab bench", "pktlab lab up|down|clean",
+              "lessons 02-07 (hooks in a live lab)")
+SUDO_FIX = "run it as root: `sudo .venv/bin/pktlab doctor` (or `make lab` as root)"
+
+
+def _is_root():
+    return os.geteuid() == 0
+
+
 def _check_root():
-    if os.geteuid() == 0:
+    if _is_root():
         return Check("privileges", True, "running as root")
-    return Check("privileges", False, f"running as uid {os.geteuid()}; eBPF programs and "
-                 "network namespaces need root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)",
-                 "run as root: `sudo .venv/bin/pktlab doctor` (or `make lab` as root)")
+    return Check("privileges", False, f"running as uid {os.geteuid()}, not root; eBPF programs "
+                 "and network namespaces need root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN), "
+                 "the userspace walk does not (see walker)", SUDO_FIX)
 
 
 def _check_bpf_syscall():
@@ -40,6 +53,9 @@ def _check_bpf_syscall():
     fd = libc.syscall(nr, 0, ctypes.byref(attr), ctypes.sizeof(attr))   # BPF_MAP_CREATE
     if fd < 0:
         err = ctypes.get_errno()
+        if not _is_root() and err == errno.EPERM:
+            return Check("bpf syscall", False, f"bpf(BPF_MAP_CREATE): {os.strerror(err)} for uid "
+                         f"{os.geteuid()}: needs root (see privileges)", SUDO_FIX)
         return Check("bpf syscall", False, f"bpf(BPF_MAP_CREATE) failed: {os.strerror(err)}",
                      "run as root; if root already, the kernel needs CONFIG_BPF_SYSCALL=y "
                      "(kernel.unprivileged_bpf_disabled does not affect root)")
@@ -107,12 +123,41 @@ def _check_headers():
                  "this kernel, or links the Debian fallback when none exist)")
 
 
+def _mounts(fstype):
+    """Mount points of a file system type, from /proc/self/mounts (every user may read it)."""
+    try:
+        with open("/proc/self/mounts") as f:
+            return [p[1] for p in (ln.split() for ln in f) if len(p) > 2 and p[2] == fstype]
+    except OSError:
+        return []
+
+
 def _check_tracefs():
     for p in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
         if os.path.isdir(os.path.join(p, "events")):
             return Check("tracefs", True, f"mounted at {p}")
+    mounted = _mounts("tracefs")
+    if mounted:
+        # mounted, but not for us to read: the kernel keeps tracefs for root (mode 0700); that
+        # is the privileges check's business, not a missing mount
+        return Check("tracefs", True, f"mounted at {mounted[0]}, readable by root only (you "
+                     f"are uid {os.geteuid()}); its tracepoints are used when pktlab runs as root")
     return Check("tracefs", False, "tracefs is not mounted (tracepoints are found there)",
                  "mount -t tracefs tracefs /sys/kernel/tracing (scripts/setup.sh does it)")
+
+
+def _check_walker():
+    """The userspace walk needs no privilege: prove it on a frame, as `pktlab cast` would."""
+    frame = bytes.fromhex("020000000002020000000001080045000020000100004011000"
+                          "00ac800010ac80002303930390008000000000000")
+    try:
+        from .walker import walk
+        w = walk(frame)
+    except Exception as e:          # a doctor reports what is broken, it does not crash on it
+        return Check("walker", False, f"the userspace walk failed: {e}",
+                     "`pktlab cast` and lesson 01 need it: reinstall pktlab (scripts/setup.sh)")
+    return Check("walker", True, f"the userspace walk parsed a test frame ({w.summary()}); "
+                 "`pktlab cast` and lesson 01 work for every user")
 
 
 def cgroup2_mount():
@@ -150,8 +195,10 @@ def _probe_hooks(checks_ok):
     from .lab import Lab
     out = {h: {"available": False, "via": None, "why": ""} for h in HOOK_NAMES}
     if not checks_ok:
+        why = ("not tried: needs root (see privileges)" if not _is_root() else
+               "not tried: bcc or its compile failed (see checks)")
         for h in HOOK_NAMES:
-            out[h]["why"] = "not tried: privileges, bcc or its compile failed (see checks)"
+            out[h]["why"] = why
         return out
     frame = (b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
              b"\x45\x00\x00\x1c\x00\x01\x00\x00\x40\x11\x00\x00\x0a\xc8\x00\x01\x0a\xc8\x00\x02"
@@ -192,13 +239,15 @@ def run():
     checks = [_check_root(), _check_bpf_syscall()]
     bcc_check, _ = _check_bcc()
     checks.append(bcc_check)
-    checks += [_check_headers(), _check_btf(), _check_tracefs(), _check_cgroup2()]
+    walker = _check_walker()
+    checks += [_check_headers(), _check_btf(), _check_tracefs(), _check_cgroup2(), walker]
     can_compile = checks[0].ok and bcc_check.ok
     if can_compile:
         checks.append(_check_compile())
     else:
-        checks.append(Check("bcc compile", False, "not tried: needs root and bcc",
-                            "fix the checks above first"))
+        checks.append(Check("bcc compile", False, "not tried: needs " + " and ".join(
+            w for w, ok in (("root", checks[0].ok), ("bcc", bcc_check.ok)) if not ok),
+            SUDO_FIX if not checks[0].ok else "fix the checks above first"))
     checks += [
         _check_tool("ip", "iproute2", "apt-get install iproute2", required=True),
         _check_tool("tcpreplay", "the replay benchmark compares with it",
@@ -216,7 +265,9 @@ def run():
                  for h in HOOK_NAMES}
     lab_ok = core_ok and hooks["xdp"]["available"] and hooks["tc-ingress"]["available"]
     report = {"ok": lab_ok, "checks": [c.to_dict() for c in checks], "hooks": hooks,
-              "kernel": platform.release()}
+              "kernel": platform.release(), "root": _is_root(),
+              "without_root": {"works": list(WITHOUT_ROOT) if walker.ok else [],
+                               "needs_root": list(NEEDS_ROOT)}}
     return report, 0 if lab_ok else 2
 
 
@@ -236,6 +287,14 @@ def format_text(report):
         if v["why"]:
             lines.append(f"         {v['why']}")
     lines.append("")
-    lines.append("the lab can run here" if report["ok"] else
-                 "the lab cannot run here: fix the FAIL lines above")
+    if report["ok"]:
+        lines.append("the lab can run here")
+    elif not report.get("root", True):
+        works = report.get("without_root", {}).get("works")
+        if works:
+            lines.append("without root, these work here: " + "; ".join(works))
+        lines.append("these need root: " + ", ".join(NEEDS_ROOT) + "; " + SUDO_FIX +
+                     " to check them")
+    else:
+        lines.append("the lab cannot run here: fix the FAIL lines above")
     return "\n".join(lines)

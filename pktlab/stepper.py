@@ -115,6 +115,9 @@ def step_cli(args, stdin=None, out=None):
     from .cli import rewrite_options
     from .replay import Replayer, _frames_from
     stdin = stdin or sys.stdin
+    if stdin is None:               # started with stdin closed (`<&-`): as at a script's end
+        import io
+        stdin = io.StringIO("")
     out = out or sys.stdout
     problems = []
     color = out.isatty()
