@@ -130,11 +130,21 @@ class LabState:
     def path_for(name):
         return os.path.join(STATE_DIR, name + ".json")
 
+    def to_dict(self):
+        """The file's contents. The identity travels inside `extra`, a key the pktlab before it
+        already reads: that version passes every key to its constructor, and a state file it
+        cannot load is, to it, a lab-named namespace without one, which its clean deletes by
+        name. Readable, the file shows it a live owner, and it leaves the lab alone."""
+        d = asdict(self)
+        ident = {"boot_id": d.pop("boot_id"), "netns_cookies": d.pop("cookies")}
+        d["extra"] = {**d["extra"], "identity": ident}
+        return d
+
     def _write_tmp(self):
         os.makedirs(STATE_DIR, exist_ok=True)
         tmp = f"{self.path_for(self.name)}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
-            json.dump(asdict(self), f)
+            json.dump(self.to_dict(), f)
         return tmp
 
     def claim(self):
@@ -155,7 +165,13 @@ class LabState:
     @classmethod
     def from_dict(cls, d):
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        st = cls(**{k: v for k, v in d.items() if k in known})
+        extra = dict(st.extra or {})
+        ident = extra.pop("identity", None) or {}
+        st.extra = extra
+        st.boot_id = str(ident.get("boot_id") or "")
+        st.cookies = {k: int(v) for k, v in (ident.get("netns_cookies") or {}).items()}
+        return st
 
     @classmethod
     def load(cls, name):
