@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 
-from . import bpf, netns
+from . import bpf, netns, spawn
 from .errors import BPFError, EnvironmentProblem, LabError, PktlabError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -498,29 +498,12 @@ class XdpLiveGenerator:
         return False
 
 
-def _child_preexec():
-    """In a child before exec: own session (a terminal's Ctrl-C reaches only pktlab, which
-    then stops it), default SIGINT (it may be inherited as ignored), and die with the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)      # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+# Children (trafgen, tcpreplay, the socket reader) are started by spawn(): they die with this
+# process even when it is SIGKILLed, trafgen's forked workers included (pktlab/spawn.py).
 
 
 def _stop_process_group(proc, sig=signal.SIGINT, timeout=3.0):
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout=timeout)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=timeout)
+    spawn.stop(proc, sig, timeout)
 
 
 class LinkStats:
@@ -579,9 +562,8 @@ class TrafgenGenerator:
                 "--no-sock-mem", "-Q", "-C"] + (["-q"] if self.qdisc else [])
         self.errors = []
         self._log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_child_preexec, text=True)
+        self.proc = spawn.spawn(argv, stdin=subprocess.PIPE, stdout=self._log,
+                                stderr=subprocess.STDOUT, text=True)
         _OUR_SESSIONS.add(self.proc.pid)
         try:
             self.proc.stdin.write(cfg)
@@ -641,9 +623,8 @@ class TcpreplayGenerator(TrafgenGenerator):
         argv = ["ip", "netns", "exec", self.lab.ns_src, "taskset", "-c", str(self.cpu),
                 "tcpreplay", "-q", "-i", self.lab.if_src, "--topspeed", "--loop=0", self.cfg]
         self._log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_child_preexec)
+        self.proc = spawn.spawn(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                stderr=subprocess.STDOUT)
         _OUR_SESSIONS.add(self.proc.pid)
 
 
@@ -662,8 +643,9 @@ def _socket_reader_main(argv):
     """
     ns, addr, port, cpu, count_fd = argv[0], argv[1], int(argv[2]), int(argv[3]), int(argv[4])
     import socket
-    _child_preexec()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # a handler, not SIG_DFL: as its PID namespace's init (spawn.py) the reader would ignore a
+    # signal it has no handler for, and stop() would wait for its SIGKILL
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     os.sched_setaffinity(0, {cpu})
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(netns.path(ns), os.O_RDONLY)
@@ -725,10 +707,10 @@ class SocketReader:
         try:
             os.ftruncate(fd, 8)
             self._map = mmap.mmap(fd, 8)
-            self.proc = subprocess.Popen(
+            self.proc = spawn.spawn(
                 [sys.executable, "-c", READER_CODE, REPO, lab.ns_dut, lab.dut_ip4, str(port),
                  str(cpu), str(fd)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, start_new_session=True, pass_fds=(fd,))
+                stderr=subprocess.PIPE, text=True, pass_fds=(fd,))
         except BaseException:
             os.close(fd)
             self.close()
