@@ -625,7 +625,9 @@ def remove_lab(state, wait=True):
                     res.left_alone.append(f"netns {ns}: {namespace_verdict(state, side)}")
         finally:
             _close_all(fds)
-        _unlink_state(state.name, lock)
+        if state.boot_id or not res.left_alone:
+            # an older pktlab's record stays while its namespaces do: it is what explains them
+            _unlink_state(state.name, lock)
     return res
 
 
@@ -686,15 +688,19 @@ def foreign_namespaces(labs=None):
 
 
 def is_stale(state):
-    """A lab whose record proves what it made and whose owner process is gone."""
-    return state.provable and not state.owner_alive()
+    """A lab whose owner process is gone, by a record that can say so: a state file with an
+    identity (one from an earlier boot is stale, and proves no namespace of this boot)."""
+    return bool(state.boot_id) and not state.owner_alive()
 
 
 def clean_labs(all_labs=False):
-    """Remove stale labs (or every provable lab, with all_labs): [Removal] of those removed."""
+    """Remove stale labs (or every lab pktlab can prove, with all_labs): [Removal] of those
+    it acted on. A state file of an older pktlab, which records no identity, is left alone;
+    one from an earlier boot goes, with the empty name files a reboot leaves of a lab's
+    namespaces, while anything named alike that is a namespace now is not pktlab's."""
     done = []
     for st in list_labs():
-        if not st.provable or not (all_labs or not st.owner_alive()):
+        if not st.boot_id or not (all_labs or is_stale(st)):
             continue
         res = remove_lab(st, wait=False)
         if not res.busy:
