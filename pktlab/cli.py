@@ -309,14 +309,18 @@ def cmd_lab(args):
         missing = [n for n in args.names if n not in labs]
         if missing:
             raise ValueError(f"lab {missing[0]}: no such lab (see `pktlab lab status`)")
-        removed = []
+        removed, left = [], []
         for n in dict.fromkeys(args.names):
-            L.remove_lab(labs[n])
+            res = L.remove_lab(labs[n])
             removed.append(n)
+            left += res.left_alone
             if not args.json:
-                print(f"removed {n}")
+                print(f"removed {n}" + "".join(f"\n  ended pid {p['pid']} ({p['cmd']})"
+                                               for p in res.processes) +
+                      "".join(f"\n  left alone: {x}" for x in res.left_alone))
         if args.json:
-            print(json.dumps({"removed": removed}, indent=2))
+            print(json.dumps({"removed": removed, **({"left_alone": left} if left else {})},
+                             indent=2))
         return EXIT_OK
     if args.action == "clean":
         removed = L.clean_stale(all_labs=args.all)
@@ -325,19 +329,25 @@ def cmd_lab(args):
             return EXIT_OK
         print(f"removed {len(removed)} lab(s)" + (": " + ", ".join(removed) if removed else ""))
         return EXIT_OK
-    labs = L.list_labs()
+    labs = L.describe_labs()
     if args.json:
-        print(json.dumps([{"name": s.name, "ns": [s.ns_src, s.ns_dut],
-                           "interfaces": [s.if_src, s.if_dut], "owner_pid": s.owner_pid,
-                           "stale": L.is_stale(s)} for s in labs], indent=2))
+        print(json.dumps(labs, indent=2))
         return EXIT_OK
     if not labs:
         print("no pktlab labs")
     for s in labs:
-        owner = ("made by `lab up`" if s.owner_pid == 0 else
-                 "no state file" if s.owner_pid == -1 else f"owner pid {s.owner_pid}")
-        print(f"{s.name}: {s.ns_src}/{s.if_src} <-> {s.ns_dut}/{s.if_dut}  ({owner}"
-              f"{', STALE: `pktlab lab clean` removes it' if L.is_stale(s) else ''})")
+        if not s["pktlab"]:
+            print(f"{s['ns'][0]}: named like a lab, {s['why']}; pktlab leaves it alone")
+            continue
+        owner = ("made by `lab up`" if s["owner_pid"] == 0 else f"owner pid {s['owner_pid']}")
+        print(f"{s['name']}: {s['ns'][0]}/{s['interfaces'][0]} <-> {s['ns'][1]}/"
+              f"{s['interfaces'][1]}  ({owner}"
+              f"{', STALE: `pktlab lab clean` removes it' if s['stale'] else ''})")
+        for ns, verdict in s["namespaces"].items():
+            if verdict != "pktlab":
+                print(f"  {ns}: {verdict}")
+        for p in s["processes"]:
+            print(f"  pid {p['pid']} in {p['ns']}: {p['cmd']}")
     return EXIT_OK
 
 
