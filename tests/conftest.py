@@ -1,5 +1,20 @@
-"""Shared fixtures. Kernel tests skip only when `pktlab doctor` says the feature is missing
-here, and print the doctor's reason."""
+"""Shared fixtures, and the skip policy.
+
+`pktlab doctor` runs once per test session (doctor_report()); a kernel test is skipped only
+through require_root() / require_hook() / require_kprobe_mechanism(), and only with the
+doctor's reason in the skip message (`pytest -ra` prints it).
+
+Strict mode (the environment variable CI set, or PKTLAB_STRICT=1; scripts/test.sh sets it when
+CI is set): a skip is allowed only where the doctor proved the feature missing on this machine.
+It is a failure when
+- a kernel test (one that called require_root/require_hook) skips for any other reason while the
+  doctor says what it needs is available;
+- a hook is unavailable only because the doctor could not try it (not root, bcc or the
+  compile of pktlab's own program failed): that is this checkout or its setup, not the machine.
+
+The kprobe hook's mechanisms this machine cannot use (kprobe, fentry) are reported in the
+summary as "untested here" with the doctor's reason, never as passed.
+"""
 
 import functools
 import os
@@ -9,6 +24,16 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PCAPS = os.path.join(REPO, "pcaps")
 
+#: the doctor's checks a hook probe needs (doctor.run's `required`): when one failed, the doctor
+#: did not try the hooks, so "unavailable" says nothing about this machine
+HOOK_PREREQUISITES = ("privileges", "bpf syscall", "bcc", "bcc compile", "kernel headers", "btf",
+                      "ip")
+KPROBE_MECHANISMS = ("kprobe", "fentry", "raw_tracepoint")
+
+
+def strict():
+    return bool(os.environ.get("CI")) or os.environ.get("PKTLAB_STRICT") == "1"
+
 
 @functools.lru_cache(maxsize=1)
 def doctor_report():
@@ -17,18 +42,120 @@ def doctor_report():
     return report
 
 
+# --- what the running test asked for (tests run one at a time in this process) -------------
+class _Current:
+    nodeid = None
+    needs = []            # features the test required and the doctor says are available
+    allowed_skip = None   # the doctor's reason, when a helper skipped the test
+
+
+_untested = {}            # "kprobe hook via fentry" -> the doctor's reason
+
+
+def _needs(feature):
+    _Current.needs.append(feature)
+
+
+def _skip(reason):
+    """Skip with the doctor's reason; allowed in strict mode (the machine lacks the feature)."""
+    _Current.allowed_skip = reason
+    pytest.skip(reason)
+
+
 def require_root():
     if os.geteuid() != 0:
-        pytest.skip("pktlab doctor: not root (eBPF and namespaces need root)")
+        why = f"running as uid {os.geteuid()}, not root (eBPF and namespaces need root)"
+        if strict():
+            pytest.fail(f"strict mode: {why}; CI runs the tests as root (scripts/test.sh "
+                        "re-executes itself with sudo)", pytrace=False)
+        _skip(f"pktlab doctor: {why}")
+    _needs("root")
+
+
+def _untried_because():
+    """The doctor's failed prerequisite checks ('' when it could try the hooks)."""
+    failed = [c for c in doctor_report()["checks"]
+              if c["name"] in HOOK_PREREQUISITES and not c["ok"]]
+    return "; ".join(f"{c['name']}: {c['detail']}" for c in failed)
 
 
 def require_hook(hook):
     """Skip unless the doctor proved `hook` works here; returns its `via`."""
     require_root()
     info = doctor_report()["hooks"][hook]
-    if not info["available"]:
-        pytest.skip(f"pktlab doctor: hook {hook} is not available here: {info['why']}")
-    return info["via"]
+    if info["available"]:
+        _needs(f"hook {hook}")
+        return info["via"]
+    untried = _untried_because() or (info["why"] if info["why"].startswith("not tried") else "")
+    if untried and strict():
+        pytest.fail(f"strict mode: hook {hook} is unavailable only because the doctor could not "
+                    f"try it ({untried}); that is this checkout or its setup, not this machine",
+                    pytrace=False)
+    _skip(f"pktlab doctor: hook {hook} is not available here: {info['why']}")
+
+
+def kprobe_mechanism_refusals():
+    """{mechanism: the doctor's reason it cannot be used here}, from the kprobe hook's `why`
+    ("not kprobe: ...; not fentry: ..."): only mechanisms the doctor tried and refused."""
+    why = doctor_report()["hooks"]["kprobe"]["why"] or ""
+    out = {}
+    for m in KPROBE_MECHANISMS:
+        tag = f"not {m}: "
+        at = why.find(tag)
+        if at < 0:
+            continue
+        text = why[at + len(tag):]
+        ends = [text.find(f"; not {o}: ") for o in KPROBE_MECHANISMS if o != m]
+        ends = [e for e in ends if e >= 0]
+        out[m] = text[:min(ends)] if ends else text
+    return out
+
+
+def require_kprobe_mechanism(mech):
+    """Run only where the doctor did not refuse `mech` for the kprobe hook; where it did, the
+    test is reported as untested here (with the doctor's reason), not passed."""
+    require_hook("kprobe")
+    refused = kprobe_mechanism_refusals()
+    if mech in refused:
+        _untested[f"kprobe hook via {mech}"] = refused[mech]
+        _skip(f"untested here: kprobe hook via {mech}: pktlab doctor: {refused[mech]}")
+    _needs(f"kprobe mechanism {mech}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _Current.nodeid, _Current.needs, _Current.allowed_skip = item.nodeid, [], None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not (rep.skipped and strict() and _Current.nodeid == item.nodeid and _Current.needs):
+        return
+    if _Current.allowed_skip is not None or hasattr(rep, "wasxfail"):
+        return
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+    rep.outcome = "failed"
+    rep.longrepr = (f"strict mode: a kernel test skipped although the doctor says what it needs "
+                    f"is available here ({', '.join(dict.fromkeys(_Current.needs))}); "
+                    f"skip reason: {reason}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if doctor_report.cache_info().currsize == 0:
+        return          # no kernel test ran: the doctor was not asked
+    tr = terminalreporter
+    tr.write_sep("=", "pktlab doctor (decides the kernel tests' skips)" +
+                 (", strict mode" if strict() else ""))
+    for hook, info in doctor_report()["hooks"].items():
+        state = f"available via {info['via']}" if info["available"] else "NOT available"
+        tr.write_line(f"{hook}: {state}: {info['why']}")
+    # mechanisms the doctor refused are never exercised here: said so, whatever tests ran
+    for mech, why in kprobe_mechanism_refusals().items():
+        _untested.setdefault(f"kprobe hook via {mech}", why)
+    for what, why in sorted(_untested.items()):
+        tr.write_line(f"untested here: {what}: {why}")
 
 
 @pytest.fixture
