@@ -121,7 +121,7 @@ static __always_inline int pl_skb(void *skb)
 		pl_abort(c);
 		goto out;
 	}
-	pl_begin(r, start, end, len);
+	pl_begin(r);
 #endif
 	r->ifindex = ifindex;
 	r->hook = PL_HOOK_KPROBE;
@@ -129,6 +129,7 @@ static __always_inline int pl_skb(void *skb)
 	pl_parse(start, end, r);
 	pl_count(c, r->status);
 #ifndef PL_NO_RECORD
+	pl_identify(r, start, end, len);
 	pl_commit(c);
 #endif
 out:

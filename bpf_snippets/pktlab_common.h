@@ -98,13 +98,20 @@ PL_INLINE int pl_slot(struct pl_ctl *c, __u32 cpu, __u32 *slot)
 	return 0;
 }
 
-/* A fresh record in its slot: zeroed, then what only a record needs (the timestamp, and the
- * fingerprint of the `len`-byte frame whose readable bytes are data..data_end). */
-PL_INLINE void pl_begin(struct pl_record *r, void *data, void *data_end, __u32 len)
+/* A fresh record in its slot: zeroed, then what only a record needs before the parse (the
+ * timestamp). */
+PL_INLINE void pl_begin(struct pl_record *r)
 {
 	pl_zero(r);
 	r->ts_ns = pl_now();
-	r->fingerprint = pl_fingerprint(data, data_end, len);
+}
+
+/* After the parse: the fingerprint of the `len`-byte frame whose readable bytes are
+ * data..data_end, over every byte the parse read (parse_end, read back from the record: one
+ * unknown bound for the verifier whatever path the parse took). */
+PL_INLINE void pl_identify(struct pl_record *r, void *data, void *data_end, __u32 len)
+{
+	r->fingerprint = pl_fingerprint(data, data_end, len, *(volatile __u16 *)&r->parse_end);
 }
 
 /* Publish the record just written: the slot's bytes first, then head. */

@@ -140,6 +140,11 @@ struct hdr_cursor {
 #define PL_CLAMP(nh) do { } while (0)
 #endif
 
+/* The parse has read the frame up to `end` (one past the last byte read): the record's
+ * parse_end. Headers are read front to back, so the last call is the high-water mark; the
+ * fingerprint covers at least these bytes, which is what makes it an exact identity. */
+#define PL_SEEN(r, nh, end) ((r)->parse_end = (void *)(end) - (nh)->start)
+
 /* Returns the EtherType (host order) that follows the Ethernet header. */
 PL_INLINE int parse_ethhdr(struct hdr_cursor *nh, void *data_end, struct pl_ethhdr **out)
 {
@@ -252,6 +257,7 @@ PL_INLINE int parse_ip6_ext(struct hdr_cursor *nh, void *data_end, void *ip_end,
 		/* The minimum (8 bytes) first: hdrlen is only read once it is in the packet. */
 		if ((void *)(opt + 1) > ip_end || (void *)(opt + 1) > data_end)
 			return -PL_ST_TRUNCATED;
+		PL_SEEN(r, nh, opt + 1);
 		if (nexthdr == PL_IPPROTO_FRAGMENT) {
 			struct pl_ipv6_frag *fh = nh->pos;
 			__u16 f = bpf_ntohs(fh->frag);
@@ -379,41 +385,72 @@ PL_INLINE void pl_peek_payload(struct pl_record *r, void *data, void *data_end)
 	p = nh.pos;
 	if ((void *)(p + PL_PAYLOAD_PEEK) <= data_end && r->payload_len >= PL_PAYLOAD_PEEK) {
 		__builtin_memcpy(r->payload, p, PL_PAYLOAD_PEEK);
+		r->parse_end = off + PL_PAYLOAD_PEEK;
 		return;
 	}
+	int i;
 #pragma unroll
-	for (int i = 0; i < PL_PAYLOAD_PEEK; i++) {
+	for (i = 0; i < PL_PAYLOAD_PEEK; i++) {
 		if (i >= r->payload_len || (void *)(p + i + 1) > data_end)
 			break;
 		r->payload[i] = p[i];
 	}
+	if (i)
+		r->parse_end = off + i;
 }
 
-/* FNV-1a over the first PL_HASH_BYTES bytes in 8-byte words, then bytes, then the length. */
-PL_INLINE __u64 pl_fingerprint(void *data, void *data_end, __u32 len)
+/*
+ * The fingerprint (pktlab_record.h): FNV-1a over the first
+ * min(readable, round_up_8(max(PL_HASH_BYTES, parse_end)), PL_HASH_MAX) bytes in 8-byte words,
+ * then single bytes when the frame ends inside a word, then the length. Called after the parse,
+ * with parse_end read back from the record (so the verifier sees one unknown bound whatever
+ * path the parse took, and checks the loop once).
+ */
+PL_INLINE __u64 pl_fingerprint(void *data, void *data_end, __u32 len, __u32 parse_end)
 {
 	__u64 h = PL_FNV_OFFSET;
 	__u8 *p = data;
-	int i;
+	/* words after the first PL_HASH_BYTES: the clamp and the mask give the verifier a hard
+	 * bound on the loop below, which LLVM turns into a down-counter */
+	__u64 extra = parse_end > PL_HASH_BYTES ? (parse_end + 7) / 8 - PL_HASH_BYTES / 8 : 0;
 
+	if (extra > (PL_HASH_MAX - PL_HASH_BYTES) / 8)
+		extra = (PL_HASH_MAX - PL_HASH_BYTES) / 8;
+	asm volatile("%0 &= 0xff" : "+r"(extra));
+
+	/* the common prefix unrolled: no loop state for the verifier, no branch per word */
 #pragma unroll
-	for (i = 0; i < PL_HASH_BYTES / 8; i++) {
+	for (int i = 0; i < PL_HASH_BYTES / 8; i++) {
 		if ((void *)(p + 8) > data_end)
-			break;
+			goto tail;
 		h ^= *(__u64 *)p;   /* x86-64 and arm64 BPF: little-endian loads */
 		h *= PL_FNV_PRIME;
 		p += 8;
 	}
-	if (i < PL_HASH_BYTES / 8) {
-#pragma unroll
-		for (int j = 0; j < 7; j++) {
-			if ((void *)(p + 1) > data_end)
-				break;
-			h ^= *p;
-			h *= PL_FNV_PRIME;
-			p++;
-		}
+	/* the rest of what the parse read: a bounded loop (the verifier walks each iteration) */
+	for (__u64 i = 0; i < extra; i++) {   /* 64-bit: no zero-extension between the
+						* counter the verifier bounds and the one
+						* it tests */
+		/* p opaque to LLVM: else it folds the bounds checks into a word count computed
+		 * as data_end - p, which the verifier cannot follow */
+		asm volatile("" : "+r"(p));
+		if ((void *)(p + 8) > data_end)
+			goto tail;
+		h ^= *(__u64 *)p;
+		h *= PL_FNV_PRIME;
+		p += 8;
 	}
+	goto done;
+tail:
+#pragma unroll
+	for (int j = 0; j < 7; j++) {
+		if ((void *)(p + 1) > data_end)
+			break;
+		h ^= *p;
+		h *= PL_FNV_PRIME;
+		p++;
+	}
+done:
 	h ^= len;
 	h *= PL_FNV_PRIME;
 	return h;
@@ -441,6 +478,7 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 	proto = parse_ethhdr(&nh, data_end, &eth);
 	if (proto < 0)
 		goto fail;
+	PL_SEEN(r, &nh, eth + 1);
 	__builtin_memcpy(r->dst_mac, eth->dst, 6);
 	__builtin_memcpy(r->src_mac, eth->src, 6);
 	/* A tag the hook took from skb metadata is a VLAN layer reached (only TC sets one). */
@@ -459,6 +497,7 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 			proto = ret;
 			goto fail;
 		}
+		PL_SEEN(r, &nh, vh + 1);
 		/* Constant indexes: with a variable one LLVM may turn the address arithmetic
 		 * on a stack record into an OR, which the verifier refuses on pointers. */
 		if (r->vlan_depth == 0) {
@@ -484,6 +523,7 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 			proto = ret;
 			goto fail;
 		}
+		PL_SEEN(r, &nh, ah + 1);
 		r->arp_op = ret;
 		goto out;
 	} else if (proto == PL_ETH_P_IP) {
@@ -491,6 +531,7 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 		proto = parse_iphdr(&nh, data_end, &iph, &ip_end);
 		if (proto == -PL_ST_TRUNCATED)
 			goto fail;
+		PL_SEEN(r, &nh, iph + 1);
 		/* From here the fixed header is readable even when a later check failed. */
 		r->ip_version = iph->ver_ihl >> 4;
 		r->ip4_hdr_len = (iph->ver_ihl & 0x0f) * 4;
@@ -523,6 +564,7 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 		proto = parse_ip6hdr(&nh, data_end, &ip6h, &ip_end);
 		if (proto == -PL_ST_TRUNCATED)
 			goto fail;
+		PL_SEEN(r, &nh, ip6h + 1);
 		r->ip_version = bpf_ntohl(ip6h->ver_tc_flow) >> 28;
 		r->ttl = ip6h->hop_limit;
 		r->l4_proto = ip6h->nexthdr;
@@ -547,6 +589,7 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 			proto = ret;
 			goto fail;
 		}
+		PL_SEEN(r, &nh, th + 1);
 		r->sport = bpf_ntohs(th->source);
 		r->dport = bpf_ntohs(th->dest);
 		r->tcp_seq = bpf_ntohl(th->seq);
@@ -564,6 +607,7 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 			proto = ret;
 			goto fail;
 		}
+		PL_SEEN(r, &nh, uh + 1);
 		r->sport = bpf_ntohs(uh->source);
 		r->dport = bpf_ntohs(uh->dest);
 	} else if ((proto == PL_IPPROTO_ICMP && r->ip_version == 4) ||
@@ -574,6 +618,7 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 			proto = ret;
 			goto fail;
 		}
+		PL_SEEN(r, &nh, ih + 1);
 		r->icmp_type = ih->type;
 		r->icmp_code = ih->code;
 		if ((proto == PL_IPPROTO_ICMP && (ih->type == 0 || ih->type == 8)) ||

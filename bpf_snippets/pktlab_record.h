@@ -33,7 +33,8 @@ typedef uint64_t __u64;
 #define PL_VLAN_MAX 2          /* VLAN tags parsed (802.1Q / 802.1ad); a third is PL_ST_VLAN_TOO_MANY */
 #define PL_IPV6_EXT_MAX 6      /* IPv6 extension headers walked; a seventh is PL_ST_EXT_TOO_MANY */
 #define PL_PAYLOAD_PEEK 32     /* first payload bytes copied into the record */
-#define PL_HASH_BYTES 64       /* bytes of the frame hashed into `fingerprint` (see below) */
+#define PL_HASH_BYTES 64       /* bytes of the frame always hashed into `fingerprint` (see below) */
+#define PL_HASH_MAX 2048       /* at most this many bytes hashed (a bound for the verifier) */
 
 /* Which hook produced the record. */
 #define PL_HOOK_WALKER 0       /* the Python walker (userspace) */
@@ -80,9 +81,13 @@ typedef uint64_t __u64;
 #define PL_L7_DNS 4
 
 /*
- * fingerprint: FNV-1a (64-bit) over the frame's first min(len, PL_HASH_BYTES) bytes, taken as
- * little-endian 8-byte words while 8 bytes remain, then byte by byte, and finally the frame
- * length (as one more 64-bit word). Python computes the same (pktlab/record.py: fingerprint).
+ * fingerprint: the frame's identity as the hook saw it, FNV-1a (64-bit) over its first
+ *   n = min(readable bytes, round_up_8(max(PL_HASH_BYTES, parse_end)), PL_HASH_MAX)
+ * bytes, taken as little-endian 8-byte words while 8 bytes remain, then byte by byte, and
+ * finally the frame length (as one more 64-bit word). Every byte the parse read lies in the
+ * first parse_end bytes, so two frames with the same fingerprint (and the same metadata, e.g. a
+ * VLAN tag from the skb) give the same record: pktlab matches records to frames by it, exactly,
+ * in any order (pktlab/compare.py). Python computes the same (pktlab/record.py: fingerprint).
  */
 #define PL_FNV_OFFSET 0xcbf29ce484222325ULL
 #define PL_FNV_PRIME 0x100000001b3ULL
@@ -132,6 +137,8 @@ struct pl_record {
 	__u16 arp_op;           /* ARP opcode (host order) */
 	__u8 ipv6_ext_count;    /* IPv6 extension headers walked */
 	__u8 l7;                /* PL_L7_* */
+	__u16 parse_end;        /* one past the last frame byte the parse read (headers, peek) */
+	__u16 _reserved[3];     /* zero; room for the next fields */
 	__u8 payload[PL_PAYLOAD_PEEK]; /* first payload bytes, zero-filled */
 };
 

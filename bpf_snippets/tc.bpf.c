@@ -51,9 +51,7 @@ int pktlab_tc(struct __sk_buff *skb)
 		pl_abort(c);
 		goto out;
 	}
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	pl_begin(r, data, data_end, skb->len);
+	pl_begin(r);
 #endif
 	r->ifindex = skb->ifindex;
 	r->hook = PL_HOOK;
@@ -64,13 +62,16 @@ int pktlab_tc(struct __sk_buff *skb)
 		r->vlan_depth = 1;
 		r->flags |= PL_F_VLAN_FROM_META;
 	}
-	/* Fresh packet pointers for the parse (see xdp.bpf.c). */
-	pl_barrier();
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	pl_parse(data, data_end, r);
 	pl_count(c, r->status);
 #ifndef PL_NO_RECORD
+	/* Fresh packet pointers for the fingerprint (see xdp.bpf.c). */
+	pl_barrier();
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	pl_identify(r, data, data_end, skb->len);
 	pl_commit(c);
 #endif
 out:

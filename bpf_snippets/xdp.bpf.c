@@ -32,20 +32,20 @@ int pktlab_xdp(struct xdp_md *ctx)
 		pl_abort(c);
 		goto out;
 	}
-	pl_begin(r, data, data_end, data_end - data);
+	pl_begin(r);
 #endif
 	r->ifindex = ctx->ingress_ifindex;
 	r->hook = PL_HOOK_XDP;
 	r->frame_len = data_end - data;
-	/* Fresh packet pointers for the parse: the ones the fingerprint checked carry a different
-	 * proven length on each of its exits, each a separate verifier state through the whole
-	 * parse otherwise. */
-	pl_barrier();
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
 	pl_parse(data, data_end, r);
 	pl_count(c, r->status);
 #ifndef PL_NO_RECORD
+	/* Fresh packet pointers for the fingerprint: the parse's carry a different proven length
+	 * on each of its exits, each a separate verifier state through the loop otherwise. */
+	pl_barrier();
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	pl_identify(r, data, data_end, data_end - data);
 	pl_commit(c);
 #endif
 out:

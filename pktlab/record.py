@@ -372,34 +372,40 @@ def __getattr__(name: str):
 
 @functools.lru_cache(maxsize=None)
 def _fnv():
-    """(offset basis, prime, unpackers by hashed length) for pl_fingerprint()."""
+    """(offset basis, prime, PL_HASH_BYTES, PL_HASH_MAX) for pl_fingerprint()."""
     c = constants()
-    nbytes = c["PL_HASH_BYTES"]
-    # pl_fingerprint() folds whole little-endian words while 8 bytes remain (at most
-    # nbytes/8), then at most 7 single bytes when it stopped early. Both steps are the same
-    # xor-then-multiply, so for each possible number of bytes one struct call yields every
-    # value to fold, in order.
-    units = []
-    for n in range(nbytes + 1):
-        words = min(n // 8, nbytes // 8)
-        singles = min(n - 8 * words, 7) if words < nbytes // 8 else 0
-        units.append(struct.Struct(f"<{words}Q{singles}B").unpack_from)
-    return c["PL_FNV_OFFSET"], c["PL_FNV_PRIME"], nbytes, tuple(units)
+    return c["PL_FNV_OFFSET"], c["PL_FNV_PRIME"], c["PL_HASH_BYTES"], c["PL_HASH_MAX"]
 
 
-def fingerprint(frame: bytes, length: int | None = None) -> int:
-    """pl_fingerprint(): FNV-1a 64 over min(len, 64) bytes, as the hooks compute it.
+def hashed_bytes(readable: int, parse_end: int = 0) -> int:
+    """How many of a frame's first bytes pl_fingerprint() hashes: at least PL_HASH_BYTES, every
+    byte the parse read (parse_end) rounded up to a word, at most PL_HASH_MAX, and never more
+    than the hook could read."""
+    _o, _p, nbytes, cap = _fnv()
+    want = max(nbytes, (parse_end + 7) & ~7)
+    return min(readable, want, cap)
 
-    Little-endian 8-byte words while 8 bytes remain, then single bytes, then the frame length
-    (``length``, default len(frame): a hook passes the length it saw). The mask is applied
-    every other step: xor with a value below 2**64 and multiplication both commute with
-    ``mod 2**64``, so the high bits that pile up in between never reach the low 64.
+
+@functools.lru_cache(maxsize=4096)
+def _unpacker(n: int):
+    """Unpacks the n hashed bytes into the values pl_fingerprint() folds: little-endian words
+    while 8 bytes remain, then the single bytes of a frame that ends inside a word."""
+    return struct.Struct(f"<{n // 8}Q{n % 8}B").unpack_from
+
+
+def fingerprint(frame: bytes, length: int | None = None, parse_end: int = 0) -> int:
+    """pl_fingerprint(), as the hooks compute it (pktlab_record.h): FNV-1a 64 over the first
+    hashed_bytes(len(frame), parse_end) bytes, then the frame length (``length``, default
+    len(frame): a hook passes the length it saw, which may exceed what it could read).
+
+    The mask is applied every other step: xor with a value below 2**64 and multiplication both
+    commute with ``mod 2**64``, so the high bits that pile up in between never reach the low 64.
     """
-    offset, prime, nbytes, units = _fnv()
+    offset, prime, _nb, _cap = _fnv()
     n = len(frame)
     h = offset
     odd = False
-    for v in units[n if n < nbytes else nbytes](frame):
+    for v in _unpacker(hashed_bytes(n, parse_end))(frame):
         h = (h ^ v) * prime
         if odd:
             h &= 0xFFFFFFFFFFFFFFFF
@@ -408,42 +414,73 @@ def fingerprint(frame: bytes, length: int | None = None) -> int:
             * prime & 0xFFFFFFFFFFFFFFFF)
 
 
-def fingerprints(frames) -> "numpy.ndarray":
+def fingerprints(frames, parse_ends=None) -> "numpy.ndarray":
     """pl_fingerprint() of many frames at once (numpy, uint64 arithmetic wraps like C's)."""
     import numpy as np
 
-    nbytes = _fnv()[2]
     frames = [f if type(f) is bytes else bytes(f) for f in frames]
     count = len(frames)
     lens = np.fromiter((len(f) for f in frames), dtype=np.int64, count=count)
-    buf = np.frombuffer(b"".join(f[:nbytes].ljust(nbytes, b"\0") for f in frames),
-                        dtype=np.uint8).reshape(count, nbytes)
-    return fingerprints_of_prefixes(buf, lens)
+    if parse_ends is None:
+        parse_ends = np.zeros(count, dtype=np.int64)
+    parse_ends = np.asarray(parse_ends, dtype=np.int64)
+    width = _hashed(lens, parse_ends).max(initial=_fnv()[2])
+    width = (int(width) + 7) & ~7
+    buf = np.frombuffer(b"".join(f[:width].ljust(width, b"\0") for f in frames),
+                        dtype=np.uint8).reshape(count, width)
+    return fingerprints_of_prefixes(buf, lens, parse_ends)
 
 
-def fingerprints_of_prefixes(buf, lens) -> "numpy.ndarray":
-    """pl_fingerprint() from a (count, >= PL_HASH_BYTES) uint8 matrix of zero-padded frame
-    starts and the frames' lengths: the bulk walker already holds such a matrix."""
+def _hashed(lens, parse_ends):
+    """hashed_bytes() of arrays."""
+    import numpy as np
+    _o, _p, nbytes, cap = _fnv()
+    want = np.maximum(nbytes, (parse_ends + 7) & ~7)
+    return np.minimum(np.minimum(lens, want), cap)
+
+
+def fingerprints_of_prefixes(buf, lens, parse_ends=None) -> "numpy.ndarray":
+    """pl_fingerprint() from a (count, width) uint8 matrix of frame starts, zero-padded (or
+    padded with anything: bytes past a frame's hashed length are never read), the frames'
+    lengths and their records' parse_end: the bulk walker already holds such a matrix. The
+    matrix must be at least as wide as every row's hashed bytes (rounded up to 8)."""
     import numpy as np
 
-    offset, prime, nbytes, _u = _fnv()
+    offset, prime, nbytes, _cap = _fnv()
     count = len(lens)
-    buf = np.ascontiguousarray(buf[:, :nbytes])
-    words = buf.view("<u8")
+    lens = np.asarray(lens, dtype=np.int64)
+    pe = np.zeros(count, dtype=np.int64) if parse_ends is None else \
+        np.asarray(parse_ends, dtype=np.int64)
+    hashed = _hashed(lens, pe)
+    nwords = hashed // 8
+    maxw = int(nwords.max(initial=0))
+    width = buf.shape[1] if count else 0
+    if count and int(hashed.max()) > width:
+        raise ValueError(f"fingerprints_of_prefixes: a {width}-byte matrix is narrower than "
+                         f"the {int(hashed.max())} bytes some frame hashes")
+    buf = np.ascontiguousarray(buf)
+    words = (buf[:, :width - width % 8] if width % 8 else buf).copy().view("<u8") \
+        if width % 8 else buf.view("<u8")
     h = np.full(count, offset, dtype=np.uint64)
     p = np.uint64(prime)
-    hashed = np.minimum(lens, nbytes)
-    nwords = np.minimum(hashed // 8, nbytes // 8)
     with np.errstate(over="ignore"):
-        for i in range(nbytes // 8):
+        # the first words for every row; the long tail only for the rows that have one
+        for i in range(min(maxw, nbytes // 8)):
             m = nwords > i
             h = np.where(m, (h ^ words[:, i]) * p, h)
-        singles = np.where(nwords < nbytes // 8, np.minimum(hashed - 8 * nwords, 7), 0)
+        if maxw > nbytes // 8:
+            rows = np.flatnonzero(nwords > nbytes // 8)
+            hr, wr, nr = h[rows], words[rows], nwords[rows]
+            for i in range(nbytes // 8, maxw):
+                m = nr > i
+                hr = np.where(m, (hr ^ wr[:, i]) * p, hr)
+            h[rows] = hr
+        singles = hashed - 8 * nwords
         for j in range(7):
             m = singles > j
             if not m.any():
                 break
-            idx = np.minimum(8 * nwords + j, nbytes - 1)
+            idx = np.minimum(8 * nwords + j, buf.shape[1] - 1)
             b = buf[np.arange(count), idx].astype(np.uint64)
             h = np.where(m, (h ^ b) * p, h)
         h = (h ^ (lens & 0xFFFFFFFF).astype(np.uint64)) * p

@@ -42,6 +42,7 @@ class HookTotals:
     lost: int = 0
     skipped: int = 0
     foreign: int = 0
+    unmatched: int = 0
     ring_lost: int = 0
     reasons: dict = field(default_factory=dict)
 
@@ -54,6 +55,7 @@ class HookTotals:
         self.skipped += c["skipped"]
         self.seen += c["agree"] + c["explained"] + c["disagree"]
         self.foreign += res.foreign
+        self.unmatched += res.unmatched
         codes = res.reason[res.verdict == compare.EXPLAINED]
         for code, n in zip(*np.unique(codes, return_counts=True)):
             text = compare.REASONS[int(code)]
@@ -75,6 +77,11 @@ class Replayer:
         self.lab = lab if lab is not None else Lab(mtu=mtu)
         self.hooks = None
         self.injector = None
+        # records drained but not yet judged (carried over to the next batch), per hook, and
+        # the keys of the last judged batch's frames (compare.judge)
+        empty = np.empty(0, dtype=compare.rec.RECORD_DTYPE)
+        self._pool = {h: empty for h in self.hook_names}
+        self._recent = {}
 
     def __enter__(self):
         return self.open()
@@ -131,11 +138,21 @@ class Replayer:
                 pacer.wait(len(f))
                 self.injector.send(f)
 
-    def finish(self, prepared):
-        """Collect the batch's records (keeping any that belong to a later batch) and judge."""
+    def finish(self, prepared, upcoming=None):
+        """Collect the batch's records and judge them.
+
+        upcoming: the next batch's Prepared when it is already being sent (its records may
+        arrive while this batch's are collected: they are kept for it, see compare.judge)."""
         got = self._collect(prepared.expected)
-        results = {h: compare.judge(prepared.expected[h], got[h], prepared.sendable)
-                   for h in self.hook_names}
+        results = {}
+        for h in self.hook_names:
+            exp = prepared.expected[h]
+            res = compare.judge(exp, got[h], prepared.sendable,
+                                upcoming.expected[h] if upcoming is not None else None,
+                                self._recent.get(h))
+            self._pool[h] = res.carry
+            self._recent[h] = exp.present_keys()
+            results[h] = res
         return BatchResult(prepared.frames, prepared.sendable, prepared.reasons,
                            prepared.walked, results)
 
@@ -146,33 +163,28 @@ class Replayer:
         return self.finish(prepared)
 
     def _collect(self, expected):
-        """Drain until every expected record is in (or nothing came for SETTLE_S).
-
-        Records that match no frame of this batch stay in self._pool for the next batch (with a
-        sender thread, the next batch's records can already be arriving); a record that is still
-        unmatched one batch later is foreign (the lab's own traffic) and is dropped."""
-        empty = np.empty(0, dtype=compare.rec.RECORD_DTYPE)
-        pool = getattr(self, "_pool", None)
-        if pool is None:
-            pool = self._pool = {h: [empty, 0] for h in self.hook_names}
+        """Drain until every expected record is in (or nothing came for SETTLE_S), and return
+        everything drained (with what the previous batch carried over): judge() decides which
+        records are this batch's."""
+        pool = self._pool
         want = {h: int(expected[h].present.sum()) for h in self.hook_names}
-        have = {h: 0 for h in self.hook_names}
-        frame_of = {}
-        for h in self.hook_names:
-            if len(pool[h][0]):
-                frame_of[h] = compare.match(expected[h].records["fingerprint"],
-                                            expected[h].present, pool[h][0])
-                have[h] = int((frame_of[h] >= 0).sum())
+
+        def have(h):
+            recs = pool[h]
+            if not len(recs):
+                return 0
+            return int((compare.match(expected[h].keys, expected[h].present,
+                                      compare.record_keys(recs)) >= 0).sum())
+
+        count = {h: have(h) for h in self.hook_names}
         last_new = time.monotonic()
-        while not all(have[h] >= want[h] for h in self.hook_names):
+        while not all(count[h] >= want[h] for h in self.hook_names):
             new = False
             for h, arr in self.hooks.drain().items():
                 if len(arr):
                     new = True
-                    pool[h][0] = compare._concat(pool[h][0], arr) if len(pool[h][0]) else arr
-                    frame_of[h] = compare.match(expected[h].records["fingerprint"],
-                                                expected[h].present, pool[h][0])
-                    have[h] = int((frame_of[h] >= 0).sum())
+                    pool[h] = compare._concat(pool[h], arr) if len(pool[h]) else arr
+                    count[h] = have(h)
             now = time.monotonic()
             if new:
                 last_new = now
@@ -180,33 +192,29 @@ class Replayer:
                 break
             else:
                 time.sleep(0.0002)
-        got = {}
+        got = dict(pool)
         for h in self.hook_names:
-            recs, carried = pool[h]
-            if h not in frame_of:
-                got[h] = empty
-                continue
-            hit = frame_of[h] >= 0
-            if hit.all():
-                got[h], pool[h] = recs, [empty, 0]
-                continue
-            # unmatched records that were carried in from the previous batch match nothing
-            # twice: foreign (judge counts them); the others may be the next batch's
-            stale = ~hit & (np.arange(len(recs)) < carried)
-            keep = ~hit & ~stale
-            got[h] = compare._take(recs, hit | stale)
-            pool[h] = [compare._take(recs, keep), int(keep.sum())]
+            pool[h] = pool[h][:0]
         return got
 
-    def flush_foreign(self):
-        """At the end: records no batch claimed, per hook (the lab's own traffic)."""
-        pool = getattr(self, "_pool", None) or {}
-        self._pool = None
-        for h in list(self.hook_names):
-            late = self.hooks.drain().get(h, ())
-            pool.setdefault(h, [(), 0])
-            pool[h][0] = list(pool[h][0]) + list(late)
-        return {h: len(v[0]) for h, v in pool.items()}
+    def flush(self):
+        """At the end: records no batch claimed, per hook, as (foreign, unmatched): a late
+        record of the run's own frames is unmatched (it fails the run), the rest is the lab's
+        own traffic."""
+        pool = self._pool
+        out = {}
+        drained = self.hooks.drain()
+        for h in self.hook_names:
+            recs = pool[h]
+            late = drained.get(h)
+            if late is not None and len(late):
+                recs = compare._concat(recs, late) if len(recs) else late
+            recent = self._recent.get(h)
+            own = (compare._in_sorted(recent, compare.record_keys(recs))
+                   if recent is not None and len(recs) else np.zeros(len(recs), dtype=bool))
+            out[h] = (int((~own).sum()), int(own.sum()))
+            pool[h] = recs[:0]
+        return out
 
 
 @dataclass
@@ -300,7 +308,7 @@ class ReplayResult:
 
     @property
     def ok(self):
-        return all(t.disagree == 0 and t.lost == 0 and t.ring_lost == 0
+        return all(t.disagree == 0 and t.lost == 0 and t.ring_lost == 0 and t.unmatched == 0
                    for t in self.totals.values())
 
     def summary(self):
@@ -311,6 +319,9 @@ class ReplayResult:
             "hooks": {h: {"seen": t.seen, "agree": t.agree, "explained": t.explained,
                           "disagree": t.disagree, "lost": t.lost,
                           "skipped": t.skipped, "foreign": t.foreign,
+                          # records of this run's frames that no frame took (late, or
+                          # doubled): they fail the run like lost records
+                          "unmatched": t.unmatched,
                           # records the hook's ring refused (their frames are `lost`
                           # above, unless the record was the lab's own traffic)
                           "ring_buffer_lost": t.ring_lost, "via": self.via.get(h),
@@ -416,9 +427,9 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
                         break
                     yield chunk
 
-        def account(prepared):
+        def account(prepared, upcoming=None):
             nonlocal base
-            br = rp.finish(prepared)
+            br = rp.finish(prepared, upcoming)
             result.packets += len(prepared.frames)
             result.sent += int(br.sendable.sum())
             for h, res in br.hooks.items():
@@ -439,13 +450,14 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
                 sender.wait()
                 sender.start(prepared)
                 if in_flight is not None:
-                    account(in_flight)                # overlaps with this send
+                    account(in_flight, prepared)      # overlaps with this send
                 in_flight = prepared
             sender.wait()
             if in_flight is not None:
                 account(in_flight)
-            for h, n in rp.flush_foreign().items():
-                result.totals[h].foreign += n
+            for h, (foreign, unmatched) in rp.flush().items():
+                result.totals[h].foreign += foreign
+                result.totals[h].unmatched += unmatched
         finally:
             sender.wait() if sender.thread is not None else None
         result.elapsed_s = time.perf_counter() - t0

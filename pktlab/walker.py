@@ -59,7 +59,7 @@ _VALUE_ORDER = (
     "src_ip", "dst_ip", "ttl", "ip4_hdr_len", "ip4_opt_len", "l4_proto", "ip_tot_len",
     "frag_off", "frag_id", "sport", "dport", "tcp_seq", "tcp_ack", "tcp_flags", "tcp_doff",
     "icmp_type", "icmp_code", "payload_off", "payload_len", "arp_op", "ipv6_ext_count", "l7",
-    "payload",
+    "parse_end", "_reserved*", "payload",
 )
 
 
@@ -109,12 +109,12 @@ def _packer(zero: frozenset, args: tuple):
 
 _ZERO_ALWAYS = frozenset(("ts_ns", "ifindex", "hook", "status", "vlan_depth", "vlan_tpid",
                           "vlan_tci", "ip4_opt_len", "frag_off", "icmp_type", "icmp_code",
-                          "arp_op", "ipv6_ext_count"))
+                          "arp_op", "ipv6_ext_count", "_reserved"))
 _TCP_ARGS = ("tcp_seq", "tcp_ack", "tcp_flags", "tcp_doff")
 _FAST_V4_TCP = ("fingerprint", "frame_len", "layer", "flags", "eth_proto", "ip_version",
                 "dst_mac", "src_mac", "src_ip", "dst_ip", "ttl", "ip4_hdr_len", "l4_proto",
                 "ip_tot_len", "frag_id", "sport", "dport", *_TCP_ARGS, "payload_off",
-                "payload_len", "l7", "payload")
+                "payload_len", "l7", "parse_end", "payload")
 _FAST_V4_UDP = tuple(a for a in _FAST_V4_TCP if a not in _TCP_ARGS)
 _FAST_V6_TCP = tuple(a for a in _FAST_V4_TCP if a not in ("flags", "ip4_hdr_len", "frag_id"))
 _FAST_V6_UDP = tuple(a for a in _FAST_V6_TCP if a not in _TCP_ARGS)
@@ -133,9 +133,23 @@ def _make_parser(raw: bool = False):
     from_copy = bytes if raw else Record.from_buffer_copy
     fingerprint = R.fingerprint
     FNV_OFF, FNV_PRIME, M64 = C["PL_FNV_OFFSET"], C["PL_FNV_PRIME"], 0xFFFFFFFFFFFFFFFF
-    # pl_fingerprint() unrolled for the common case (a frame of at least PL_HASH_BYTES = 64
-    # bytes: eight words, no single bytes); record.fingerprint() is the general version.
-    W8 = struct.Struct("<8Q").unpack_from if C["PL_HASH_BYTES"] == 64 else None
+    HASH_MIN, HASH_MAX = C["PL_HASH_BYTES"], C["PL_HASH_MAX"]
+    WORDS = [struct.Struct(f"<{k}Q").unpack_from for k in range(HASH_MAX // 8 + 1)]
+
+    def fp(frame, n, pend):
+        """pl_fingerprint(): the common case (whole words) here, the rest in R.fingerprint."""
+        hb = HASH_MIN if pend <= HASH_MIN else (pend + 7) & ~7
+        if hb > n or hb > HASH_MAX:
+            return fingerprint(frame, None, pend)
+        h = FNV_OFF
+        # two steps per mask: xor with a word below 2**64 and the multiplication both commute
+        # with mod 2**64, so masking every other step gives the same low 64 bits
+        ws = WORDS[hb >> 3](frame)
+        for i in range(0, len(ws) - 1, 2):
+            h = ((h ^ ws[i]) * FNV_PRIME ^ ws[i + 1]) * FNV_PRIME & M64
+        if len(ws) & 1:
+            h = (h ^ ws[-1]) * FNV_PRIME & M64
+        return (h ^ (n & 0xFFFFFFFF)) * FNV_PRIME & M64
 
     ST_TRUNC = C["PL_ST_TRUNCATED"]
     ST_IHL_LT5, ST_IHL_BEYOND = C["PL_ST_IHL_LT5"], C["PL_ST_IHL_BEYOND"]
@@ -212,25 +226,11 @@ def _make_parser(raw: bool = False):
     PACK_V6_TCP = _packer(v6_fields, _FAST_V6_TCP)
     PACK_V6_UDP = _packer(v6_fields | frozenset(_TCP_ARGS), _FAST_V6_UDP)
 
-    def parse(frame, trail=None, h=None):
-        """pl_parse(); ``trail`` (a list) collects (key, header, offset, bound) for walk();
-        ``h``: the fingerprint, when the caller computed it already (in bulk)."""
+    def parse(frame, trail=None):
+        """pl_parse(); ``trail`` (a list) collects (key, header, offset, bound) for walk()."""
         if type(frame) is not bytes:
             frame = bytes(frame)
         n = len(frame)
-        if h is not None:
-            pass
-        elif n >= 64 and W8 is not None:
-            w0, w1, w2, w3, w4, w5, w6, w7 = W8(frame)
-            # Two steps per mask: xor with a word below 2**64 and the multiplication both
-            # commute with mod 2**64, so masking every other step gives the same low 64 bits.
-            h = ((FNV_OFF ^ w0) * FNV_PRIME ^ w1) * FNV_PRIME & M64
-            h = ((h ^ w2) * FNV_PRIME ^ w3) * FNV_PRIME & M64
-            h = ((h ^ w4) * FNV_PRIME ^ w5) * FNV_PRIME & M64
-            h = ((h ^ w6) * FNV_PRIME ^ w7) * FNV_PRIME & M64
-            h = (h ^ (n & 0xFFFFFFFF)) * FNV_PRIME & M64
-        else:
-            h = fingerprint(frame)
 
         # Fast path: untagged IPv4 (IHL 5, not a later fragment) or IPv6 (no extension
         # header) carrying TCP or UDP, every check of pl_parse() passing. It returns exactly
@@ -258,10 +258,11 @@ def _make_parser(raw: bool = False):
                                 elif (plen >= 3 and peek[0] == 0x16 and peek[1] == 0x03
                                       and peek[2] <= 0x04):
                                     l7 = L7_TLS
+                            pend = pos + len(peek) if plen else E4 + S_TCP
                             return from_copy(PACK_V4_TCP(
-                                h, n & 0xFFFFFFFF, layer, flags, P_IP, 4, dmac, smac, sip, dip,
-                                ttl, S_IP4, I_TCP, tot, fid, sport, dport, seq, ack, tflags,
-                                dr >> 4, pos, plen, l7, peek))
+                                fp(frame, n, pend), n & 0xFFFFFFFF, layer, flags, P_IP, 4, dmac,
+                                smac, sip, dip, ttl, S_IP4, I_TCP, tot, fid, sport, dport, seq,
+                                ack, tflags, dr >> 4, pos, plen, l7, pend, peek))
                     elif l4 == I_UDP and E4 + S_UDP <= ip_end:
                         sport, dport, _l, _c = UDP(frame, E4)
                         pos = E4 + S_UDP
@@ -272,9 +273,11 @@ def _make_parser(raw: bool = False):
                             peek = frame[pos:pos + PEEK] if plen >= PEEK else frame[pos:ip_end]
                             if plen >= 12 and (sport in DNS_PORTS or dport in DNS_PORTS):
                                 l7 = L7_DNS
+                        pend = pos + len(peek)
                         return from_copy(PACK_V4_UDP(
-                            h, n & 0xFFFFFFFF, layer, flags, P_IP, 4, dmac, smac, sip, dip, ttl,
-                            S_IP4, I_UDP, tot, fid, sport, dport, pos, plen, l7, peek))
+                            fp(frame, n, pend), n & 0xFFFFFFFF, layer, flags, P_IP, 4, dmac,
+                            smac, sip, dip, ttl, S_IP4, I_UDP, tot, fid, sport, dport, pos, plen,
+                            l7, pend, peek))
             elif proto == P_IPV6 and n >= E6 + S_UDP:
                 dmac, smac, proto, vtf, paylen, l4, ttl, sip, dip = ETH_IP6(frame, 0)
                 ip_end = E6 + paylen
@@ -296,10 +299,11 @@ def _make_parser(raw: bool = False):
                                 elif (plen >= 3 and peek[0] == 0x16 and peek[1] == 0x03
                                       and peek[2] <= 0x04):
                                     l7 = L7_TLS
+                            pend = pos + len(peek) if plen else E6 + S_TCP
                             return from_copy(PACK_V6_TCP(
-                                h, n & 0xFFFFFFFF, layer, P_IPV6, 6, dmac, smac, sip, dip, ttl,
-                                I_TCP, tot, sport, dport, seq, ack, tflags, dr >> 4,
-                                pos & 0xFFFF, plen & 0xFFFF, l7, peek))
+                                fp(frame, n, pend), n & 0xFFFFFFFF, layer, P_IPV6, 6, dmac, smac,
+                                sip, dip, ttl, I_TCP, tot, sport, dport, seq, ack, tflags,
+                                dr >> 4, pos & 0xFFFF, plen & 0xFFFF, l7, pend, peek))
                     elif l4 == I_UDP and E6 + S_UDP <= ip_end:
                         sport, dport, _l, _c = UDP(frame, E6)
                         pos = E6 + S_UDP
@@ -310,9 +314,11 @@ def _make_parser(raw: bool = False):
                             peek = frame[pos:pos + PEEK] if plen >= PEEK else frame[pos:ip_end]
                             if plen >= 12 and (sport in DNS_PORTS or dport in DNS_PORTS):
                                 l7 = L7_DNS
+                        pend = pos + len(peek)
                         return from_copy(PACK_V6_UDP(
-                            h, n & 0xFFFFFFFF, layer, P_IPV6, 6, dmac, smac, sip, dip, ttl,
-                            I_UDP, tot, sport, dport, pos & 0xFFFF, plen & 0xFFFF, l7, peek))
+                            fp(frame, n, pend), n & 0xFFFFFFFF, layer, P_IPV6, 6, dmac, smac,
+                            sip, dip, ttl, I_UDP, tot, sport, dport, pos & 0xFFFF,
+                            plen & 0xFFFF, l7, pend, peek))
 
         # General path: pl_parse() line by line.
         status = 0
@@ -323,6 +329,7 @@ def _make_parser(raw: bool = False):
         ttl = hlen = olen = l4 = tot = foff = fid = 0
         sport = dport = seq = ack = tflags = doff = itype = icode = 0
         poff = plen = arp_op = next_ = l7 = 0
+        pend = 0        # PL_SEEN: one past the last byte read
         ip_end = n
         while True:     # runs once; `break` is pl_parse's `goto fail` / `goto out`
             if trail is not None:
@@ -331,7 +338,7 @@ def _make_parser(raw: bool = False):
                 status = ST_TRUNC
                 break
             dmac, smac, proto = ETH(frame, 0)
-            pos = S_ETH
+            pos = pend = S_ETH
 
             if proto == P_Q or proto == P_AD:
                 tpid, tci = [0, 0], [0, 0]
@@ -345,6 +352,7 @@ def _make_parser(raw: bool = False):
                         status = ST_TRUNC
                         break
                     t, enc = VLAN(frame, pos)
+                    pend = pos + S_VLAN
                     tpid[vdepth] = proto
                     tci[vdepth] = t
                     vdepth += 1
@@ -367,6 +375,7 @@ def _make_parser(raw: bool = False):
                     status = ST_TRUNC
                     break
                 vihl, _tos, tot, fid, f, ttl, l4, _chk, sip, dip = IP4(frame, pos)
+                pend = pos + S_IP4
                 ipver = vihl >> 4
                 hlen = (vihl & 15) * 4
                 if f & 0x4000:
@@ -403,6 +412,7 @@ def _make_parser(raw: bool = False):
                     status = ST_TRUNC
                     break
                 vtf, paylen, l4, ttl, sip, dip = IP6(frame, pos)
+                pend = pos + S_IP6
                 ipver = vtf >> 28
                 tot = (S_IP6 + paylen) & 0xFFFF
                 if ipver != 6:
@@ -424,6 +434,7 @@ def _make_parser(raw: bool = False):
                         if pos + S_OPT > ip_end:
                             status = ST_TRUNC
                             break
+                        pend = pos + S_OPT
                         if proto == I_FRAG:
                             nx, _res, f, ident = FRAG(frame, pos)
                             flags |= F_V6FRAG | F_FRAG
@@ -457,6 +468,7 @@ def _make_parser(raw: bool = False):
                     status = ST_TRUNC
                     break
                 arp_op = ARP(frame, pos)[4]
+                pend = pos + S_ARP
                 break
             else:
                 status = ST_UNSUP
@@ -471,6 +483,7 @@ def _make_parser(raw: bool = False):
                     status = ST_TRUNC
                     break
                 sport, dport, seq, ack, dr, tflags, _w, _c, _u = TCP(frame, pos)
+                pend = pos + S_TCP
                 doff = dr >> 4
                 ln = doff * 4
                 if ln < S_TCP:
@@ -488,7 +501,7 @@ def _make_parser(raw: bool = False):
                     status = ST_TRUNC
                     break
                 sport, dport, _l, _c = UDP(frame, pos)
-                pos += S_UDP
+                pos = pend = pos + S_UDP
             elif (proto == I_ICMP and ipver == 4) or (proto == I_ICMPV6 and ipver == 6):
                 if proto == I_ICMP:
                     layer = L_ICMP
@@ -505,7 +518,7 @@ def _make_parser(raw: bool = False):
                 echo = (itype == 0 or itype == 8) if proto == I_ICMP else (itype == 128 or itype == 129)
                 if echo:
                     sport, dport = iid, iseq
-                pos += S_ICMP
+                pos = pend = pos + S_ICMP
             else:
                 break       # an L4 protocol pktlab does not parse: the walk ends at IP
 
@@ -516,6 +529,7 @@ def _make_parser(raw: bool = False):
                 if trail is not None:
                     trail.append(("payload", None, pos, ip_end))
                 peek = frame[pos:pos + min(plen, PEEK)]
+                pend = pos + len(peek)
                 if proto == I_TCP:
                     if plen >= 4 and peek[:4] in HTTP_REQ:
                         l7 = L7_REQ
@@ -529,10 +543,10 @@ def _make_parser(raw: bool = False):
         if trail is not None:
             trail.append(("end", status, ip_end, n))
         return from_copy(pack(
-            0, h, 0, n & 0xFFFFFFFF, HOOK, status, layer, flags,
+            0, fp(frame, n, pend), 0, n & 0xFFFFFFFF, HOOK, status, layer, flags,
             eth_proto, vdepth, ipver, tp0, tp1, tc0, tc1, dmac, smac, sip, dip, ttl, hlen, olen, l4,
             tot, foff, fid, sport, dport, seq, ack, tflags, doff, itype, icode, poff, plen,
-            arp_op, next_, l7, peek))
+            arp_op, next_, l7, pend, 0, 0, 0, peek))
 
     return parse
 
@@ -578,7 +592,6 @@ def _bulk_chunk(frames: list):
     flat = np.frombuffer(b"".join(parts), dtype=np.uint8)
     kept = np.minimum(lens, W)
     m = sliding(flat, W)[np.cumsum(kept) - kept]
-    fps = R.fingerprints_of_prefixes(m, lens)
     rows_all = np.arange(n)
 
     def u16(col):
@@ -645,7 +658,11 @@ def _bulk_chunk(frames: list):
         l4layer = np.where(tr, C["PL_L_TCP"], np.where(ur, C["PL_L_UDP"],
                                                         np.where(i4r, C["PL_L_ICMP"],
                                                                  C["PL_L_ICMPV6"])))
-        put("fingerprint", fps[rows])
+        # PL_SEEN: the peek's end, else the L4 header's fixed part (TCP options are not read)
+        pend = np.where(plen > 0, pos + np.minimum(plen, PEEK),
+                        np.where(tr, l4[rows] + 20, pos))
+        put("parse_end", pend)
+        put("fingerprint", R.fingerprints_of_prefixes(m[rows], lens[rows], pend))
         put("frame_len", lens[rows])
         put("layer", np.where(plen > 0, C["PL_L_PAYLOAD"], l4layer))
         fr = frag[rows]
@@ -715,8 +732,7 @@ def _bulk_chunk(frames: list):
     rest = np.flatnonzero(~ok)
     if len(rest):
         parse = _make_parser(raw=True)
-        fl = fps.tolist()
-        out[rest] = np.frombuffer(b"".join([parse(frames[i], None, fl[i]) for i in rest.tolist()]),
+        out[rest] = np.frombuffer(b"".join([parse(frames[i]) for i in rest.tolist()]),
                                   dtype=np.uint8).reshape(len(rest), size)
     return out.view(R.RECORD_DTYPE).reshape(n)
 

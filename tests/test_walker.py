@@ -353,31 +353,31 @@ def test_bulk_paths_give_the_same_records():
 
 # --- golden frames: every field, by hand ---------------------------------------------------------
 
-def _fnv(frame: bytes) -> int:
-    """pl_fingerprint as the header comment describes it, written plainly (an oracle)."""
+def _fnv(frame: bytes, parse_end: int = 0) -> int:
+    """pl_fingerprint as the header comment describes it, written plainly (an oracle): the
+    first min(len, round_up_8(max(64, parse_end)), 2048) bytes, words then single bytes."""
     h, p, m = 0xCBF29CE484222325, 0x100000001B3, (1 << 64) - 1
-    part = frame[:64]
+    part = frame[:min(len(frame), max(64, -(-parse_end // 8) * 8), 2048)]
     i = 0
     while i + 8 <= len(part):
         h = ((h ^ int.from_bytes(part[i:i + 8], "little")) * p) & m
         i += 8
-    if len(frame) < 64:
-        for b in part[i:i + 7]:
-            h = ((h ^ b) * p) & m
+    for b in part[i:]:
+        h = ((h ^ b) * p) & m
     return ((h ^ len(frame)) * p) & m
 
 
 def _check(frame, **want):
     r = walk_record(frame)
     base = {n: 0 for n in R.RECORD_FIELDS}
-    base.update(frame_len=len(frame), fingerprint=_fnv(frame))
+    base.update(frame_len=len(frame), fingerprint=_fnv(frame, want.get("parse_end", 0)))
     base.update(want)
     for name, value in base.items():
         got = getattr(r, name)
         if name in ("dst_mac", "src_mac", "src_ip", "dst_ip", "payload"):
             got = bytes(got)
             value = bytes(value).ljust(len(got), b"\0")
-        elif name in ("vlan_tpid", "vlan_tci"):
+        elif name in ("vlan_tpid", "vlan_tci", "_reserved"):
             got = list(got)
             value = list(value) if value else [0] * len(got)
         assert got == value, f"{name}: {got!r} != {value!r}"
@@ -398,7 +398,7 @@ def test_golden_ipv4_tcp_syn_with_options():
            layer=_c("PL_L_TCP"), flags=_c("PL_F_IP_DF"), eth_proto=0x0800, ip_version=4,
            src_ip=bytes([192, 0, 2, 10]), dst_ip=bytes([198, 51, 100, 20]), ttl=64,
            ip4_hdr_len=20, l4_proto=6, ip_tot_len=60, frag_id=1, sport=49152, dport=80,
-           tcp_seq=1, tcp_flags=0x02, tcp_doff=10, payload_off=74)
+           tcp_seq=1, tcp_flags=0x02, tcp_doff=10, payload_off=74, parse_end=54)
 
 
 def test_golden_qinq_ipv6_udp_dns():
@@ -413,7 +413,8 @@ def test_golden_qinq_ipv6_udp_dns():
            vlan_tci=[0xA00A, 0x0064], src_ip=ipaddress.IPv6Address("2001:db8::1").packed,
            dst_ip=ipaddress.IPv6Address("2001:db8::53").packed, ttl=3, l4_proto=17,
            ip_tot_len=48 + len(dns), sport=53001, dport=53, payload_off=70,
-           payload_len=len(dns), l7=_c("PL_L7_DNS"), payload=dns[:32])
+           payload_len=len(dns), l7=_c("PL_L7_DNS"), payload=dns[:32],
+           parse_end=70 + min(len(dns), 32))
 
 
 def test_golden_ihl_below_5_still_fills_the_fixed_header():
@@ -423,7 +424,7 @@ def test_golden_ihl_below_5_still_fills_the_fixed_header():
            status=_c("PL_ST_IHL_LT5"), layer=_c("PL_L_IPV4"),
            flags=_c("PL_F_IP_MF") | _c("PL_F_FRAGMENT"), eth_proto=0x0800, ip_version=4,
            src_ip=bytes([192, 0, 2, 10]), dst_ip=bytes([198, 51, 100, 20]), ttl=1,
-           ip4_hdr_len=12, l4_proto=17, ip_tot_len=40, frag_id=0xAA)
+           ip4_hdr_len=12, l4_proto=17, ip_tot_len=40, frag_id=0xAA, parse_end=34)
 
 
 def test_golden_ipv6_later_fragment_stops_after_the_fragment_header():
@@ -436,7 +437,7 @@ def test_golden_ipv6_later_fragment_stops_after_the_fragment_header():
            flags=_c("PL_F_IPV6_FRAG") | _c("PL_F_FRAGMENT") | _c("PL_F_IP_MF"), eth_proto=0x86DD,
            ip_version=6, src_ip=bytes(15) + b"\x01", dst_ip=bytes(15) + b"\x02", ttl=64,
            l4_proto=6, ip_tot_len=40 + len(body), frag_off=1480, frag_id=0xDEADBEEF,
-           ipv6_ext_count=1)
+           ipv6_ext_count=1, parse_end=62)
 
 
 def test_golden_tcp_header_in_padding_is_truncated_not_parsed():
@@ -447,7 +448,7 @@ def test_golden_tcp_header_in_padding_is_truncated_not_parsed():
     _check(f, dst_mac=bytes.fromhex("00005e005302"), src_mac=bytes.fromhex("00005e005301"),
            status=_c("PL_ST_TRUNCATED"), layer=_c("PL_L_TCP"), eth_proto=0x0800, ip_version=4,
            src_ip=bytes([192, 0, 2, 10]), dst_ip=bytes([198, 51, 100, 20]), ttl=64,
-           ip4_hdr_len=20, l4_proto=6, ip_tot_len=30, frag_id=1)
+           ip4_hdr_len=20, l4_proto=6, ip_tot_len=30, frag_id=1, parse_end=34)
 
 
 def test_golden_icmp_echo_and_short_frame():
@@ -457,7 +458,7 @@ def test_golden_icmp_echo_and_short_frame():
            layer=_c("PL_L_PAYLOAD"), eth_proto=0x0800, ip_version=4,
            src_ip=bytes([192, 0, 2, 10]), dst_ip=bytes([198, 51, 100, 20]), ttl=64,
            ip4_hdr_len=20, l4_proto=1, ip_tot_len=31, frag_id=0x14, sport=1234, dport=1,
-           icmp_type=8, payload_off=42, payload_len=3, payload=b"abc")
+           icmp_type=8, payload_off=42, payload_len=3, payload=b"abc", parse_end=45)
     _check(b"\x01\x02\x03", status=_c("PL_ST_TRUNCATED"), layer=_c("PL_L_ETH"))
     _check(b"", status=_c("PL_ST_TRUNCATED"), layer=_c("PL_L_ETH"))
 
@@ -480,10 +481,10 @@ typedef uint32_t __be32;
 void pl_walk(const unsigned char *buf, unsigned len, struct pl_record *r)
 {
 	memset(r, 0, sizeof(*r));
-	r->fingerprint = pl_fingerprint((void *)buf, (void *)(buf + len), len);
 	r->frame_len = len;
 	r->hook = PL_HOOK_WALKER;
 	pl_parse((void *)buf, (void *)(buf + len), r);
+	r->fingerprint = pl_fingerprint((void *)buf, (void *)(buf + len), len, r->parse_end);
 }
 """
 
@@ -654,8 +655,11 @@ def built_packets(draw):
     elif payload:
         pkt = pkt / s.Raw(payload)
     off = 14 + 4 * len(tags) + l3len + l4len
+    # parse_end: the peek's end, else the end of the L4 header's fixed part
+    fixed = 20 if kind == "tcp" else 8
     want.update(ip_tot_len=l3len + l4len + len(payload), payload_off=off,
-                payload_len=len(payload), payload=payload[:32])
+                payload_len=len(payload), payload=payload[:32],
+                parse_end=off + min(len(payload), 32) if payload else off - l4len + fixed)
     if payload:
         want["layer"] = R.PL_L_PAYLOAD
     return bytes(pkt), want
