@@ -462,11 +462,12 @@ def ttl_rewrite_demo(frame=None):
         return L.NotHere("XDP rewrite demo", str(e))
     finally:
         bpf.release(prog)
-    fp_before, fp_after = R.fingerprint(frame), R.fingerprint(after)
-    xdp = next((r for r in got["xdp"] if int(r["fingerprint"]) == fp_before), None)
-    tc = next((r for r in got["tc-ingress"] if int(r["fingerprint"]) == fp_after), None)
     w_before = compare.walker_records([frame])[0]
     w_after = compare.walker_records([after])[0]
+    # each hook's record is found by the frame's identity as that hook saw it
+    fp_before, fp_after = int(w_before["fingerprint"]), int(w_after["fingerprint"])
+    xdp = next((r for r in got["xdp"] if int(r["fingerprint"]) == fp_before), None)
+    tc = next((r for r in got["tc-ingress"] if int(r["fingerprint"]) == fp_after), None)
     cols = [("walker: bytes sent", w_before), ("xdp (records, then rewrites)", xdp),
             ("tc-ingress", tc), ("walker: bytes after the rewrite", w_after)]
     fields = ("ttl", "fingerprint", "frame_len", "status", "layer", "l4_proto", "sport", "dport")
