@@ -63,6 +63,48 @@ def _kill(pids):
                 pass
 
 
+def _start_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def _cookie(ns):
+    """The netns cookie of namespace `ns`, asked by the test itself (SO_NETNS_COOKIE)."""
+    import ctypes
+    import socket
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    there = os.open(netns.path(ns), os.O_RDONLY)
+    try:
+        assert libc.setns(there, 0x40000000) == 0
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            raw = s.getsockopt(socket.SOL_SOCKET, 71, 8)
+            s.close()
+        finally:
+            assert libc.setns(here, 0x40000000) == 0
+    finally:
+        os.close(here)
+        os.close(there)
+    return struct.unpack("=Q", raw)[0]
+
+
+def _pids_in(*names):
+    """{pid: cmdline} of the processes whose network namespace is one of `names`."""
+    want = {os.stat(netns.path(n)).st_ino: n for n in names if netns.exists(n)}
+    found = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit() and _alive(int(d)):
+            try:
+                if os.stat(f"/proc/{d}/ns/net").st_ino in want:
+                    with open(f"/proc/{d}/cmdline", "rb") as f:
+                        found[int(d)] = f.read().replace(b"\0", b" ").decode().strip()
+            except OSError:
+                continue
+    return found
+
+
 def _foreign_name():
     """A name that fits the lab pattern (prefix + 6 hex) and that pktlab never makes."""
     return "zz" + secrets.token_hex(3)
@@ -161,16 +203,18 @@ def test_a_namespace_whose_cookie_is_not_the_recorded_one_is_left_alone():
         _sigkill(p)
         subprocess.run(["ip", "netns", "del", f"{name}-dut"], check=True)
         foreign = _Foreign(f"{name}-dut")          # same name, another namespace
-        entry = [e for e in _status() if e["name"] == name and e["pktlab"]]
-        assert entry and entry[0]["stale"], entry
-        assert entry[0]["namespaces"][f"{name}-src"] == "pktlab"
-        assert entry[0]["namespaces"][f"{name}-dut"].startswith("not pktlab's"), entry
+        before = [e for e in _status() if e["name"] == name]
         r = _pktlab("lab", "clean")
         assert r.returncode == 0, r.stderr
+        assert netns.exists(f"{name}-dut"), "clean removed a namespace whose cookie differs"
         assert name in r.stdout
         assert not netns.exists(f"{name}-src")
         assert not os.path.exists(LabState.path_for(name))
-        assert netns.exists(f"{name}-dut"), "clean removed a namespace whose cookie differs"
+        # what status said before: the lab is stale, its dut is not pktlab's
+        entry = [e for e in before if e.get("pktlab")]
+        assert entry and entry[0]["stale"], before
+        assert entry[0]["namespaces"][f"{name}-src"] == "pktlab"
+        assert entry[0]["namespaces"][f"{name}-dut"].startswith("not pktlab's"), entry
     finally:
         if foreign is not None:
             foreign.close()
@@ -183,20 +227,27 @@ def test_a_state_file_from_an_earlier_boot_proves_nothing():
     require_root()
     name = _foreign_name()
     with _Foreign(f"{name}-dut"):
-        cookie = netns.cookie(f"{name}-dut")
         placeholder = netns.path(f"{name}-src")
         os.close(os.open(placeholder, os.O_CREAT | os.O_EXCL | os.O_RDONLY, 0))
         try:
-            st = LabState(name, f"{name}-src", f"{name}-dut", f"{name}s", f"{name}d",
-                          owner_pid=os.getpid(), owner_start=0, created=0.0,
-                          boot_id="an-earlier-boot", cookies={"src": 1, "dut": cookie})
-            assert st.claim()
+            # the file as an earlier boot left it: its owner's pid may well run again now
+            # (the test's own), and its dut cookie is the one this boot gave the namespace
+            # that has the name now
+            os.makedirs(STATE_DIR, exist_ok=True)
+            with open(LabState.path_for(name), "x") as f:
+                json.dump({"name": name, "ns_src": f"{name}-src", "ns_dut": f"{name}-dut",
+                           "if_src": f"{name}s", "if_dut": f"{name}d", "owner_pid": os.getpid(),
+                           "owner_start": _start_ticks(os.getpid()), "created": 0.0,
+                           "mtu": 1500, "extra": {"identity": {
+                               "boot_id": "an-earlier-boot",
+                               "netns_cookies": {"src": 1, "dut": _cookie(f"{name}-dut")}}}},
+                          f)
             r = _pktlab("lab", "clean")
             assert r.returncode == 0, r.stderr
-            assert not os.path.exists(LabState.path_for(name))
-            assert not os.path.exists(placeholder), "the reboot's empty name file stayed"
             assert netns.exists(f"{name}-dut"), \
                 "a namespace of this boot was removed on an earlier boot's record"
+            assert not os.path.exists(LabState.path_for(name))
+            assert not os.path.exists(placeholder), "the reboot's empty name file stayed"
         finally:
             for path in (placeholder, LabState.path_for(name)):
                 if os.path.exists(path) and not os.path.ismount(path):
@@ -205,14 +256,19 @@ def test_a_state_file_from_an_earlier_boot_proves_nothing():
 
 # the race ------------------------------------------------------------------------------------
 BUILDER = r"""
-import json, sys, time
+import json, os, sys, time
 from pktlab import netns
 from pktlab.lab import Lab
 bad, names = [], []
-def intact(lb):
+def ids(lb):
+    return [os.stat(netns.path(lb.ns(s))).st_ino for s in ("src", "dut")]
+def intact(lb, first):
+    try:
+        if ids(lb) != first:
+            return "a namespace was replaced"
+    except FileNotFoundError:
+        return "a namespace is gone"
     for side in ("src", "dut"):
-        if netns.cookie(lb.ns(side)) != lb.state.cookies[side]:
-            return f"{lb.ns(side)} is gone or not the one made"
         out = netns.run(lb.ns(side), ["ip", "-o", "link", "show", lb.ifname(side)],
                         check=False).stdout
         if lb.ifname(side) not in out:
@@ -221,8 +277,9 @@ for i in range(int(sys.argv[1])):
     try:
         with Lab(prefix="plrace") as lb:
             names.append(lb.name)
+            first = ids(lb)
             for moment in ("up", "held"):
-                why = intact(lb)
+                why = intact(lb, first)
                 if why:
                     bad.append(f"{lb.name} {moment}: {why}")
                 time.sleep(0.05)
@@ -314,37 +371,40 @@ time.sleep(600)
 """
 
 
-def _procs_in_status(name):
-    e = [x for x in _status() if x["name"] == name and x["pktlab"]]
-    return e[0]["processes"] if e else []
-
-
 def test_a_sigkilled_owner_leaves_no_process_after_lab_clean():
     require_root()
     p, info = _start_owner(OWNER_WITH_CHILDREN)
     name, pids = info["name"], []
+    names = (f"{name}-src", f"{name}-dut")
+    want = {"sleep 1000", "sleep 1001", "sleep 1002"}
     try:
-        # `lab status` shows the processes inside the lab; the spawned ones outlived the
-        # thread that started them
-        procs = _wait_for(lambda: (lambda ps: ps if {"sleep 1000", "sleep 1001", "sleep 1002"}
-                                   <= {x["cmd"] for x in ps} else None)(_procs_in_status(name)))
-        assert procs, _procs_in_status(name)
-        pids = [x["pid"] for x in procs]
-        by_cmd = {x["cmd"]: x for x in procs}
-        assert by_cmd["sleep 1002"]["ns"] == f"{name}-dut"
-        assert by_cmd["sleep 1000"]["ns"] == f"{name}-src"
+        # the spawned children outlived the thread that started them
+        found = _wait_for(lambda: (lambda f: f if want <= set(f.values()) else None)(
+            _pids_in(*names)), timeout=5)
+        assert found, f"children missing from the lab: {_pids_in(*names)}"
+        pids = list(found)
+        by_cmd = {cmd: pid for pid, cmd in found.items()}
+        shown = _status()
         _sigkill(p)
-        spawned = [by_cmd["sleep 1000"]["pid"], by_cmd["sleep 1001"]["pid"]]
+        spawned = [by_cmd["sleep 1000"], by_cmd["sleep 1001"]]
         # pktlab's own children (and theirs) die with their owner, by themselves
         assert _wait_for(lambda: not any(_alive(x) for x in spawned)), \
             f"spawned children outlived their SIGKILLed owner: {spawned}"
-        other = by_cmd["sleep 1002"]["pid"]
+        other = by_cmd["sleep 1002"]
         assert _alive(other)          # not pktlab's child: only clean can end it
         r = _pktlab("lab", "clean")
         assert r.returncode == 0, r.stderr
         assert name in r.stdout
         assert _wait_for(lambda: not _alive(other)), "lab clean left a process of the lab"
         assert leftovers(name) == []
+        # `lab status` showed the processes inside the lab, each in its namespace
+        entry = [e for e in shown if e["name"] == name and e.get("pktlab")]
+        assert entry, shown
+        listed = {x["pid"]: x for x in entry[0]["processes"]}
+        for pid, cmd in found.items():
+            assert pid in listed and listed[pid]["cmd"] == cmd, (pid, cmd, listed)
+        assert listed[other]["ns"] == f"{name}-dut"
+        assert listed[by_cmd["sleep 1000"]]["ns"] == f"{name}-src"
     finally:
         if p.poll() is None:
             _sigkill(p)
