@@ -417,13 +417,22 @@ def build_parser():
 
 
 _MAIN_PID = None
+_SIGNALLED = None        # the first SIGINT/SIGTERM this run received
 
 
-def _raise_interrupt(signum, frame):
-    # pyroute2 forks helper processes (netns sockets) and ends them with SIGTERM; a forked
-    # child must just die, never unwind the parent's `with` blocks (that would tear the lab down)
+def _on_signal(signum, frame):
+    """SIGINT and SIGTERM: unwind through every `with` (labs and attachments are removed),
+    once. Later signals are ignored, so that the cleanup runs to its end and the run says
+    one line."""
+    # pyroute2 forks helper processes (netns sockets) and ends them with SIGTERM, and Ctrl-C
+    # reaches the whole process group: a forked child must just die, never unwind the
+    # parent's `with` blocks (that would tear the lab down)
     if os.getpid() != _MAIN_PID:
         os._exit(128 + signum)
+    global _SIGNALLED
+    if _SIGNALLED is None:
+        _SIGNALLED = signum
+        _set_signals({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN})
     raise KeyboardInterrupt
 
 
@@ -440,42 +449,64 @@ def _quiet_stdout():
 
 def main(argv=None):
     """Run one command; returns its exit status. Never a traceback for bad input, a closed
-    pipe or an interrupt: one line on stderr, and the status says which."""
-    global _MAIN_PID
-    _MAIN_PID = os.getpid()
-    # Ctrl-C and SIGTERM unwind through every `with`, so labs and attachments are removed
-    saved = _set_signals({signal.SIGTERM: _raise_interrupt})
-    if sys.stdout is None:                       # started with stdout closed (`>&-`)
-        sys.stdout = open(os.devnull, "w")
+    pipe or an interrupt: one line on stderr, and the status says which.
+
+    An interrupt may land anywhere, also inside a C extension's import or a library's
+    cleanup, which then raise their own exception instead of KeyboardInterrupt: whatever
+    ends a run that received SIGINT or SIGTERM, the run was interrupted (130)."""
+    global _MAIN_PID, _SIGNALLED
+    saved = {}
     try:
+        _MAIN_PID, _SIGNALLED = os.getpid(), None
+        saved = _set_signals({signal.SIGINT: _on_signal, signal.SIGTERM: _on_signal})
+        # started with stdout or stderr closed (`>&-`): write to nowhere rather than to None
+        if sys.stdout is None:
+            sys.stdout = open(os.devnull, "w")
+        if sys.stderr is None:
+            sys.stderr = open(os.devnull, "w")
         args = build_parser().parse_args(argv)
         status = args.func(args)
         sys.stdout.flush()       # a reader that left shows here, not at the interpreter's exit
         return status
-    except KeyboardInterrupt:
-        # a second Ctrl-C must not turn the one line into a traceback
-        for signum, h in _set_signals({signal.SIGINT: signal.SIG_IGN,
-                                       signal.SIGTERM: signal.SIG_IGN}).items():
-            saved.setdefault(signum, h)
-        _err("interrupted; everything this run made has been removed")
+    except SystemExit:           # --help
+        raise
+    except BaseException as e:
+        return _failed(e)
+    finally:
+        if argv is None:
+            # the program's own run (the console script): the status is decided, a late
+            # Ctrl-C must not turn it into a KeyboardInterrupt on the way out
+            _set_signals({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN})
+        else:
+            _set_signals(saved)  # main([...]) called in-process leaves the caller's handlers
+
+
+def _failed(e):
+    """The exit status for what ended a run, said in one line on stderr."""
+    if isinstance(e, KeyboardInterrupt) or _SIGNALLED is not None:
+        _set_signals({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN})
+        if isinstance(e, KeyboardInterrupt):
+            _err("interrupted; everything this run made has been removed")
+        else:
+            _err(f"interrupted ({type(e).__name__} on the way out: {str(e)[:200]}); "
+                 "`pktlab lab clean` removes anything left behind")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    if isinstance(e, BrokenPipeError):
         _quiet_stdout()
         return EXIT_PIPE
-    except BadArguments as e:
+    if isinstance(e, BadArguments):
         _err(str(e), prefix="")
         return EXIT_BAD
-    except (FileNotFoundError, ValueError, EnvironmentProblem) as e:
+    if isinstance(e, (FileNotFoundError, ValueError, EnvironmentProblem)):
         _err(str(e))
         return EXIT_BAD
-    except PktlabError as e:
+    if isinstance(e, PktlabError):
         _err(str(e))
         log = getattr(e, "log", "")
         if log:
             print(log.rstrip()[-3000:], file=sys.stderr)
         return EXIT_BAD
-    finally:
-        _set_signals(saved)      # main() called in-process leaves the caller's handlers
+    raise e                     # a bug in pktlab: its traceback is the useful report
 
 
 def _set_signals(handlers):

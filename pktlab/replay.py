@@ -230,55 +230,110 @@ class Prepared:
 class _Sender:
     """Sends a prepared batch on its own thread: the kernel's work for each frame (the veth,
     every hook) runs inside send(), which releases the GIL, so it overlaps with walking the
-    next batch and judging the previous one on the other CPU."""
+    next batch and judging the previous one on the other CPU.
+
+    Safe to interrupt at any moment (Ctrl-C arrives in the main thread, anywhere): ``thread``
+    is set only once the thread has really started, wait() is safe in every state, and close()
+    stops a paced send at once and waits for the thread, so the lab is never torn down under a
+    send in progress. close() is safe twice."""
 
     def __init__(self, replayer, pacer):
         import threading
         self.rp, self.pacer = replayer, pacer
-        self.thread = None
+        self.thread = None          # a started thread, never one that start() did not finish
+        self._starting = None       # the thread while start() runs (an interrupt may cut it)
         self.error = None
+        self._stop = threading.Event()
         self._threading = threading
 
     def start(self, prepared):
-        def run():
-            try:
-                self.rp.send(prepared, self.pacer)
-            except BaseException as e:      # re-raised in the main thread by wait()
-                self.error = e
-        self.thread = self._threading.Thread(target=run, name="pktlab-sender", daemon=True)
-        self.thread.start()
+        t = self._threading.Thread(target=self._run, args=(prepared,), name="pktlab-sender",
+                                   daemon=True)
+        self._starting = t
+        t.start()
+        self.thread, self._starting = t, None
+
+    def _run(self, prepared):
+        if self._stop.is_set():         # started after close(): the lab may be gone already
+            return
+        try:
+            self.rp.send(prepared, self.pacer)
+        except Cancelled:
+            pass
+        except BaseException as e:      # re-raised in the main thread by wait()
+            self.error = e
 
     def wait(self):
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
+        """Wait for the batch being sent; re-raise what went wrong in it."""
+        if self._starting is not None:  # start() was cut short: nothing to wait for in order
+            self.close()
+            return
+        t, self.thread = self.thread, None
+        if t is not None:
+            t.join()
         if self.error is not None:
             err, self.error = self.error, None
             raise err
+
+    def close(self):
+        """Stop: cancel a paced send, wait for the thread if it runs, forget its error (the
+        caller is unwinding already)."""
+        self._stop.set()
+        if self.pacer is not None:
+            self.pacer.cancel()
+        for t in (self.thread, self._starting):
+            # not alive: never started (it will see _stop if it ever does), or done
+            if t is not None and t.is_alive():
+                t.join()
+        self.thread = self._starting = None
+        self.error = None
+
+
+class Cancelled(Exception):
+    """A paced send stopped by Pacer.cancel() (the replay is being interrupted)."""
 
 
 class Pacer:
     """Hold a send rate: wait() returns when the next frame is due (spins for the last 2 ms).
 
-    By packets (pps) or by bits (mbps: each frame's due time follows from its length)."""
+    By packets (pps) or by bits (mbps: each frame's due time follows from its length). A rate
+    must be a finite number above 0; however slow, waiting is in slices (no sleep too long for
+    the clock), and cancel() ends a wait at once (wait() raises Cancelled)."""
+
+    LONGEST_SLEEP_S = 60.0
 
     def __init__(self, pps=None, mbps=None):
+        import math
+        import threading
         if (pps is None) == (mbps is None):
             raise ValueError("rate: give exactly one of pps or mbps")
-        rate = pps if pps is not None else mbps
-        if not rate > 0:
-            raise ValueError(f"rate {rate}: must be positive")
-        self.interval = 1.0 / float(pps) if pps else None
-        self.bit_time = 1.0 / (float(mbps) * 1e6) if mbps else None
+        given = pps if pps is not None else mbps
+        try:
+            rate = float(given)
+        except (TypeError, ValueError):
+            raise ValueError(f"rate {given!r}: not a number") from None
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"rate {given}: must be positive and finite")
+        self.interval = 1.0 / rate if pps is not None else None
+        self.bit_time = 1.0 / (rate * 1e6) if mbps is not None else None
         self.next = None
+        self._cancel = threading.Event()
+
+    def cancel(self):
+        self._cancel.set()
 
     def wait(self, nbytes=0):
         now = time.perf_counter()
         if self.next is None:
             self.next = now
-        delay = self.next - now
-        if delay > 0.002:
-            time.sleep(delay - 0.002)
+        while True:
+            delay = self.next - time.perf_counter()
+            if delay <= 0.002:
+                break
+            if self._cancel.wait(min(delay - 0.002, self.LONGEST_SLEEP_S)):
+                raise Cancelled()
+        if self._cancel.is_set():
+            raise Cancelled()
         while time.perf_counter() < self.next:
             pass
         self.next += self.interval if self.interval else nbytes * 8 * self.bit_time
@@ -340,16 +395,34 @@ class ReplayResult:
         }
 
 
+#: capture problems a replay lists word for word (a damaged file can have one per frame)
+MAX_PROBLEMS = 50
+
+
+def _is_path(source):
+    return isinstance(source, (str, bytes)) or hasattr(source, "__fspath__")
+
+
 def _frames_from(source, problems, limit):
-    if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+    """The frames' bytes, at most `limit` of them. A path is read leniently: its problems go
+    to `problems` as messages, each once however many times the file is read (--loop), and at
+    most MAX_PROBLEMS of them (then one line saying that more were left out)."""
+    if _is_path(source):
         from .capture import read_frames
+        seen = set(problems)
 
         def on_error(problem):
-            problems.append(problem.message() if hasattr(problem, "message") else str(problem))
+            msg = problem.message() if hasattr(problem, "message") else str(problem)
+            if msg in seen or len(problems) > MAX_PROBLEMS:
+                return
+            seen.add(msg)
+            problems.append(msg if len(problems) < MAX_PROBLEMS else
+                            "further capture problems are not listed (`pktlab cast FILE` "
+                            "lists them all)")
         it = read_frames(source, on_error=on_error, data_only=True)
     else:
         it = (bytes(f) for f in source)
-    return itertools.islice(it, limit) if limit else it
+    return itertools.islice(it, limit) if limit is not None else it
 
 
 class _HookRate:
@@ -385,6 +458,15 @@ def ring_slots_for(batch=DEFAULT_BATCH):
     return max(bpf.SLOTS_DEFAULT, 1 << (4 * int(batch) - 1).bit_length())
 
 
+def _check_counts(**counts):
+    """loop and batch at least 1; limit None (every frame) or at least 1 (0 is not 'all')."""
+    for name, v in counts.items():
+        if v is None and name == "limit":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} {v!r}: must be a whole number, at least 1")
+
+
 def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batch=DEFAULT_BATCH,
            xdp_mode="generic", lab=None, progress=None, keep_disagreements=20, mtu=1500,
            rewrite=None, precise_ts=None):
@@ -397,11 +479,16 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
     """
     hook_names = parse_hooks(hooks)
     problems = []
-    label = str(source) if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__") \
-        else "<frames>"
-    if loop < 1:
-        raise ValueError(f"loop {loop}: must be at least 1")
+    label = str(source) if _is_path(source) else "<frames>"
+    _check_counts(loop=loop, limit=limit, batch=batch)
     pacer = Pacer(pps=pps, mbps=mbps) if (pps is not None or mbps is not None) else None
+    if _is_path(source):
+        # bad input is refused before any lab is built: a file with no readable frame (not a
+        # capture, compressed, empty, only refused link types...) says why in one line
+        from .capture import CaptureError, survey
+        checked = survey(source, limit=limit, mtu=lab.mtu if lab is not None else mtu)
+        if checked.frames == 0:
+            raise CaptureError(checked.refusal(need_sendable=False))
     if precise_ts is None:
         precise_ts = pacer is not None
     slots = ring_slots_for(batch)
@@ -459,7 +546,7 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
                 result.totals[h].foreign += foreign
                 result.totals[h].unmatched += unmatched
         finally:
-            sender.wait() if sender.thread is not None else None
+            sender.close()        # at once, in every state (an interrupt may come anywhere)
         result.elapsed_s = time.perf_counter() - t0
         for h, n in rp.hooks.lost().items():
             result.totals[h].ring_lost = n
