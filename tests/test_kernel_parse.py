@@ -3,8 +3,10 @@
 Programs are really compiled, loaded and attached; frames really cross a veth pair.
 """
 
+import collections
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
@@ -14,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import PCAPS, REPO, corpus_files, require_hook, require_root
+from conftest import (PCAPS, REPO, corpus_files, require_hook, require_kprobe_mechanism,
+                      require_root)
 
 from pktlab import bpf, compare
 from pktlab import record as rec
@@ -102,21 +105,190 @@ def test_kernel_and_walker_agree_on_arbitrary_bytes(data):
     _assert_same(kernel, _walker_array([data]), [data], "xdp test run on random bytes")
 
 
-def _header_prefixes():
-    """Random bytes behind plausible headers: reaches the deep parse paths more often."""
-    eth = st.sampled_from([b"\x08\x00", b"\x86\xdd", b"\x81\x00", b"\x88\xa8", b"\x08\x06"])
-    return st.tuples(st.binary(min_size=12, max_size=12), eth,
-                     st.sampled_from([b"", b"\x45", b"\x46", b"\x4f", b"\x60", b"\x00\x05\x08\x00\x45"]),
-                     st.binary(max_size=300)).map(lambda t: b"".join(t))
+# --- structured frames: every layer's fields drawn, so the deep parse paths are reached -----
+L7_STARTS = [b"GET ", b"POST", b"HTTP/1.1 200", b"\x16\x03\x01\x02\x00", b"DELE", b""]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(_header_prefixes())
-def test_kernel_and_walker_agree_behind_real_headers(data):
+def _mostly(sane, wild, one_in=8):
+    """`sane`, except one time in `one_in` a draw from `wild` (shrinking goes back to sane)."""
+    return st.sampled_from([True] * (one_in - 1) + [False]).flatmap(
+        lambda keep: st.just(sane) if keep else wild)
+
+
+@st.composite
+def _l4(draw, proto):
+    """A TCP/UDP/ICMP header (fields drawn, lengths mostly sane) and a payload."""
+    ports = st.sampled_from([53, 80, 443, 5353, 49152]) | st.integers(0, 65535)
+    payload = draw(st.sampled_from(L7_STARTS)) + draw(st.binary(max_size=48))
+    if proto == 6:
+        words = draw(_mostly(5, st.integers(5, 15), one_in=2))
+        opts = draw(st.binary(min_size=(words - 5) * 4, max_size=(words - 5) * 4))
+        # one in three: below 5, or running past the end of the IP packet
+        doff = draw(_mostly(words, st.sampled_from([0, 1, 4, 15]) | st.integers(0, 15),
+                            one_in=3))
+        hdr = struct.pack(">HHIIBBHHH", draw(ports), draw(ports), draw(st.integers(0, 2**32 - 1)),
+                          draw(st.integers(0, 2**32 - 1)), doff << 4, draw(st.integers(0, 255)),
+                          draw(st.integers(0, 65535)), 0, 0) + opts
+    elif proto == 17:
+        hdr = struct.pack(">HHHH", draw(ports), draw(ports), 8 + len(payload), 0)
+    elif proto in (1, 58):
+        echo = (0, 8) if proto == 1 else (128, 129)
+        hdr = struct.pack(">BBHHH", draw(_mostly(echo[1], st.integers(0, 255))),
+                          draw(st.integers(0, 255)), 0, draw(st.integers(0, 65535)),
+                          draw(st.integers(0, 65535)))
+    else:
+        hdr = b""
+    # one in six: the IP packet ends inside the L4 header (the IP lengths will say so too)
+    cut = draw(_mostly(None, st.integers(0, max(0, len(hdr) - 1)), one_in=6))
+    return hdr + payload if cut is None else hdr[:cut]
+
+
+EXT_CHAINS = {"none": st.just([]), "few": st.lists(st.sampled_from([0, 43, 60, 44, 51]),
+                                                    min_size=1, max_size=3),
+              # one past pktlab's limit of six (atomic fragments only: offset 0 goes on)
+              "too-many": st.lists(st.sampled_from([0, 43, 60, 51]), min_size=7, max_size=7)}
+
+
+@st.composite
+def _ipv4(draw):
+    proto = draw(st.sampled_from([6, 17, 1, 6, 17, 1, 6, 17, 1, 200]))
+    body = draw(_l4(proto))
+    opt_words = draw(st.integers(0, 10))
+    ihl = draw(_mostly(5 + opt_words, st.integers(0, 15)))
+    ver = draw(_mostly(4, st.integers(0, 15)))
+    frag = draw(_mostly(0x4000, st.sampled_from([0, 0x2000, 0x2000 | 185, 185]) |
+                        st.integers(0, 0xFFFF), one_in=4))
+    hdr_opts = draw(st.binary(min_size=opt_words * 4, max_size=opt_words * 4))
+    tot = 20 + len(hdr_opts) + len(body)
+    tot = draw(_mostly(tot, st.integers(0, 65535)))
+    hdr = struct.pack(">BBHHHBBH4s4s", ver << 4 | ihl, 0, tot, draw(st.integers(0, 65535)),
+                      frag, draw(st.integers(0, 255)), proto, 0, draw(st.binary(min_size=4,
+                      max_size=4)), draw(st.binary(min_size=4, max_size=4)))
+    return b"\x08\x00", hdr + hdr_opts + body, len(hdr) + len(hdr_opts)
+
+
+@st.composite
+def _ipv6(draw):
+    """IPv6 with up to 7 extension headers (one past pktlab's limit) before the L4 header."""
+    proto = draw(st.sampled_from([6, 17, 58, 6, 17, 58, 6, 17, 58, 200]))
+    exts = draw(EXT_CHAINS[draw(st.sampled_from(["none", "few", "few", "too-many"]))])
+    chain = b""
+    for i in reversed(range(len(exts))):
+        nh = exts[i + 1] if i + 1 < len(exts) else proto
+        if exts[i] == 44:
+            off = draw(_mostly(0, st.integers(1, 0x1FFF), one_in=2))
+            chain = struct.pack(">BBHI", nh, 0, off << 3 | draw(st.integers(0, 1)),
+                                draw(st.integers(0, 2**32 - 1))) + chain
+        else:
+            words = draw(st.integers(0, 3))
+            size = (words + 2) * 4 if exts[i] == 51 else (words + 1) * 8
+            chain = bytes([nh, words]) + draw(st.binary(min_size=size - 2,
+                                                        max_size=size - 2)) + chain
+    first = exts[0] if exts else proto
+    body = chain + draw(_l4(proto))
+    plen = draw(_mostly(len(body), st.integers(0, 65535)))
+    ver = draw(_mostly(6, st.integers(0, 15)))
+    hdr = struct.pack(">IHBB16s16s", ver << 28, plen, first, draw(st.integers(0, 255)),
+                      draw(st.binary(min_size=16, max_size=16)),
+                      draw(st.binary(min_size=16, max_size=16)))
+    return b"\x86\xdd", hdr + body, len(hdr) + len(chain)
+
+
+@st.composite
+def deep_frames(draw):
+    """Ethernet, 0-3 VLAN tags, then IPv4/IPv6/ARP/anything, sometimes cut short."""
+    kind = draw(st.sampled_from(["ipv4", "ipv6"] * 4 + ["arp", "other"]))
+    et, l3, l4_at = draw({"ipv4": _ipv4(), "ipv6": _ipv6(),
+                          "arp": st.tuples(st.just(b"\x08\x06"), st.binary(max_size=40),
+                                           st.just(0)),
+                          "other": st.tuples(st.binary(min_size=2, max_size=2),
+                                             st.binary(max_size=40), st.just(0))}[kind])
+    frame = draw(st.binary(min_size=12, max_size=12))
+    for _ in range(draw(_mostly(0, st.integers(1, 3)))):
+        frame += draw(st.sampled_from([b"\x81\x00", b"\x88\xa8"])) + draw(st.binary(min_size=2,
+                                                                                  max_size=2))
+    frame += et + l3
+    l4_at += len(frame) - len(l3)
+    cut = draw(_mostly(None, st.integers(14, len(frame)) | st.integers(l4_at, l4_at + 19),
+                       one_in=4))
+    return frame if cut is None else frame[:cut]
+
+
+def _test_run_refusal_expected(frame):
+    """The kernel's skb test run refuses (EINVAL) a frame whose EtherType is IPv4 or IPv6 but
+    whose network header does not fit: bpf_prog_test_run_skb() checks skb_headlen() against
+    sizeof(struct iphdr) / sizeof(struct ipv6hdr) (a recent fix; older kernels ran such frames).
+    Measured on 6.18: < 20 / < 40 bytes after Ethernet. Any other refusal is a finding."""
+    et = frame[12:14]
+    return (et == b"\x08\x00" and len(frame) < 14 + 20) or \
+        (et == b"\x86\xdd" and len(frame) < 14 + 40)
+
+
+# the deep parse paths the frames above must reach, by IP version (and how often, at least)
+DEEP_PATHS = {f"{path}/{ver}": 3 for path, ver in
+              [("TCP", 4), ("TCP", 6), ("UDP", 4), ("UDP", 6), ("ICMP", 4), ("ICMPV6", 6),
+               ("PAYLOAD", 4), ("PAYLOAD", 6), ("L7", 4), ("L7", 6), ("L4-behind-ext", 6),
+               ("IPV6_EXT", 6), ("TRUNCATED-in-L4", 4), ("TRUNCATED-in-L4", 6), ("DOFF", 4),
+               ("DOFF", 6), ("FRAG_NONFIRST", 4), ("FRAG_NONFIRST", 6), ("EXT_TOO_MANY", 6)]}
+L4_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPV6"}
+
+
+def _path_of(r):
+    """Where a walker record (a RECORD_DTYPE row) says parsing got to, in DEEP_PATHS' words."""
+    layer, status = rec.layer_name(int(r["layer"])), rec.status_name(int(r["status"]))
+    ver, ext = int(r["ip_version"]), int(r["ipv6_ext_count"])
+    out = []
+    if status == "OK" and layer in ("TCP", "UDP", "ICMP", "ICMPV6", "PAYLOAD"):
+        out.append(f"{L4_NAMES[int(r['l4_proto'])]}/{ver}")
+        if layer == "PAYLOAD":
+            out.append(f"PAYLOAD/{ver}")
+        if int(r["l7"]):
+            out.append(f"L7/{ver}")
+        if ext:
+            out.append(f"L4-behind-ext/{ver}")
+    if layer == "IPV6_EXT" or ext:
+        out.append(f"IPV6_EXT/{ver}")
+    if status == "TRUNCATED" and layer in ("TCP", "UDP", "ICMP", "ICMPV6"):
+        out.append(f"TRUNCATED-in-L4/{ver}")
+    if status in ("DOFF_LT5", "DOFF_BEYOND"):
+        out.append(f"DOFF/{ver}")
+    if status in ("FRAG_NONFIRST", "EXT_TOO_MANY"):
+        out.append(f"{status}/{ver}")
+    return out
+
+
+def test_kernel_and_walker_agree_behind_real_headers():
+    """TC's skb test run against the walker on structured frames: every path the parser has
+    below IP (TCP, UDP, ICMP, ICMPv6, payload and L7, extension chains, truncations, bad doff)
+    is reached, counted, and required; a test-run refusal is allowed only by the kernel's rule."""
     require_hook("tc-ingress")
-    kernel, refused = bpf.parse_in_kernel([data], "tc-ingress")
-    if not refused:
-        _assert_same(kernel, _walker_array([data]), [data], "tc test run")
+    reached, ran, refused_n = collections.Counter(), [0], [0]
+
+    # derandomized: the same ~1000 frames every run, so the path counts asserted below are a
+    # property of the generator, not luck (hypothesis makes draws within a run alike, and a
+    # random run reached bad-doff-over-IPv6 only twice); random bytes are fuzzed above
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck),
+              derandomize=True, database=None)
+    @given(st.lists(deep_frames(), min_size=1, max_size=8))
+    def check(frames):
+        kernel, refused = bpf.parse_in_kernel(frames, "tc-ingress")
+        for i, why in refused.items():
+            assert _test_run_refusal_expected(frames[i]), \
+                f"the test run refused {frames[i].hex()}: {why}"
+        keep = [i for i in range(len(frames)) if i not in refused]
+        walker = _walker_array([frames[i] for i in keep])
+        _assert_same(kernel[keep], walker, [frames[i] for i in keep], "tc test run")
+        ran[0] += len(keep)
+        refused_n[0] += len(refused)
+        for row in walker:
+            reached.update(_path_of(row))
+
+    check()
+    short = {k: f"{reached[k]} < {n}" for k, n in DEEP_PATHS.items() if reached[k] < n}
+    assert not short, (f"deep parse paths reached too rarely in {ran[0]} frames "
+                       f"({refused_n[0]} refused by the kernel): {short}; all: {dict(reached)}")
+    print(f"tc test run vs walker: {ran[0]} frames compared, {refused_n[0]} refused by the "
+          f"kernel's short-network-header rule; paths: {dict(sorted(reached.items()))}")
 
 
 def test_programs_are_compiled_once_per_source_and_flags():
@@ -172,7 +344,10 @@ def test_all_hooks_agree_on_crafted_frames_across_a_lab():
     for h in ALL_HOOKS:
         t = doc["hooks"][h]
         assert t["disagree"] == 0 and t["lost"] == 0, (h, t, doc["disagreements"])
-        assert t["seen"] + t["explained"] >= len(frames) - 1
+        # seen = agree + explained + disagree: every frame reaches every hook on a veth
+        assert t["seen"] == t["agree"] + t["explained"] == len(frames), (h, t)
+    assert doc["hooks"]["tc-ingress"]["explained"] == sum(1 for f in frames if f[12:14] in
+                                                         (b"\x81\x00", b"\x88\xa8"))
     assert doc["leftovers"] == []
 
 
@@ -255,13 +430,36 @@ def test_two_labs_each_kprobe_hook_sees_only_its_own():
     assert len(set(ra["ifindex"])) == 1 and len(set(rb["ifindex"])) == 1
 
 
-def _pktlab_links():
-    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True)
-    if out.returncode != 0:
-        return []
-    import json
-    return [ln for ln in json.loads(out.stdout or "[]")
-            if "pktlab" in str(ln.get("prog_name", "")) or ln.get("tp_name") == "netif_receive_skb"]
+@pytest.mark.parametrize("mech", ["kprobe", "fentry", "raw_tracepoint"])
+def test_kprobe_hook_agrees_by_each_mechanism(mech, monkeypatch):
+    """The kprobe hook attached by one mechanism, forced: its records agree with the walker.
+    A mechanism the doctor refused here is reported as untested here, not passed."""
+    require_kprobe_mechanism(mech)
+    from pktlab import hooks
+    monkeypatch.setattr(hooks, "choose_kprobe_mechanism", lambda: (mech, {}))
+    frames = [f for f in _crafted() if len(f) >= 14]
+    doc = _replay(frames, hooks=["kprobe"]).summary()
+    t = doc["hooks"]["kprobe"]
+    assert t["via"] == mech, t
+    assert t["seen"] == t["agree"] == len(frames) and t["lost"] == 0, (t, doc["disagreements"])
+    assert doc["leftovers"] == []
+
+
+def _bpf_links_held_here():
+    """The BPF links this process holds (the kprobe hook's tracing attachment is one), from
+    /proc/self/fdinfo: other engineers' labs hold their own, so a system-wide list
+    (bpftool link show) cannot say whether *this* replay left one behind."""
+    held = []
+    for fd in os.listdir("/proc/self/fdinfo"):
+        try:
+            with open(f"/proc/self/fdinfo/{fd}") as f:
+                info = dict(ln.split(":\t", 1) for ln in f.read().splitlines() if ":\t" in ln)
+        except FileNotFoundError:       # the listing's own fd, closed already
+            continue
+        if "link_id" in info:
+            held.append(f"fd {fd}: {info.get('link_type', '?')} link {info['link_id']} "
+                        f"({info.get('tp_name', info.get('prog_id', ''))})")
+    return held
 
 
 def test_exception_mid_replay_leaves_nothing_attached():
@@ -271,12 +469,18 @@ def test_exception_mid_replay_leaves_nothing_attached():
     from scapy.all import IP, UDP, Ether
     frames = [bytes(Ether() / IP() / UDP())] * 3000
 
+    during = []
+
     def boom(done):
+        during.extend(_bpf_links_held_here())     # the kprobe hook's link, attached now
         raise RuntimeError("instructor pressed the wrong key")
+    before = set(_bpf_links_held_here())
     with pytest.raises(RuntimeError):
         _replay(frames, progress=boom, batch=500)
+    assert set(during) - before, "no BPF link was seen while the kprobe hook was attached: " \
+                                 "the check is blind"
     assert not [s.name for s in list_labs() if s.owner_pid == os.getpid()]
-    assert _pktlab_links() == []
+    assert sorted(set(_bpf_links_held_here()) - before) == []
 
 
 def test_cli_replay_json_contract():
@@ -324,7 +528,7 @@ def test_a_full_record_ring_refuses_and_counts_then_resumes_in_order():
         ring.read()
         frames = [bytes.fromhex("020000000002020000000001") + b"\x08\x06" + bytes([i]) * 28
                   for i in range(40)]
-        fps = [rec.fingerprint(f) for f in frames]
+        fps = [int(x) for x in compare.walker_records(frames)["fingerprint"]]
         for f in frames[:24]:
             bpf.test_run(prog, f)
         assert ring.pending() == 16
