@@ -43,9 +43,14 @@ def _one_line(text):
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
+_said = False            # this run has said its one line on stderr
+
+
 def _err(msg, prefix="pktlab: "):
+    global _said
     try:
         print(prefix + _one_line(msg), file=sys.stderr, flush=True)
+        _said = True
     except (OSError, ValueError, AttributeError):   # stderr closed or gone: nothing to say it on
         pass
 
@@ -422,17 +427,18 @@ _SIGNALLED = None        # the first SIGINT/SIGTERM this run received
 
 def _on_signal(signum, frame):
     """SIGINT and SIGTERM: unwind through every `with` (labs and attachments are removed),
-    once. Later signals are ignored, so that the cleanup runs to its end and the run says
-    one line."""
+    once. Later ones are ignored, so that the cleanup runs to its end and the run says one
+    line."""
     # pyroute2 forks helper processes (netns sockets) and ends them with SIGTERM, and Ctrl-C
     # reaches the whole process group: a forked child must just die, never unwind the
-    # parent's `with` blocks (that would tear the lab down)
+    # parent's `with` blocks (that would tear the lab down). Not SIG_IGN for the repeats:
+    # children forked during the cleanup inherit it, and must still die on SIGTERM.
     if os.getpid() != _MAIN_PID:
         os._exit(128 + signum)
     global _SIGNALLED
-    if _SIGNALLED is None:
-        _SIGNALLED = signum
-        _set_signals({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN})
+    if _SIGNALLED is not None:
+        return
+    _SIGNALLED = signum
     raise KeyboardInterrupt
 
 
@@ -454,10 +460,10 @@ def main(argv=None):
     An interrupt may land anywhere, also inside a C extension's import or a library's
     cleanup, which then raise their own exception instead of KeyboardInterrupt: whatever
     ends a run that received SIGINT or SIGTERM, the run was interrupted (130)."""
-    global _MAIN_PID, _SIGNALLED
+    global _MAIN_PID, _SIGNALLED, _said
     saved = {}
     try:
-        _MAIN_PID, _SIGNALLED = os.getpid(), None
+        _MAIN_PID, _SIGNALLED, _said = os.getpid(), None, False
         saved = _set_signals({signal.SIGINT: _on_signal, signal.SIGTERM: _on_signal})
         # started with stdout or stderr closed (`>&-`): write to nowhere rather than to None
         if sys.stdout is None:
@@ -471,11 +477,17 @@ def main(argv=None):
     except SystemExit:           # --help
         raise
     except BaseException as e:
-        return _failed(e)
+        try:
+            return _failed(e)
+        except KeyboardInterrupt:  # the first signal landed while saying what went wrong
+            if not _said:
+                _err("interrupted")
+            return EXIT_INTERRUPTED
     finally:
         if argv is None:
-            # the program's own run (the console script): the status is decided, a late
-            # Ctrl-C must not turn it into a KeyboardInterrupt on the way out
+            # the program's own run (the console script): the status is decided; a late
+            # Ctrl-C must not turn it into a KeyboardInterrupt on the way out, nor kill the
+            # interpreter while it finalizes (it puts back SIG_DFL, but leaves SIG_IGN)
             _set_signals({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN})
         else:
             _set_signals(saved)  # main([...]) called in-process leaves the caller's handlers
@@ -483,8 +495,7 @@ def main(argv=None):
 
 def _failed(e):
     """The exit status for what ended a run, said in one line on stderr."""
-    if isinstance(e, KeyboardInterrupt) or _SIGNALLED is not None:
-        _set_signals({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN})
+    if isinstance(e, KeyboardInterrupt) or _SIGNALLED:
         if isinstance(e, KeyboardInterrupt):
             _err("interrupted; everything this run made has been removed")
         else:
