@@ -39,10 +39,17 @@ def call(fn, *args, **kwargs):
     return _executor().submit(fn, *args, **kwargs).result()
 
 
+def _netns_args(netns):
+    # flags=0: a namespace that is not there is an error (FileNotFoundError), never made.
+    # pyroute2's default (O_CREAT) creates it, which hands a vanished lab's name to a new
+    # namespace that no state file records (pktlab/lab.py: ownership is proven, not named).
+    return {} if netns is None else {"netns": netns, "flags": 0}
+
+
 class _Proxy:
     def __init__(self, netns):
         from pyroute2 import IPRoute as _IPRoute
-        self._ipr = _executor().submit(_IPRoute, netns=netns).result()
+        self._ipr = _executor().submit(_IPRoute, **_netns_args(netns)).result()
 
     def __getattr__(self, name):
         attr = getattr(self._ipr, name)
@@ -69,4 +76,4 @@ def IPRoute(netns=None):
     if _loop_running():
         return _Proxy(netns)
     from pyroute2 import IPRoute as _IPRoute
-    return _IPRoute(netns=netns)
+    return _IPRoute(**_netns_args(netns))
