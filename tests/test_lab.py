@@ -291,21 +291,47 @@ def test_a_lab_that_fails_half_way_up_removes_what_it_made(monkeypatch):
 
 
 def test_ctrl_c_while_labs_are_made_leaves_nothing():
-    """SIGINT at varying moments of Lab.up(), including pyroute2's fork of a namespace."""
+    """SIGINT at varying moments of Lab.up(), including pyroute2's fork of a namespace.
+
+    The child makes labs in a loop and says so; each run must have been making labs when the
+    signal came (and die of that KeyboardInterrupt, not of anything else), some runs must be
+    caught inside a build, some labs must be complete, and no plsig namespace or state file
+    may be left."""
     require_root()
+    from pktlab.lab import STATE_DIR
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "from pktlab.lab import Lab\n"
             "print('ready', flush=True)\n"
             "while True:\n"
-            "    with Lab(prefix='plsig'):\n"
-            "        pass\n")
+            "    print('building', flush=True)\n"
+            "    with Lab(prefix='plsig') as lab:\n"
+            "        print('made', lab.name, flush=True)\n")
+    made, caught_building = [], 0
     for delay in (0.05, 0.11, 0.17, 0.23, 0.29, 0.37, 0.43, 0.51):
+        # unbuffered: readline() must not read ahead what communicate() is to see
         p = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True,
+                             stderr=subprocess.PIPE, bufsize=0,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        assert p.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-        p.send_signal(signal.SIGINT)
-        p.wait(timeout=30)
+        try:
+            assert p.stdout.readline().strip() == b"ready"
+            time.sleep(delay)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        lines, err = out.decode().splitlines(), err.decode().strip()
+        assert err.splitlines()[-1:] == ["KeyboardInterrupt"] and p.returncode == -signal.SIGINT, \
+            f"SIGINT after {delay}s: the child did not die of it (status {p.returncode}): {err}"
+        assert "building" in lines, f"SIGINT after {delay}s: no lab was being made: {lines}"
+        made += [ln.split()[1] for ln in lines if ln.startswith("made ")]
+        caught_building += lines[-1] == "building"
         left = [n for n in netns.list_names() if n.startswith("plsig")]
         assert left == [], f"SIGINT after {delay}s left {left}"
+        states = [f for f in os.listdir(STATE_DIR) if f.startswith("plsig")] \
+            if os.path.isdir(STATE_DIR) else []
+        assert states == [], f"SIGINT after {delay}s left state files {states}"
+    assert made, "no lab was ever complete: the signal never met a working Lab"
+    assert caught_building, "the signal never came while a lab was being built"
+    assert all(leftovers(n) == [] for n in made)
