@@ -231,6 +231,14 @@ def format_replay(doc):
     if doc.get("kprobe_not_used"):
         for m, why in doc["kprobe_not_used"].items():
             lines.append(f"  kprobe hook not by {m}: {why}")
+    for h, t in doc["hooks"].items():
+        if t.get("unmatched"):
+            lines.append(f"  UNMATCHED at {h}: {t['unmatched']} record(s) of this run's frames "
+                         "that no frame took (late after their frame was counted lost, or "
+                         "doubled); like lost records, they fail the run")
+        if t.get("foreign"):
+            lines.append(f"  foreign at {h}: {t['foreign']} record(s) of traffic the lab made "
+                         "itself (not from the capture): counted, not compared")
     for d in doc["disagreements"]:
         lines.append(f"  DISAGREE frame {d['frame']} at {d['hook']}: {', '.join(d['fields'])}")
     if doc.get("rewrite"):

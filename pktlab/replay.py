@@ -349,6 +349,7 @@ class ReplayResult:
     totals: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
     leftovers: list = field(default_factory=list)
+    lab: str = None                                      # the lab's name (its namespaces' prefix)
     problems: list = field(default_factory=list)
     disagreements: list = field(default_factory=list)   # first few, with field names
     requested_pps: float = None
@@ -388,6 +389,7 @@ class ReplayResult:
             "requested_pps": self.requested_pps,
             "hook_clock": self.hook_clock,
             "leftovers": self.leftovers,
+            "lab": self.lab,
             "problems": self.problems,
             "disagreements": self.disagreements,
             "kprobe_not_used": self.kprobe_why,
@@ -557,5 +559,6 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
         own = lab is None
     if own:
         result.leftovers = leftovers(name)
+    result.lab = name
     result.problems = problems
     return result
