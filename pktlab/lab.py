@@ -164,19 +164,30 @@ class LabState:
 
     @classmethod
     def from_dict(cls, d):
+        """A state from a file's contents; ValueError for anything that is not one."""
+        if not isinstance(d, dict) or not isinstance(d.get("extra", {}), dict):
+            raise ValueError("not a lab state")
         known = {f.name for f in fields(cls)}
         st = cls(**{k: v for k, v in d.items() if k in known})
         extra = dict(st.extra or {})
         ident = extra.pop("identity", None) or {}
+        cookies = ident.get("netns_cookies") or {} if isinstance(ident, dict) else None
+        if not isinstance(cookies, dict) or not set(cookies) <= set(SIDES):
+            raise ValueError("a lab state with a malformed identity")
         st.extra = extra
         st.boot_id = str(ident.get("boot_id") or "")
-        st.cookies = {k: int(v) for k, v in (ident.get("netns_cookies") or {}).items()}
+        st.cookies = {k: int(v) for k, v in cookies.items()}
         return st
 
     @classmethod
     def load(cls, name):
+        """The state file of lab `name`. It speaks only for its own name's namespaces and
+        interfaces: a file naming others is not a lab state (ValueError)."""
         with open(cls.path_for(name)) as f:
-            return cls.from_dict(json.load(f))
+            st = cls.from_dict(json.load(f))
+        if st.name != name or (st.ns_src, st.ns_dut, st.if_src, st.if_dut) != _names_for(name):
+            raise ValueError(f"{cls.path_for(name)} does not describe lab {name}")
+        return st
 
 
 def _names_for(name):
@@ -485,7 +496,8 @@ def lab_of_namespace(ns):
 def _cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            # one line: arguments may hold newlines (a `python -c` program)
+            return " ".join(f.read().replace(b"\0", b" ").decode(errors="replace").split())
     except OSError:
         return ""
 
