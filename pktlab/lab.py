@@ -429,11 +429,19 @@ def _quiet_namespace(ns):
 
 
 # ownership --------------------------------------------------------------------------------------
+UNCHECKED = "not checked: reading a namespace's identity needs root (CAP_SYS_ADMIN)"
+
+
+def _can_prove():
+    # the cookie is asked of a socket made inside the namespace: setns(2) needs CAP_SYS_ADMIN
+    return os.geteuid() == 0
+
+
 def _open_proven(state):
     """{side: fd} of the lab's namespaces that are provably the ones pktlab made for it (their
     netns cookie is the recorded one). The fds keep them alive; the caller closes them."""
     fds = {}
-    if not state.provable:
+    if not state.provable or not _can_prove():
         return fds
     for side in SIDES:
         want = state.cookie(side)
@@ -458,10 +466,15 @@ def namespace_verdict(state, side):
     """'pktlab' when the namespace is the one pktlab made for lab `state`, 'missing' when no
     such name exists, else the reason it is not pktlab's (left alone by clean and down)."""
     ns = state.ns(side)
-    fd = netns.open_fd(ns)
+    try:
+        fd = netns.open_fd(ns)
+    except PermissionError:
+        return UNCHECKED
     if fd is None:
         return "missing" if not netns.exists(ns) else "not pktlab's: not a namespace"
     try:
+        if not _can_prove():
+            return UNCHECKED
         if not state.boot_id:
             return ("not provably pktlab's: its state file was written by an older pktlab that "
                     "recorded no namespace identity")
@@ -694,7 +707,7 @@ def foreign_namespaces(labs=None):
             out.append((ns, "not pktlab's: no state file in " + STATE_DIR))
             continue
         why = namespace_verdict(st, m.group(2))
-        if why not in ("pktlab", "missing"):
+        if why not in ("pktlab", "missing", UNCHECKED):
             out.append((ns, why))
     return out
 
