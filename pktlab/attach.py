@@ -5,6 +5,8 @@
     with TracingAttachment(prog, "raw_tracepoint"): ...
 
 close() is safe to call twice (the `attached` flag, as libbpf-bootstrap's hook_created).
+Before attaching, lab.check_interface(ifname, ns=ns) refuses an interface that is not a lab's
+own, in that lab's namespace as pktlab made it (its netns cookie), unless allow_host=True.
 The clsact qdisc is removed only when this process created it and no filter of ours is left on
 it; a clsact someone else made stays.
 """
