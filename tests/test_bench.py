@@ -149,11 +149,33 @@ def test_live_points_have_positive_rates_from_this_run(small_results):
     assert lv["tc_drop_pps"] == lv["by_size"]["64"]["tc_drop"]["pps"]
 
 
-def test_live_socket_nft_and_parse_points(lab):
-    """The other points, each once, on a small frame: positive rates, nothing left in dut."""
+class _CountingHookSet:
+    """Wraps pktlab.hooks.HookSet: the records each hook set wrote (its per-status `seen`
+    counts: a packet whose record found no slot is not parsed, only counted in `lost`) and
+    refused, read as it closes (after the bench's last drain)."""
+
+    def __init__(self, monkeypatch):
+        from pktlab import hooks
+        self.closed = []
+        real, closed = hooks.HookSet, self.closed
+
+        class HookSet(real):
+            def close(self):
+                if not self.closed:
+                    closed.append({"written": sum(sum(s.values()) for s in self.seen().values()),
+                                   "lost": sum(self.lost().values())})
+                super().close()
+        monkeypatch.setattr(hooks, "HookSet", HookSet)
+
+
+def test_live_socket_nft_and_parse_points(lab, monkeypatch):
+    """The other points, each once, on a small frame: positive rates, nothing left in dut;
+    at the parse points every record a hook wrote was read, and every one it refused is
+    counted lost."""
     require_hook("xdp")
     require_hook("tc-ingress")
     from pktlab import bench
+    counted = _CountingHookSet(monkeypatch)
     stats = bench.LinkStats(lab)
     try:
         bench._set_gro(lab, True)
@@ -167,8 +189,11 @@ def test_live_socket_nft_and_parse_points(lab):
                 m = runner.point(p, frame)
                 assert m["pps"] > 0, p
                 if p.endswith("_parse"):
-                    # records flowed (a starved drain thread may lose some: counted, not hidden)
-                    assert m["records_read"] > 0 and m["records_lost"] >= 0, m
+                    # records flowed; a starved drain thread may lose some: counted, not hidden
+                    hs = counted.closed[-1]
+                    assert m["records_read"] > 0, m
+                    assert (m["records_read"], m["records_lost"]) == \
+                        (hs["written"], hs["lost"]), (p, m, hs)
         finally:
             runner.close()
             gen.close()
@@ -262,7 +287,7 @@ def test_cli_json_has_the_contract_keys_and_writes_the_plot(tmp_path):
         assert live[f"{point}_pps"] > 0
     assert set(live["by_size"]) == {"64", "512", "1500"}
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert r.returncode == (1 if doc_failures(doc) else 0)
+    assert r.returncode == _exit_the_contract_wants(doc), (r.returncode, r.stderr[-2000:])
     from pktlab.lab import leftovers
     for lab in labs:
         assert leftovers(lab) == [], lab
@@ -289,12 +314,40 @@ def _run_watching_labs(args, tmp_path, timeout):
         return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read()), labs
 
 
-def doc_failures(doc):
-    from pktlab import bench
-    return bench.failures(doc)
+def _exit_the_contract_wants(doc):
+    """DESIGN.md's exit status, read from the JSON alone (never from bench.failures(), the
+    code under test): 1 when the run worked but a measurement asked for did not happen (an
+    error in place of a figure, micro or live) or records were lost; else 0."""
+    bad = [n for n, m in doc["micro"].items() if n != "_meta" and (m.get("error") or m.get("lost"))]
+    bad += list(doc["live"].get("errors", {}))
+    for size, row in doc["live"].get("by_size", {}).items():
+        bad += [f"{size} {k}" for k, m in row.items() if isinstance(m, dict) and "error" in m]
+    return 1 if bad else 0
 
 
 # --- Ctrl-C ---------------------------------------------------------------------------------------
+def _attached_in(lab):
+    """XDP programs and TC filters on the lab's two veth ends, read inside the lab's namespaces,
+    where the bench attaches them (the host namespace never has any): {where: what}."""
+    found, names = {}, _netns()
+    for side, ifname in (("src", f"{lab}s"), ("dut", f"{lab}d")):
+        ns = f"{lab}-{side}"
+        if ns not in names:
+            continue
+        link = subprocess.run(["ip", "-n", ns, "-d", "link", "show", "dev", ifname],
+                              capture_output=True, text=True).stdout
+        m = re.search(r"prog/xdp id \d+ name \S+", link)
+        if m:
+            found[f"{ns}/{ifname} xdp"] = m.group(0)
+        for d in ("ingress", "egress"):
+            f = subprocess.run(["tc", "-n", ns, "filter", "show", "dev", ifname, d],
+                               capture_output=True, text=True).stdout
+            m = re.search(r"bpf .* name \S+", f)
+            if m:
+                found[f"{ns}/{ifname} tc {d}"] = m.group(0)
+    return found
+
+
 def _wait_for(cond, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -307,6 +360,7 @@ def _wait_for(cond, timeout=120):
 
 @pytest.mark.parametrize("only,moment", [
     ("micro", "lab"),                      # the labs that pin XDP programs for test runs
+    ("micro", "xdp"),                      # ... once they pin them
     ("nft_drop", "nft"),                   # the nft table is in place
     ("socket_drop", "reader"),             # the socket reader process is running
     ("tc_egress_parse", "trafgen"),        # trafgen and the TC egress hook are running
@@ -328,6 +382,9 @@ def test_ctrl_c_leaves_nothing_behind(only, moment):
             lab = labs[-1]
             if moment == "lab":
                 return lab
+            attached = _attached_in(lab)
+            if moment == "xdp":
+                return lab if any(k.endswith(" xdp") for k in attached) else None
             if moment == "nft":
                 t = subprocess.run(["ip", "netns", "exec", f"{lab}-dut", "nft", "list",
                                     "tables"], capture_output=True, text=True).stdout
@@ -339,23 +396,27 @@ def test_ctrl_c_leaves_nothing_behind(only, moment):
                                   for ln in ps) else None
             if moment == "trafgen":
                 return lab if any(ln.startswith("trafgen ") and f"{lab}s" in ln.split() and
-                                  "-q" in ln.split() for ln in ps) else None
+                                  "-q" in ln.split() for ln in ps) and \
+                    any(k.endswith(" tc egress") for k in attached) else None
         lab = _wait_for(ready)
         assert lab, f"the bench never reached {moment}: {p.stderr.read() if p.poll() else ''}"
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        if p.poll() is None:        # the test failed first: let the bench clean up, then kill
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
     assert p.returncode == 130, err
     assert "interrupted" in err
     from pktlab.lab import leftovers
+    # where the bench attached (the labs' own namespaces), not the host: nothing is left
+    assert {name: _attached_in(name) for name in seen if _attached_in(name)} == {}
     for name in seen:
         assert leftovers(name) == [], name
     assert _labs_of(p.pid) == []
     assert _nft_tables_left(seen) == {}
     assert _wait_for(lambda: _our_processes(lab) == [], timeout=5)
-    # no XDP or TC attachment can outlive its namespace's veth; make sure the host has none
-    links = subprocess.run(["ip", "-d", "link", "show"], capture_output=True, text=True).stdout
-    assert "pktlab_drop" not in links
