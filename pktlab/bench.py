@@ -1099,6 +1099,8 @@ def live(points=None, sizes=SIZES, duration=1.2, warmup=0.3, slices=4, compare=(
                 row["generator"] = _rate(runner.generator_alone(frame))
             except PktlabError as e:
                 row["generator"] = {"error": str(e)}
+                # a measurement asked for that did not happen: failures() (exit 1) must see it
+                res["errors"][f"{size} B generator"] = str(e)
             done += 1
             progress(done, total, f"{size} B generator")
             for p in points:
