@@ -277,15 +277,31 @@ def test_count_frames_refuses_damage(tmp_path):
         count_frames(p)
 
 
-def test_reading_is_streaming(tmp_path):
-    """A generator: frames come one at a time, the file is not read up front."""
-    p = tmp_path / "many.pcap"
-    write_pcap(p, (_eth(60 + i % 50) for i in range(20000)))
-    it = read_frames(p)
-    first = next(it)
-    assert first.index == 1
-    n = 1 + sum(1 for _ in it)
-    assert n == 20000 == count_frames(p)
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+@pytest.mark.parametrize("data_only", [False, True])
+def test_reading_is_streaming(tmp_path, fmt, data_only):
+    """A generator that reads as it goes: when the first frame comes out, most of a 6 MB file
+    is still unread (a reader that builds a list first has read it all); by the last frame,
+    all of it has been read."""
+    p = tmp_path / f"many.{fmt}"
+    n_frames = 60000
+    frames = (_eth(60 + i % 50) for i in range(n_frames))
+    if fmt == "pcap":
+        write_pcap(p, frames)
+    else:
+        write_pcapng(p, [PcapngInterface(C.LINKTYPE_ETHERNET, 0, 9)],
+                     (PcapngPacket(0, T0 + i, f) for i, f in enumerate(frames)))
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        it = read_frames(f, data_only=data_only)
+        first = next(it)
+        read_for_first = f.tell()
+        assert read_for_first <= size // 3, \
+            f"{read_for_first} of {size} bytes read before the first frame came out"
+        assert (first if data_only else first.data) == _eth(60)
+        n = 1 + sum(1 for _ in it)
+        assert f.tell() == size
+    assert n == n_frames == count_frames(p)
 
 
 # --- fuzz: damage never escapes as anything but a pktlab error ---------------------------------------
