@@ -25,7 +25,7 @@ import urllib.request
 import nbformat
 import pytest
 
-from conftest import REPO
+from conftest import REPO, doctor_report
 
 pytestmark = pytest.mark.browser
 
@@ -167,6 +167,10 @@ def _errors(panel):
     return bad
 
 
+def _xdp_proved_here():
+    return os.geteuid() == 0 and doctor_report()["hooks"]["xdp"]["available"]
+
+
 @pytest.mark.parametrize("stem", ["01-casting-headers", "02-xdp"])
 def test_lesson_in_jupyterlab(jupyterlab, browser, stem):
     ncells = len(nbformat.read(os.path.join(NB_DIR, stem + ".ipynb"), as_version=4).cells)
@@ -202,12 +206,16 @@ def test_lesson_in_jupyterlab(jupyterlab, browser, stem):
         hexview = stepper.locator(".pl-stepper-hex")
         assert hexview.locator(".pl-view pre.pl-hex").count() == 1
         records = stepper.locator(".pl-stepper-records")
-        live = stem == "02-xdp" and records.locator("th", has_text="xdp").count() > 0
+        # live or not is the doctor's call (run once, in conftest), never the page's: a failed
+        # attach that falls back to "walker and scapy only" must fail here, not pass offline
+        live = stem == "02-xdp" and _xdp_proved_here()
         if stem == "02-xdp":
             status = stepper.locator(".pl-stepper-status").inner_text()
             if not live:      # only where the doctor says XDP cannot run here; it says why
                 assert "walker and scapy only" in status, status
             else:
+                assert records.locator("th", has_text="xdp").count() == 1, \
+                    f"the doctor proved XDP here, but the stepper shows no XDP record: {status}"
                 assert records.locator(".pll-badge").count() >= 1
         shot("2-stepper")
 
