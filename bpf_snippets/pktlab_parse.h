@@ -416,7 +416,11 @@ PL_INLINE __u64 pl_fingerprint(void *data, void *data_end, __u32 len, __u32 pars
 
 	if (extra > (PL_HASH_MAX - PL_HASH_BYTES) / 8)
 		extra = (PL_HASH_MAX - PL_HASH_BYTES) / 8;
-	asm volatile("%0 &= 0xff" : "+r"(extra));
+#ifndef PKTLAB_USERSPACE
+	asm volatile("%0 &= 0xff" : "+r"(extra));	/* BPF assembly: the kernel build only */
+#else
+	extra &= 0xff;
+#endif
 
 	/* the common prefix unrolled: no loop state for the verifier, no branch per word */
 #pragma unroll
