@@ -5,6 +5,7 @@ Programs are really compiled, loaded and attached; frames really cross a veth pa
 
 import collections
 import os
+import random
 import re
 import struct
 import subprocess
@@ -105,112 +106,113 @@ def test_kernel_and_walker_agree_on_arbitrary_bytes(data):
     _assert_same(kernel, _walker_array([data]), [data], "xdp test run on random bytes")
 
 
-# --- structured frames: every layer's fields drawn, so the deep parse paths are reached -----
+# --- structured frames: every layer built, so the deep parse paths are reached ---------------
+# Each example is one seed; a plain Random built from it decides everything (which layers, which
+# field is wild, the bytes). Hypothesis' own draws come in streaks: one run put a bad data offset
+# over IPv6 in 2 of 1000 frames, the next in 30; with st.data() beside the seed, 300 examples
+# shared ~55 seeds. The path counts asserted below need the frequencies written here, and each
+# seed hypothesis draws at the top level is a fresh one (a failing seed is printed to rerun).
 L7_STARTS = [b"GET ", b"POST", b"HTTP/1.1 200", b"\x16\x03\x01\x02\x00", b"DELE", b""]
 
 
-def _mostly(sane, wild, one_in=8):
-    """`sane`, except one time in `one_in` a draw from `wild` (shrinking goes back to sane)."""
-    return st.sampled_from([True] * (one_in - 1) + [False]).flatmap(
-        lambda keep: st.just(sane) if keep else wild)
+def _wild(rnd, sane, wild, one_in=8):
+    """`sane`, except one time in `one_in` wild() (e.g. any 4-bit value for an IHL)."""
+    return wild() if rnd.randrange(one_in) == 0 else sane
 
 
-@st.composite
-def _l4(draw, proto):
-    """A TCP/UDP/ICMP header (fields drawn, lengths mostly sane) and a payload."""
-    ports = st.sampled_from([53, 80, 443, 5353, 49152]) | st.integers(0, 65535)
-    payload = draw(st.sampled_from(L7_STARTS)) + draw(st.binary(max_size=48))
+def _l4(rnd, proto):
+    """A TCP/UDP/ICMP header and a payload."""
+    def port():
+        return rnd.choice([53, 80, 443, 5353, 49152]) if rnd.randrange(2) else rnd.randrange(65536)
+    payload = rnd.choice(L7_STARTS) + rnd.randbytes(rnd.randint(0, 48))
     if proto == 6:
-        words = draw(_mostly(5, st.integers(5, 15), one_in=2))
-        opts = draw(st.binary(min_size=(words - 5) * 4, max_size=(words - 5) * 4))
-        # one in three: below 5, or running past the end of the IP packet
-        doff = draw(_mostly(words, st.sampled_from([0, 1, 4, 15]) | st.integers(0, 15),
-                            one_in=3))
-        hdr = struct.pack(">HHIIBBHHH", draw(ports), draw(ports), draw(st.integers(0, 2**32 - 1)),
-                          draw(st.integers(0, 2**32 - 1)), doff << 4, draw(st.integers(0, 255)),
-                          draw(st.integers(0, 65535)), 0, 0) + opts
+        words = rnd.choice([5, 5, 6, 8, 10, 15])
+        doff = words
+        if rnd.randrange(3) == 0:       # below 5, or running past the end of the IP packet
+            past = -(-(words * 4 + len(payload) + 1) // 4)
+            doff = rnd.choice([0, 1, 4] + ([past] if past <= 15 else []))
+        hdr = struct.pack(">HHIIBBHHH", port(), port(), rnd.getrandbits(32), rnd.getrandbits(32),
+                          doff << 4, rnd.randrange(256), rnd.randrange(65536), 0, 0) + \
+            rnd.randbytes((words - 5) * 4)
     elif proto == 17:
-        hdr = struct.pack(">HHHH", draw(ports), draw(ports), 8 + len(payload), 0)
+        hdr = struct.pack(">HHHH", port(), port(), 8 + len(payload), 0)
     elif proto in (1, 58):
         echo = (0, 8) if proto == 1 else (128, 129)
-        hdr = struct.pack(">BBHHH", draw(_mostly(echo[1], st.integers(0, 255))),
-                          draw(st.integers(0, 255)), 0, draw(st.integers(0, 65535)),
-                          draw(st.integers(0, 65535)))
+        hdr = struct.pack(">BBHHH", _wild(rnd, rnd.choice(echo), lambda: rnd.randrange(256)),
+                          rnd.randrange(256), 0, rnd.randrange(65536), rnd.randrange(65536))
     else:
         hdr = b""
     # one in six: the IP packet ends inside the L4 header (the IP lengths will say so too)
-    cut = draw(_mostly(None, st.integers(0, max(0, len(hdr) - 1)), one_in=6))
-    return hdr + payload if cut is None else hdr[:cut]
+    if hdr and rnd.randrange(6) == 0:
+        return hdr[:rnd.randrange(len(hdr))]
+    return hdr + payload
 
 
-EXT_CHAINS = {"none": st.just([]), "few": st.lists(st.sampled_from([0, 43, 60, 44, 51]),
-                                                    min_size=1, max_size=3),
-              # one past pktlab's limit of six (atomic fragments only: offset 0 goes on)
-              "too-many": st.lists(st.sampled_from([0, 43, 60, 51]), min_size=7, max_size=7)}
+def _ipv4(rnd):
+    proto = rnd.choice([6, 6, 6, 17, 17, 1, 1, 200])
+    body = _l4(rnd, proto)
+    opts = rnd.randbytes(4 * rnd.choice([0, 0, 0, 1, 3, 10]))
+    ihl = _wild(rnd, 5 + len(opts) // 4, lambda: rnd.randrange(16))
+    ver = _wild(rnd, 4, lambda: rnd.randrange(16))
+    frag = _wild(rnd, 0x4000, lambda: rnd.choice([0, 0x2000, 0x2000 | 185, 185,
+                                                  rnd.randrange(65536)]), one_in=4)
+    tot = _wild(rnd, 20 + len(opts) + len(body), lambda: rnd.randrange(65536))
+    hdr = struct.pack(">BBHHHBBH4s4s", ver << 4 | ihl, 0, tot, rnd.randrange(65536), frag,
+                      rnd.randrange(256), proto, 0, rnd.randbytes(4), rnd.randbytes(4))
+    return b"\x08\x00", hdr + opts + body, len(hdr) + len(opts)
 
 
-@st.composite
-def _ipv4(draw):
-    proto = draw(st.sampled_from([6, 17, 1, 6, 17, 1, 6, 17, 1, 200]))
-    body = draw(_l4(proto))
-    opt_words = draw(st.integers(0, 10))
-    ihl = draw(_mostly(5 + opt_words, st.integers(0, 15)))
-    ver = draw(_mostly(4, st.integers(0, 15)))
-    frag = draw(_mostly(0x4000, st.sampled_from([0, 0x2000, 0x2000 | 185, 185]) |
-                        st.integers(0, 0xFFFF), one_in=4))
-    hdr_opts = draw(st.binary(min_size=opt_words * 4, max_size=opt_words * 4))
-    tot = 20 + len(hdr_opts) + len(body)
-    tot = draw(_mostly(tot, st.integers(0, 65535)))
-    hdr = struct.pack(">BBHHHBBH4s4s", ver << 4 | ihl, 0, tot, draw(st.integers(0, 65535)),
-                      frag, draw(st.integers(0, 255)), proto, 0, draw(st.binary(min_size=4,
-                      max_size=4)), draw(st.binary(min_size=4, max_size=4)))
-    return b"\x08\x00", hdr + hdr_opts + body, len(hdr) + len(hdr_opts)
+def _ext_chain(rnd):
+    """None, one to three, or seven extension headers (one past pktlab's limit of six; then
+    atomic fragments only, as a later fragment ends the walk before the limit)."""
+    kind = rnd.choice(["none", "none", "few", "few", "too-many"])
+    if kind == "none":
+        return []
+    if kind == "few":
+        return [rnd.choice([0, 43, 60, 44, 51]) for _ in range(rnd.randint(1, 3))]
+    return [rnd.choice([0, 43, 60, 51]) for _ in range(7)]
 
 
-@st.composite
-def _ipv6(draw):
-    """IPv6 with up to 7 extension headers (one past pktlab's limit) before the L4 header."""
-    proto = draw(st.sampled_from([6, 17, 58, 6, 17, 58, 6, 17, 58, 200]))
-    exts = draw(EXT_CHAINS[draw(st.sampled_from(["none", "few", "few", "too-many"]))])
+def _ipv6(rnd):
+    """IPv6, its extension headers, then the L4 header."""
+    proto = rnd.choice([6, 6, 6, 17, 17, 58, 58, 200])
+    exts = _ext_chain(rnd)
     chain = b""
     for i in reversed(range(len(exts))):
         nh = exts[i + 1] if i + 1 < len(exts) else proto
         if exts[i] == 44:
-            off = draw(_mostly(0, st.integers(1, 0x1FFF), one_in=2))
-            chain = struct.pack(">BBHI", nh, 0, off << 3 | draw(st.integers(0, 1)),
-                                draw(st.integers(0, 2**32 - 1))) + chain
+            off = _wild(rnd, 0, lambda: rnd.randint(1, 0x1FFF), one_in=2)
+            chain = struct.pack(">BBHI", nh, 0, off << 3 | rnd.randrange(2),
+                                rnd.getrandbits(32)) + chain
         else:
-            words = draw(st.integers(0, 3))
+            words = rnd.randrange(4)
             size = (words + 2) * 4 if exts[i] == 51 else (words + 1) * 8
-            chain = bytes([nh, words]) + draw(st.binary(min_size=size - 2,
-                                                        max_size=size - 2)) + chain
-    first = exts[0] if exts else proto
-    body = chain + draw(_l4(proto))
-    plen = draw(_mostly(len(body), st.integers(0, 65535)))
-    ver = draw(_mostly(6, st.integers(0, 15)))
-    hdr = struct.pack(">IHBB16s16s", ver << 28, plen, first, draw(st.integers(0, 255)),
-                      draw(st.binary(min_size=16, max_size=16)),
-                      draw(st.binary(min_size=16, max_size=16)))
+            chain = bytes([nh, words]) + rnd.randbytes(size - 2) + chain
+    body = chain + _l4(rnd, proto)
+    plen = _wild(rnd, len(body), lambda: rnd.randrange(65536))
+    ver = _wild(rnd, 6, lambda: rnd.randrange(16))
+    hdr = struct.pack(">IHBB16s16s", ver << 28, plen, exts[0] if exts else proto,
+                      rnd.randrange(256), rnd.randbytes(16), rnd.randbytes(16))
     return b"\x86\xdd", hdr + body, len(hdr) + len(chain)
 
 
-@st.composite
-def deep_frames(draw):
+def deep_frame(rnd):
     """Ethernet, 0-3 VLAN tags, then IPv4/IPv6/ARP/anything, sometimes cut short."""
-    kind = draw(st.sampled_from(["ipv4", "ipv6"] * 4 + ["arp", "other"]))
-    et, l3, l4_at = draw({"ipv4": _ipv4(), "ipv6": _ipv6(),
-                          "arp": st.tuples(st.just(b"\x08\x06"), st.binary(max_size=40),
-                                           st.just(0)),
-                          "other": st.tuples(st.binary(min_size=2, max_size=2),
-                                             st.binary(max_size=40), st.just(0))}[kind])
-    frame = draw(st.binary(min_size=12, max_size=12))
-    for _ in range(draw(_mostly(0, st.integers(1, 3)))):
-        frame += draw(st.sampled_from([b"\x81\x00", b"\x88\xa8"])) + draw(st.binary(min_size=2,
-                                                                                  max_size=2))
+    kind = rnd.choice(["ipv4", "ipv6"] * 4 + ["arp", "other"])
+    if kind == "ipv4":
+        et, l3, l4_at = _ipv4(rnd)
+    elif kind == "ipv6":
+        et, l3, l4_at = _ipv6(rnd)
+    else:
+        et = b"\x08\x06" if kind == "arp" else rnd.randbytes(2)
+        l3, l4_at = rnd.randbytes(rnd.randint(0, 40)), 0
+    frame = rnd.randbytes(12)
+    for _ in range(_wild(rnd, 0, lambda: rnd.randint(1, 3))):
+        frame += rnd.choice([b"\x81\x00", b"\x88\xa8"]) + rnd.randbytes(2)
     frame += et + l3
     l4_at += len(frame) - len(l3)
-    cut = draw(_mostly(None, st.integers(14, len(frame)) | st.integers(l4_at, l4_at + 19),
-                       one_in=4))
+    cut = _wild(rnd, None, lambda: rnd.choice([rnd.randint(14, len(frame)),
+                                                rnd.randint(l4_at, l4_at + 19)]), one_in=4)
     return frame if cut is None else frame[:cut]
 
 
@@ -225,7 +227,7 @@ def _test_run_refusal_expected(frame):
 
 
 # the deep parse paths the frames above must reach, by IP version (and how often, at least)
-DEEP_PATHS = {f"{path}/{ver}": 3 for path, ver in
+DEEP_PATHS = {f"{path}/{ver}": 5 for path, ver in
               [("TCP", 4), ("TCP", 6), ("UDP", 4), ("UDP", 6), ("ICMP", 4), ("ICMPV6", 6),
                ("PAYLOAD", 4), ("PAYLOAD", 6), ("L7", 4), ("L7", 6), ("L4-behind-ext", 6),
                ("IPV6_EXT", 6), ("TRUNCATED-in-L4", 4), ("TRUNCATED-in-L4", 6), ("DOFF", 4),
@@ -264,13 +266,11 @@ def test_kernel_and_walker_agree_behind_real_headers():
     require_hook("tc-ingress")
     reached, ran, refused_n = collections.Counter(), [0], [0]
 
-    # derandomized: the same ~1000 frames every run, so the path counts asserted below are a
-    # property of the generator, not luck (hypothesis makes draws within a run alike, and a
-    # random run reached bad-doff-over-IPv6 only twice); random bytes are fuzzed above
-    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck),
-              derandomize=True, database=None)
-    @given(st.lists(deep_frames(), min_size=1, max_size=8))
-    def check(frames):
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, 2**64 - 1))
+    def check(seed):
+        rnd = random.Random(seed)
+        frames = [deep_frame(rnd) for _ in range(rnd.randint(1, 8))]
         kernel, refused = bpf.parse_in_kernel(frames, "tc-ingress")
         for i, why in refused.items():
             assert _test_run_refusal_expected(frames[i]), \
