@@ -64,7 +64,7 @@ def _check_bpf_syscall():
 
 
 def _check_btf():
-    from . import btf
+    from .kernel import btf
     try:
         offs = btf.skb_offsets()
     except PktlabError as e:
@@ -76,7 +76,7 @@ def _check_btf():
 
 
 def _check_bcc():
-    from . import bpf
+    from .kernel import bpf
     try:
         mod = bpf.bcc()
     except PktlabError as e:
@@ -87,7 +87,7 @@ def _check_bcc():
 
 
 def _check_compile():
-    from . import bpf
+    from .kernel import bpf
     t = time.perf_counter()
     try:
         prog = bpf.load("xdp")
@@ -151,7 +151,7 @@ def _check_walker():
     frame = bytes.fromhex("020000000002020000000001080045000020000100004011000"
                           "00ac800010ac80002303930390008000000000000")
     try:
-        from .walker import walk
+        from .packet.walker import walk
         w = walk(frame)
     except Exception as e:          # a doctor reports what is broken, it does not crash on it
         return Check("walker", False, f"the userspace walk failed: {e}",
@@ -190,9 +190,9 @@ def _check_tool(name, why, fix, required=False):
 
 def _probe_hooks(checks_ok):
     """Attach every hook in a throwaway lab and send one frame: {hook: {available, via, why}}."""
-    from .hooks import HookSet, choose_kprobe_mechanism
-    from .inject import Injector
-    from .lab import Lab
+    from .kernel.hooks import HookSet, choose_kprobe_mechanism
+    from .lab.inject import Injector
+    from .lab.labs import Lab
     out = {h: {"available": False, "via": None, "why": ""} for h in HOOK_NAMES}
     if not checks_ok:
         why = ("not tried: needs root (see privileges)" if not _is_root() else

@@ -36,7 +36,7 @@ def _test_labs(names):
 def _labs_of(pid):
     """Names of the labs process `pid` owns (its state files), oldest first. Other engineers'
     labs may come and go meanwhile; only the owner's pid tells which are the bench's."""
-    from pktlab.lab import STATE_DIR
+    from pktlab.lab.labs import STATE_DIR
     found = []
     for f in sorted(os.listdir(STATE_DIR)) if os.path.isdir(STATE_DIR) else []:
         try:
@@ -75,7 +75,7 @@ def small_results():
     """One small micro + live run shared by the structure and plot tests."""
     require_hook("xdp")
     require_hook("tc-ingress")
-    from pktlab import bench
+    from pktlab.bench import core as bench
     frames, _ = bench.bundled_frames(limit=40)
     before = _test_labs(_netns())
     res = {"machine": bench._machine(), "mode": "test"}
@@ -90,7 +90,7 @@ def small_results():
 
 # --- micro --------------------------------------------------------------------------------------
 def test_micro_every_program_against_its_empty_program(small_results):
-    from pktlab import bench
+    from pktlab.bench import core as bench
     mi = small_results["micro"]
     assert mi["_meta"]["frames"] == 40
     bases = {}
@@ -122,7 +122,7 @@ def test_micro_every_program_against_its_empty_program(small_results):
 
 def test_micro_refuses_a_repeat_the_ring_cannot_hold():
     require_root()
-    from pktlab import bench
+    from pktlab.bench import core as bench
     with pytest.raises(ValueError, match="record ring"):
         bench.micro(programs=["xdp"], repeat=10 ** 6, frames=[b"\x00" * 60])
 
@@ -150,12 +150,12 @@ def test_live_points_have_positive_rates_from_this_run(small_results):
 
 
 class _CountingHookSet:
-    """Wraps pktlab.hooks.HookSet: the records each hook set wrote (its per-status `seen`
+    """Wraps pktlab.kernel.hooks.HookSet: the records each hook set wrote (its per-status `seen`
     counts: a packet whose record found no slot is not parsed, only counted in `lost`) and
     refused, read as it closes (after the bench's last drain)."""
 
     def __init__(self, monkeypatch):
-        from pktlab import hooks
+        from pktlab.kernel import hooks
         self.closed = []
         real, closed = hooks.HookSet, self.closed
 
@@ -174,7 +174,7 @@ def test_live_socket_nft_and_parse_points(lab, monkeypatch):
     counted lost."""
     require_hook("xdp")
     require_hook("tc-ingress")
-    from pktlab import bench
+    from pktlab.bench import core as bench
     counted = _CountingHookSet(monkeypatch)
     stats = bench.LinkStats(lab)
     try:
@@ -206,7 +206,7 @@ def test_live_socket_nft_and_parse_points(lab, monkeypatch):
 
 
 def test_udp_frame_sizes_are_wire_lengths_without_fcs():
-    from pktlab import bench
+    from pktlab.bench import core as bench
     for size in bench.SIZES:
         f = bench.udp_frame(size, "02:00:00:00:00:02", "02:00:00:00:00:01", "10.200.0.1",
                             "10.200.0.2")
@@ -219,7 +219,7 @@ def test_udp_frame_sizes_are_wire_lengths_without_fcs():
 def test_plot_returns_a_figure_and_writes_a_png(small_results, tmp_path):
     from matplotlib.figure import Figure
 
-    from pktlab import bench
+    from pktlab.bench import core as bench
     fig = bench.plot(small_results)
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 2           # micro costs, live ladder
@@ -235,7 +235,7 @@ def test_plot_returns_a_figure_and_writes_a_png(small_results, tmp_path):
 
 
 def test_text_explains_from_the_figures(small_results):
-    from pktlab import bench
+    from pktlab.bench import core as bench
     text = bench.format_text(small_results)
     for words in ("generic", "native", "not a nic", "ratio", "xdp_drop", "tc_drop",
                   "bpf_prog_test_run"):
@@ -246,7 +246,7 @@ def test_text_explains_from_the_figures(small_results):
 
 def test_panel_runs_a_subset_and_redraws(small_results):
     pytest.importorskip("ipywidgets")
-    from pktlab import bench
+    from pktlab.bench import core as bench
     panel = bench.BenchPanel(points=("xdp_drop",), sizes=(64,), micro_on=False)
     assert panel.selection() == (["xdp_drop"], [64])
     panel.results = small_results
@@ -288,7 +288,7 @@ def test_cli_json_has_the_contract_keys_and_writes_the_plot(tmp_path):
     assert set(live["by_size"]) == {"64", "512", "1500"}
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert r.returncode == _exit_the_contract_wants(doc), (r.returncode, r.stderr[-2000:])
-    from pktlab.lab import leftovers
+    from pktlab.lab.labs import leftovers
     for lab in labs:
         assert leftovers(lab) == [], lab
     assert _nft_tables_left(labs) == {}
@@ -412,7 +412,7 @@ def test_ctrl_c_leaves_nothing_behind(only, moment):
                 p.wait()
     assert p.returncode == 130, err
     assert "interrupted" in err
-    from pktlab.lab import leftovers
+    from pktlab.lab.labs import leftovers
     # where the bench attached (the labs' own namespaces), not the host: nothing is left
     assert {name: _attached_in(name) for name in seen if _attached_in(name)} == {}
     for name in seen:

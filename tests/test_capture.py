@@ -8,9 +8,8 @@ import struct
 
 import pytest
 
-from pktlab import capture as C
-from pktlab.capture import (CaptureError, PcapngInterface, PcapngPacket, Problem, count_frames,
-                            frames_from_bytes, read_frames, write_pcap, write_pcapng)
+from pktlab.packet import capture as C
+from pktlab.packet.capture import CaptureError, PcapngInterface, PcapngPacket, Problem, count_frames, frames_from_bytes, read_frames, write_pcap, write_pcapng
 from pktlab.errors import PktlabError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

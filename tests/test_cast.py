@@ -1,4 +1,4 @@
-"""`python -m pktlab.cast` (the body of `pktlab cast`): text, --json, and bad input."""
+"""`python -m pktlab.cli.cast` (the body of `pktlab cast`): text, --json, and bad input."""
 
 import io
 import json
@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from pktlab import cast
+from pktlab.cli import cast
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PCAPS = os.path.join(REPO, "pcaps")
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "pktlab.cast", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pktlab.cli.cast", *args], capture_output=True,
                           text=True, cwd=REPO, timeout=120)
 
 

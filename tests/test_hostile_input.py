@@ -294,7 +294,7 @@ class ReachedLab(BaseException):
 @pytest.fixture
 def tripwire(monkeypatch):
     """Lab.up and netns.create raise ReachedLab: a run that gets there was not refused."""
-    from pktlab import lab, netns
+    from pktlab.lab import labs as lab, netns
     calls = []
 
     def reached(*a, **k):
@@ -497,7 +497,7 @@ def test_lab_up_down_clean_json_print_one_document(capsys, monkeypatch):
     removed); clean's document is checked with the stale labs left alone (other runs' labs are
     not ours to clean here)."""
     require_root()
-    from pktlab import lab as L
+    from pktlab.lab import labs as L
     before = {s.name for s in L.list_labs()}
     try:
         rc, out, err, _ = run_cli(capsys, ["lab", "up", "--json", "--prefix", "plhz"])
@@ -521,7 +521,7 @@ def test_lab_up_down_clean_json_print_one_document(capsys, monkeypatch):
 
 def test_pacer_and_replay_refuse_nonsense_numbers():
     """The library says no too (notebooks call replay() directly), before any lab."""
-    from pktlab.replay import Pacer, replay
+    from pktlab.replay.run import Pacer, replay
     for bad in (float("inf"), float("nan"), 0, -1, "x"):
         with pytest.raises(ValueError):
             Pacer(pps=bad)
@@ -535,7 +535,7 @@ def test_pacer_and_replay_refuse_nonsense_numbers():
 def test_a_very_slow_rate_waits_in_slices_and_cancels_at_once():
     """--pps 1e-300 is finite and positive: the wait for the second frame must not overflow a
     sleep, and cancel() ends it at once."""
-    from pktlab.replay import Cancelled, Pacer
+    from pktlab.replay.run import Cancelled, Pacer
     p = Pacer(pps=1e-300)
     p.wait(60)                      # the first frame is due now
     threading.Timer(0.2, p.cancel).start()
@@ -544,8 +544,8 @@ def test_a_very_slow_rate_waits_in_slices_and_cancels_at_once():
 
 
 def test_library_replay_refuses_an_unreadable_capture_before_a_lab(tmp_path, tripwire):
-    from pktlab.capture import CaptureError
-    from pktlab.replay import replay
+    from pktlab.packet.capture import CaptureError
+    from pktlab.replay.run import replay
     p = tmp_path / "x.pcap.gz"
     p.write_bytes(gzip.compress(open(MIXED, "rb").read()))
     with pytest.raises(CaptureError, match="gunzip it first"):
@@ -602,7 +602,7 @@ class LabWatch:
     def stop(self):
         self._stop.set()
         self._t.join()
-        from pktlab.lab import leftovers
+        from pktlab.lab.labs import leftovers
         left = {n: leftovers(n) for n in self.labs}
         now = set(self._netns())
         # namespaces of this run, or of nobody's lab and still there (a replay's default

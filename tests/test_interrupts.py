@@ -21,8 +21,8 @@ import pytest
 
 from conftest import PCAPS, REPO, require_hook
 
-from pktlab.lab import leftovers
-from pktlab.replay import Pacer, _Sender
+from pktlab.lab.labs import leftovers
+from pktlab.replay.run import Pacer, _Sender
 
 PKTLAB = os.path.join(REPO, ".venv", "bin", "pktlab")
 if not os.path.exists(PKTLAB):

@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 from conftest import (PCAPS, REPO, corpus_files, require_hook, require_kprobe_mechanism,
                       require_root)
 
-from pktlab import bpf, compare
-from pktlab import record as rec
-from pktlab.walker import walk_record
+from pktlab import resources
+from pktlab.kernel import bpf
+from pktlab.replay import compare
+from pktlab.packet import record as rec
+from pktlab.packet.walker import walk_record
 
 ALL_HOOKS = ("xdp", "tc-ingress", "tc-egress", "kprobe")
 
@@ -307,14 +309,14 @@ def test_programs_are_compiled_once_per_source_and_flags():
 # -- the verifier -----------------------------------------------------------------------------------
 def broken_xdp_text():
     """xdp.bpf.c with the Ethernet bounds check removed from the parser (the lesson's bug)."""
-    with open(os.path.join(bpf.SNIPPETS, "pktlab_parse.h")) as f:
+    with open(resources.snippet_path("pktlab_parse.h")) as f:
         parse = f.read()
     check = ("\tif ((void *)(eth + 1) > data_end)\n\t\treturn -PL_ST_TRUNCATED;\n")
     assert check in parse
     parse = parse.replace(check, "", 1)
-    with open(os.path.join(bpf.SNIPPETS, "pktlab_common.h")) as f:
+    with open(resources.snippet_path("pktlab_common.h")) as f:
         common = f.read().replace('#include "pktlab_parse.h"', parse)
-    with open(os.path.join(bpf.SNIPPETS, "xdp.bpf.c")) as f:
+    with open(resources.snippet_path("xdp.bpf.c")) as f:
         return f.read().replace('#include "pktlab_common.h"', common)
 
 
@@ -331,7 +333,7 @@ def test_verifier_rejects_a_missing_bounds_check_and_pktlab_shows_why():
 
 # -- live: a lab, real attachments, frames across the veth ----------------------------------------
 def _replay(frames, hooks=ALL_HOOKS, **kw):
-    from pktlab.replay import replay
+    from pktlab.replay.run import replay
     return replay(frames, hooks=hooks, **kw)
 
 
@@ -373,7 +375,7 @@ def test_vlan_difference_is_explained_at_tc_ingress_and_agrees_elsewhere():
 def test_vlan_untag_does_not_depend_on_rx_vlan_offload(lab):
     require_hook("tc-ingress")
     from scapy.all import IP, UDP, Dot1Q, Ether
-    from pktlab import netns
+    from pktlab.lab import netns
     tagged = bytes(Ether() / Dot1Q(vlan=42) / IP() / UDP())
     results = {}
     for setting in ("on", "off"):
@@ -387,7 +389,7 @@ def test_foreign_frames_do_not_confuse_matching(lab):
     """The lab's own traffic (pings from src) interleaves with the replay; verdicts stay right."""
     for h in ALL_HOOKS:
         require_hook(h)
-    from pktlab import netns
+    from pktlab.lab import netns
     ping = subprocess.Popen(["ip", "netns", "exec", lab.ns_src, "ping", "-i", "0.002", "-c",
                              "300", "-q", lab.dut_ip4], stdout=subprocess.DEVNULL)
     try:
@@ -405,9 +407,9 @@ def test_foreign_frames_do_not_confuse_matching(lab):
 def test_two_labs_each_kprobe_hook_sees_only_its_own():
     require_hook("kprobe")
     from scapy.all import IP, UDP, Ether
-    from pktlab.hooks import HookSet
-    from pktlab.inject import Injector
-    from pktlab.lab import Lab
+    from pktlab.kernel.hooks import HookSet
+    from pktlab.lab.inject import Injector
+    from pktlab.lab.labs import Lab
     fa = bytes(Ether() / IP(dst="10.200.0.2") / UDP(dport=1111))
     fb = bytes(Ether() / IP(dst="10.200.0.2") / UDP(dport=2222))
     with Lab(prefix="pltest") as a, Lab(prefix="pltest") as b, \
@@ -435,7 +437,7 @@ def test_kprobe_hook_agrees_by_each_mechanism(mech, monkeypatch):
     """The kprobe hook attached by one mechanism, forced: its records agree with the walker.
     A mechanism the doctor refused here is reported as untested here, not passed."""
     require_kprobe_mechanism(mech)
-    from pktlab import hooks
+    from pktlab.kernel import hooks
     monkeypatch.setattr(hooks, "choose_kprobe_mechanism", lambda: (mech, {}))
     frames = [f for f in _crafted() if len(f) >= 14]
     doc = _replay(frames, hooks=["kprobe"]).summary()
@@ -465,7 +467,7 @@ def _bpf_links_held_here():
 def test_exception_mid_replay_leaves_nothing_attached():
     for h in ALL_HOOKS:
         require_hook(h)
-    from pktlab.lab import list_labs
+    from pktlab.lab.labs import list_labs
     from scapy.all import IP, UDP, Ether
     frames = [bytes(Ether() / IP() / UDP())] * 3000
 

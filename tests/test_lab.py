@@ -12,9 +12,9 @@ import pytest
 
 from conftest import REPO, require_root
 
-from pktlab import netns
+from pktlab.lab import netns
 from pktlab.errors import LabError
-from pktlab.lab import Lab, leftovers, list_labs
+from pktlab.lab.labs import Lab, leftovers, list_labs
 
 PKTLAB = [sys.executable, "-m", "pktlab.cli"]
 
@@ -28,7 +28,7 @@ def _mac(text):
 
 
 def test_lab_carries_a_frame_and_leaves_nothing(lab):
-    from pktlab.inject import Injector
+    from pktlab.lab.inject import Injector
     with netns.enter(lab.ns_dut):
         rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
     rx.bind((lab.if_dut, 0))
@@ -143,8 +143,8 @@ def test_manual_lab_up_down_status():
 
 def test_attaching_to_lo_is_refused_with_a_clear_message():
     require_root()
-    from pktlab import bpf
-    from pktlab.attach import TcAttachment, XdpAttachment
+    from pktlab.kernel import bpf
+    from pktlab.kernel.attach import TcAttachment, XdpAttachment
     prog = bpf.load("xdp")
     try:
         with pytest.raises(LabError) as e:
@@ -254,8 +254,8 @@ def test_lab_and_hooks_work_inside_a_running_event_loop():
     """A Jupyter kernel's main thread runs an asyncio loop; pyroute2 alone fails there."""
     require_root()
     import asyncio
-    from pktlab.hooks import HookSet
-    from pktlab.inject import Injector
+    from pktlab.kernel.hooks import HookSet
+    from pktlab.lab.inject import Injector
 
     async def body():
         with Lab(prefix="pltest") as lb, HookSet(lb, ["xdp", "tc-egress"]) as hs, \
@@ -276,7 +276,7 @@ def test_lab_and_hooks_work_inside_a_running_event_loop():
 
 def test_a_lab_that_fails_half_way_up_removes_what_it_made(monkeypatch):
     require_root()
-    import pktlab.lab as L
+    import pktlab.lab.labs as L
     made = {}
 
     def broken(ns):
@@ -298,7 +298,7 @@ def test_ctrl_c_while_labs_are_made_leaves_nothing():
     caught inside a build, some labs must be complete, and no plsig namespace or state file
     may be left."""
     require_root()
-    from pktlab.lab import STATE_DIR
+    from pktlab.lab.labs import STATE_DIR
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "from pktlab.lab import Lab\n"
             "print('ready', flush=True)\n"

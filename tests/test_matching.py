@@ -18,8 +18,8 @@ import pytest
 
 from conftest import REPO, require_hook
 
-from pktlab import compare
-from pktlab import record as rec
+from pktlab.replay import compare
+from pktlab.packet import record as rec
 
 PKTLAB = [sys.executable, "-m", "pktlab.cli"]
 ALL = ("xdp", "tc-ingress", "tc-egress", "kprobe")
@@ -207,7 +207,7 @@ def test_vlan_meta_key_separates_a_tagged_frame_from_its_untagged_twin():
 
 @pytest.fixture(scope="module")
 def collide_pcap(tmp_path_factory):
-    from pktlab.capture import write_pcap
+    from pktlab.packet.capture import write_pcap
     path = tmp_path_factory.mktemp("collide") / "collide.pcap"
     # the colliding groups, interleaved with each other many times over in one capture
     base = colliding_frames()
@@ -269,7 +269,8 @@ def test_three_concurrent_replays_never_disagree(collide_pcap):
 
 _BROKEN = """
 import sys, numpy as np
-from pktlab import compare, cli
+from pktlab import cli
+from pktlab.replay import compare
 _walk = compare.walker_records
 def broken(frames):
     w = _walk(frames)
@@ -286,7 +287,7 @@ def test_a_broken_walker_is_counted_exactly_under_three_concurrent_replays(colli
     frame disagrees at every hook, no more, no fewer, in all three concurrent runs."""
     for h in ALL:
         require_hook(h)
-    from pktlab.capture import read_frames
+    from pktlab.packet.capture import read_frames
     frames = [bytes(f) for f in read_frames(collide_pcap, data_only=True)]
     ip = int((compare.walker_records(frames)["ip_version"] != 0).sum())
     assert 0 < ip < len(frames)

@@ -145,7 +145,7 @@ def test_notebook_runs_top_to_bottom(stem):
 
 def _hooks_opened(nb):
     """The hooks a notebook's pl.open_lab(...) cells ask for, in pktlab's order."""
-    from pktlab.hooks import parse_hooks
+    from pktlab.kernel.hooks import parse_hooks
     asked = []
     for cell in nb.cells:
         for m in re.finditer(r"open_lab\(([^)]*)\)", cell.source if cell.cell_type == "code"
@@ -229,7 +229,8 @@ def _solution_c(name):
 
 
 def test_dscp_solution_passes_and_the_starting_code_does_not():
-    from pktlab import exercises, headers
+    from pktlab.lessons import exercises
+    from pktlab.packet import headers
     assert exercises.check_dscp(_solution_module("dscp").dscp).passed
     assert not exercises.check_dscp(lambda f: headers.IPv4.cast(f, 14).tos).passed
     assert not exercises.check_dscp(lambda f: 1 / 0).passed      # raises: shown, not fatal
@@ -239,7 +240,7 @@ def test_dscp_solution_passes_and_the_starting_code_does_not():
                                      ("ihl-minimum", "parse_iphdr")])
 def test_c_solutions_pass_and_the_broken_functions_do_not(name, fn):
     require_hook("xdp")
-    from pktlab import exercises
+    from pktlab.lessons import exercises
     broken = exercises.check_c(name, exercises.exercise_source(name))
     assert not broken.passed
     if name == "eth-bounds":
@@ -251,7 +252,7 @@ def test_c_solutions_pass_and_the_broken_functions_do_not(name, fn):
 
 def test_question_checkers_accept_the_answers_in_the_solutions():
     require_hook("xdp")
-    from pktlab import exercises
+    from pktlab.lessons import exercises
     from pktlab import lessons as pl
     assert exercises.check_wire_order(["tc-egress", "kprobe", "xdp", "tc-ingress"]).passed
     assert not exercises.check_wire_order(["xdp", "tc-ingress", "kprobe", "tc-egress"]).passed

@@ -23,9 +23,9 @@ import pytest
 
 from conftest import REPO, require_hook, require_root
 
-from pktlab import netns
+from pktlab.lab import netns
 from pktlab.errors import LabError
-from pktlab.lab import LabState, STATE_DIR, leftovers
+from pktlab.lab.labs import LabState, STATE_DIR, leftovers
 
 PKTLAB = [sys.executable, "-m", "pktlab.cli"]
 
@@ -163,7 +163,7 @@ def _sigkill(p):
 
 def _clean_labs_named(names):
     """This test's own labs, removed by proof (never by name)."""
-    from pktlab.lab import remove_lab
+    from pktlab.lab.labs import remove_lab
     for n in names:
         try:
             remove_lab(LabState.load(n))
@@ -174,7 +174,7 @@ def _clean_labs_named(names):
 # a namespace pktlab did not make -------------------------------------------------------------
 def test_a_lab_named_namespace_pktlab_did_not_make_survives_clean_and_lab_start():
     require_root()
-    from pktlab.lab import Lab
+    from pktlab.lab.labs import Lab
     name = _foreign_name()
     with _Foreign(f"{name}-src", f"{name}-dut"):
         r = _pktlab("lab", "clean")
@@ -257,7 +257,7 @@ def test_a_state_file_from_an_earlier_boot_proves_nothing():
 # the race ------------------------------------------------------------------------------------
 BUILDER = r"""
 import json, os, sys, time
-from pktlab import netns
+from pktlab.lab import netns
 from pktlab.lab import Lab
 bad, names = [], []
 def ids(lb):
@@ -344,7 +344,7 @@ def test_labs_being_built_survive_concurrent_cleans():
     # the dead owners' labs are stale: whatever the cleaners left, one more clean removes (a
     # clean skips a lab another process is removing right then: other runs on this machine
     # clean stale labs too, so wait for that to finish)
-    from pktlab.lab import clean_stale
+    from pktlab.lab.labs import clean_stale
     r = _pktlab("lab", "clean")
     assert r.returncode == 0, r.stderr
 
@@ -358,7 +358,7 @@ def test_labs_being_built_survive_concurrent_cleans():
 # no orphans ----------------------------------------------------------------------------------
 OWNER_WITH_CHILDREN = r"""
 import json, subprocess, threading, time
-from pktlab import spawn
+from pktlab.lab import spawn
 from pktlab.lab import Lab
 lb = Lab(prefix="plown").up()
 box = []
@@ -479,8 +479,8 @@ def _ip(*args):
 
 def test_xdp_attach_to_a_lab_named_interface_in_a_foreign_namespace_is_refused(lab):
     require_hook("xdp")
-    from pktlab import bpf
-    from pktlab.attach import XdpAttachment
+    from pktlab.kernel import bpf
+    from pktlab.kernel.attach import XdpAttachment
     prog = bpf.compile_program("drop_xdp.bpf.c", "pktlab_drop_xdp", "XDP",
                                ("-DPL_VERDICT=XDP_PASS",))
     name = _foreign_name()
@@ -511,7 +511,7 @@ def test_asking_a_closed_lab_never_makes_its_namespace_again():
     """pyroute2 creates a missing namespace when asked for a socket in it: a late question
     to a closed lab would give its name to a namespace that no state file records."""
     require_root()
-    from pktlab.lab import Lab
+    from pktlab.lab.labs import Lab
     lb = Lab(prefix="plown").up()
     lb.close()
     try:

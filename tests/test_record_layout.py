@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from pktlab import record as R
-from pktlab.ringbuf import CTL_DTYPE
+from pktlab.packet import record as R
+from pktlab.kernel.ringbuf import CTL_DTYPE
 
 SNIPPETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bpf_snippets")
 
@@ -141,7 +141,7 @@ def test_a_record_round_trips_through_bytes_numpy_and_dict():
 
     import numpy as np
 
-    from pktlab.walker import walk_record
+    from pktlab.packet.walker import walk_record
     f = bytes.fromhex("00005e00530200005e005301080045000028000140004006b3b1c000020ac6336414"
                       "c000005000000001000000005002fa f000000000".replace(" ", ""))
     r = walk_record(f)
@@ -171,8 +171,8 @@ def test_wrong_sizes_are_refused_with_a_pktlab_error():
 
 def test_importing_reads_nothing():
     """The header is read on first use, not at import (STYLE: nothing at import time)."""
-    code = ("import pktlab.record as r, pktlab.walker, pktlab.views, pktlab.capture, "
-            "pktlab.cast, pktlab.headers, sys; "
+    code = ("import pktlab.packet.record as r, pktlab.packet.walker, pktlab.packet.views, pktlab.packet.capture, "
+            "pktlab.cli.cast, pktlab.packet.headers, sys; "
             "assert r._read_defines.cache_info().currsize == 0; "
             "assert 'scapy' not in sys.modules, 'scapy imported at import time'")
     env = dict(os.environ)

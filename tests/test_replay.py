@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from conftest import REPO, require_hook
 
-from pktlab.rewrite import Rewriter
+from pktlab.packet.rewrite import Rewriter
 
 ALL = ("xdp", "tc-ingress", "tc-egress", "kprobe")
 PKTLAB = [sys.executable, "-m", "pktlab.cli"]
@@ -67,7 +67,7 @@ def test_rewrite_leaves_a_wrong_checksum_exactly_as_wrong():
 
 
 def _write(path, frames):
-    from pktlab.capture import write_pcap
+    from pktlab.packet.capture import write_pcap
     write_pcap(path, frames)
     return path
 
@@ -82,8 +82,8 @@ def test_replay_rewrite_is_shown_and_frames_reach_the_dut_socket(tmp_path, lab):
     """Rewritten to the dut's addresses, the frames are accepted by the dut's stack."""
     require_hook("xdp")
     import socket
-    from pktlab import netns
-    from pktlab.replay import replay
+    from pktlab.lab import netns
+    from pktlab.replay.run import replay
     with netns.enter(lab.ns_dut):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((lab.dut_ip4, 1003))
@@ -156,7 +156,7 @@ def test_cut_off_capture_replays_what_it_can_and_reports_where(tmp_path):
 
 def test_frames_the_lab_cannot_carry_are_skipped_with_a_reason(lab):
     require_hook("xdp")
-    from pktlab.replay import replay
+    from pktlab.replay.run import replay
     frames = [b"\x01" * 10, b"\x02" * 3000] + _frames(2)
     doc = replay(frames, hooks=["xdp"], lab=lab).summary()
     t = doc["hooks"]["xdp"]
@@ -168,7 +168,7 @@ def test_frames_the_lab_cannot_carry_are_skipped_with_a_reason(lab):
 def test_replay_progress_callback_sees_every_batch(hooks, lab):
     for h in hooks:
         require_hook(h)
-    from pktlab.replay import replay
+    from pktlab.replay.run import replay
     seen = []
     replay(_frames(8) * 50, hooks=hooks, lab=lab, batch=100, progress=seen.append)
     assert seen == [100, 200, 300, 400]
@@ -176,8 +176,8 @@ def test_replay_progress_callback_sees_every_batch(hooks, lab):
 
 def test_step_in_python_api(lab):
     require_hook("xdp")
-    from pktlab.replay import Replayer
-    from pktlab.stepper import Stepper
+    from pktlab.replay.run import Replayer
+    from pktlab.replay.stepper import Stepper
     with Replayer(["xdp", "tc-ingress"], lab=lab) as rp:
         st_ = Stepper(rp, _frames(2))
         a = st_.step()
@@ -208,7 +208,7 @@ def test_cli_replay_mbps_paces_by_bits(tmp_path):
 
 
 def test_pacer_refuses_nonsense_rates():
-    from pktlab.replay import Pacer
+    from pktlab.replay.run import Pacer
     with pytest.raises(ValueError):
         Pacer(pps=0)
     with pytest.raises(ValueError):
@@ -232,10 +232,10 @@ def test_send_many_keeps_order_across_sendmmsg_calls_and_reports_a_refused_frame
     import time
 
     require_hook("xdp")
-    from pktlab import compare
+    from pktlab.replay import compare
     from pktlab.errors import LabError
-    from pktlab.hooks import HookSet
-    from pktlab.inject import Injector
+    from pktlab.kernel.hooks import HookSet
+    from pktlab.lab.inject import Injector
     base = bytes.fromhex("0200000000050200000000010800") + bytes.fromhex(
         "450000200000000040110000c0000201c0000205") + bytes(12)
     frames = [base[:34] + struct.pack("!HH", 1024 + i % 60000, 9) + base[38:] + struct.pack(

@@ -26,9 +26,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pktlab import record as R
-from pktlab.capture import read_frames
-from pktlab.walker import walk, walk_record, walk_records, walk_records_array
+from pktlab.packet import record as R
+from pktlab.packet.capture import read_frames
+from pktlab.packet.walker import walk, walk_record, walk_records, walk_records_array
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PCAPS = os.path.join(REPO, "pcaps")
@@ -553,7 +553,7 @@ def test_c_parser_agrees_behind_real_ethertypes(c_parse, et, rest):
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(data):
-    from pktlab.views import PacketView
+    from pktlab.packet.views import PacketView
     r = walk_record(data)
     assert 0 <= r.status < R.PL_ST__COUNT and 0 <= r.layer < R.PL_L__COUNT
     w = walk(data)
@@ -569,7 +569,7 @@ def test_arbitrary_bytes_never_raise(data):
 @given(st.sampled_from([b"\x08\x00\x45", b"\x08\x00\x46", b"\x86\xdd\x60", b"\x81\x00\x00",
                         b"\x08\x06\x00"]), st.binary(max_size=120))
 def test_bytes_behind_real_headers_never_raise(prefix, rest):
-    from pktlab.views import PacketView
+    from pktlab.packet.views import PacketView
     data = bytes(12) + prefix + rest
     w = walk(data)
     PacketView(data).html()

@@ -22,7 +22,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pktlab import bpf  # noqa: E402
+from pktlab import resources  # noqa: E402
+from pktlab.kernel import bpf  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,13 +43,16 @@ def _snippets_at(rev, dest):
 def _compile(snippets, hook):
     """The hook's program compiled from another snippets directory (not cached: a fresh load)."""
     source, fn, ptype, flags = bpf.HOOK_PROGRAMS[hook]
-    old = bpf.SNIPPETS
-    bpf.SNIPPETS = snippets
+    old = os.environ.get(resources.SNIPPETS_ENV)
+    os.environ[resources.SNIPPETS_ENV] = snippets
     try:
         return bpf.Program(os.path.join(snippets, source), fn, ptype,
                            [*flags, *bpf.transport_cflags()])
     finally:
-        bpf.SNIPPETS = old
+        if old is None:
+            del os.environ[resources.SNIPPETS_ENV]
+        else:
+            os.environ[resources.SNIPPETS_ENV] = old
 
 
 def _empty_ring(prog):
@@ -79,7 +83,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("ab_programs: needs root (it loads programs)")
-    from pktlab.bench import bundled_frames
+    from pktlab.bench.core import bundled_frames
     frames = [f for f in bundled_frames()[0] if len(f) >= bpf.MIN_TEST_RUN_FRAME]
     tmp = tempfile.mkdtemp(prefix="pktlab-ab-")
     try:
@@ -87,7 +91,7 @@ def main(argv=None):
         old_dir = _snippets_at(args.rev, os.path.join(tmp, "a"))
         for hook in args.hooks.split(","):
             ptype = bpf.HOOK_PROGRAMS[hook][2]
-            a, b = _compile(old_dir, hook), _compile(bpf.SNIPPETS, hook)
+            a, b = _compile(old_dir, hook), _compile(resources.snippets_dir(), hook)
             empty = bpf.empty_program(ptype)
             runs = {"empty": [], "A": [], "B": []}
             progs = [("empty", empty), ("A", a), ("B", b)]

@@ -27,7 +27,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from pktlab.capture import write_pcap  # noqa: E402
+from pktlab.packet.capture import write_pcap  # noqa: E402
 
 PKTLAB = [sys.executable, "-m", "pktlab.cli"]
 
@@ -78,7 +78,7 @@ def large_capture(path, n):
 def leftovers_of(docs):
     """What the runs' own labs left on the host after all of them ended: namespaces, state
     files, processes inside them (other labs on this machine are not counted)."""
-    from pktlab import lab as L
+    from pktlab.lab import labs as L
     left = []
     for d in docs:
         name = d.get("lab")

@@ -76,8 +76,8 @@ def run(pcap: Path, nframes: int, rounds: int = 5) -> dict:
     Interleaving and keeping each path's best round is what makes the ratio stable on a busy
     machine: a burst of load elsewhere slows one round, not one side of the comparison.
     """
-    from pktlab.capture import read_frames
-    from pktlab.walker import walk, walk_record, walk_records, walk_records_array
+    from pktlab.packet.capture import read_frames
+    from pktlab.packet.walker import walk, walk_record, walk_records, walk_records_array
 
     base = [f.data for f in read_frames(pcap)]
     reps = max(1, nframes // max(1, len(base)))

@@ -37,7 +37,7 @@ def code(text):
 
 
 def c_exercise(var, name, checker):
-    from pktlab.exercises import exercise_source
+    from pktlab.lessons.exercises import exercise_source
     src = exercise_source(name)
     if '"""' in src or "\\" in src:
         raise ValueError(f"{name}: the function text cannot go in a raw triple-quoted string")

@@ -3,7 +3,7 @@
     from pktlab import lessons as pl
     pl.exercises.check_dscp(dscp)
 """
-from pktlab import headers as H
+from pktlab.packet import headers as H
 
 VLAN_TPIDS = (H.ETH_P_8021Q, H.ETH_P_8021AD)
 VLAN_MAX = 2            # like pktlab's parser (PL_VLAN_MAX): a third tag is not followed

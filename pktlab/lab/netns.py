@@ -24,7 +24,7 @@ import struct
 import subprocess
 import threading
 
-from .errors import LabError
+from ..errors import LabError
 
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"

@@ -17,9 +17,9 @@ import os
 import tempfile
 import threading
 
-from .errors import BPFError, EnvironmentProblem
+from .. import resources
+from ..errors import BPFError, EnvironmentProblem
 
-SNIPPETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bpf_snippets")
 
 #: hook name -> (source file, function, bcc program type name, extra cflags)
 HOOK_PROGRAMS = {
@@ -96,7 +96,7 @@ class Program:
         self.fn_name = fn_name
         self.prog_type_name = prog_type
         self.cflags = tuple(cflags)
-        flags = [f"-I{SNIPPETS}", *self.cflags]
+        flags = [f"-I{resources.snippets_dir()}", *self.cflags]
         label = os.path.basename(path) if path else "<text>"
         with _capture_stderr() as log:
             try:
@@ -144,9 +144,9 @@ class Program:
         return bool(self._flag("PL_TS_PRECISE"))
 
     def ring(self):
-        """The program's record rings and counters (pktlab.ringbuf.RingReader)."""
+        """The program's record rings and counters (pktlab.kernel.ringbuf.RingReader)."""
         if self._ring is None:
-            from .record import RECORD_DTYPE
+            from ..packet.record import RECORD_DTYPE
             from .ringbuf import RingReader
             if not self._has_map("ctl"):
                 raise BPFError(f"{self.fn_name} has no record ring (maps ctl and events)")
@@ -194,7 +194,7 @@ _lock = threading.Lock()
 
 def compile_program(source, fn_name, prog_type, cflags=(), text=None):
     """Lease a loaded program for this source and flags, compiling only when needed."""
-    path = os.path.join(SNIPPETS, source) if text is None else None
+    path = resources.snippet_path(source) if text is None else None
     digest = _source_digest(path) if path else hashlib.sha256(text.encode()).hexdigest()
     key = (digest, fn_name, prog_type, tuple(cflags))
     with _lock:
@@ -302,7 +302,7 @@ SLOTS_MIN = 1024
 
 def ring_slots(slots=None):
     """Records per CPU ring for a request: a power of two, within RING_BYTES_MAX in all."""
-    from .record import RECORD_DTYPE
+    from ..packet.record import RECORD_DTYPE
     slots = SLOTS_DEFAULT if slots is None else int(slots)
     if slots <= 0 or slots & (slots - 1):
         raise ValueError(f"slots {slots}: the records per CPU ring must be a power of two")
@@ -374,7 +374,7 @@ def parse_in_kernel(frames, hook="xdp"):
     Ethernet header: only the walker can parse them).
     """
     import numpy as np
-    from .record import RECORD_DTYPE
+    from ..packet.record import RECORD_DTYPE
     out = np.zeros(len(frames), dtype=RECORD_DTYPE)
     refused = {}
     prog = load(hook)

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bpf, compare
-from .hooks import HOOKS, HookSet, parse_hooks
-from .inject import Injector
-from .lab import Lab, leftovers
+from ..kernel import bpf
+from . import compare
+from ..kernel.hooks import HOOKS, HookSet, parse_hooks
+from ..lab.inject import Injector
+from ..lab.labs import Lab, leftovers
 
 DEFAULT_BATCH = 2048
 SETTLE_S = 0.25       # no new record for this long: what is missing is lost
@@ -98,7 +99,7 @@ class Replayer:
                                  slots=self.slots, precise_ts=self.precise_ts).open()
             self.injector = Injector(self.lab)
             if self.rewrite_opts:
-                from .rewrite import for_lab
+                from ..packet.rewrite import for_lab
                 self.rewriter = for_lab(self.lab, **self.rewrite_opts)
         except BaseException:
             self.close()
@@ -410,7 +411,7 @@ def _frames_from(source, problems, limit):
     to `problems` as messages, each once however many times the file is read (--loop), and at
     most MAX_PROBLEMS of them (then one line saying that more were left out)."""
     if _is_path(source):
-        from .capture import read_frames
+        from ..packet.capture import read_frames
         seen = set(problems)
 
         def on_error(problem):
@@ -487,7 +488,7 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
     if _is_path(source):
         # bad input is refused before any lab is built: a file with no readable frame (not a
         # capture, compressed, empty, only refused link types...) says why in one line
-        from .capture import CaptureError, survey
+        from ..packet.capture import CaptureError, survey
         checked = survey(source, limit=limit, mtu=lab.mtu if lab is not None else mtu)
         if checked.frames == 0:
             raise CaptureError(checked.refusal(need_sendable=False))

@@ -32,7 +32,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Union
 
-from .errors import CaptureError
+from ..errors import CaptureError
 
 __all__ = [
     "Frame", "Problem", "read_frames", "count_frames", "write_pcap", "write_pcapng",

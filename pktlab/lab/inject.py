@@ -13,7 +13,7 @@ import socket
 import numpy as np
 
 from . import netns
-from .errors import LabError
+from ..errors import LabError
 
 ETH_HLEN = 14
 #: sendmmsg() takes at most UIO_MAXIOV messages per call

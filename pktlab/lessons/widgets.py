@@ -17,7 +17,7 @@ notebook, closes them all.
 
 import os
 
-from . import lessons as L
+from .. import lessons as L
 
 __all__ = ["PacketStepper", "HookChooser", "record_table"]
 
@@ -77,14 +77,14 @@ _COMPACT = ("<style>.pl-stepper-hex table.pl-tab{display:block;max-height:26em;m
 
 
 def _walker_row(data):
-    from . import compare
-    from .stepper import _fields
+    from ..replay import compare
+    from ..replay.stepper import _fields
     return _fields(compare.walker_records([data])[0])
 
 
 def record_table(walker, hooks=None, verdicts=None, differing=None, reasons=None):
     """Fields down, sources across: the walker, then each hook. ``hooks``: {hook: row or None}."""
-    from .stepper import SHOWN_FIELDS
+    from ..replay.stepper import SHOWN_FIELDS
     hooks = hooks or {}
     verdicts = verdicts or {}
     differing = differing or {}
@@ -236,7 +236,7 @@ class PacketStepper:
 
     # --- rendering -----------------------------------------------------------------------------
     def _render(self, index):
-        from .views import scapy_dissection
+        from ..packet.views import scapy_dissection
         try:
             self.index = index
             if not self.frames:

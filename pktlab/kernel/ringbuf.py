@@ -22,7 +22,7 @@ import threading
 
 import numpy as np
 
-from .errors import BPFError
+from ..errors import BPFError
 
 PAGE = mmap.PAGESIZE
 

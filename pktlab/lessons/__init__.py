@@ -34,6 +34,8 @@ import subprocess
 import sys
 import threading
 
+from .. import resources
+
 __all__ = [
     "doctor", "doctor_table", "hook_available", "why_not", "hooks_table", "pcaps_dir",
     "capture_path", "captures", "read", "frames", "walk", "walk_record", "cast_table",
@@ -44,11 +46,11 @@ __all__ = [
 
 def in_lab_thread(fn, *args, **kwargs):
     """Call ``fn`` where netlink works: on pktlab's netlink thread when this thread runs an
-    asyncio loop (a Jupyter kernel's main thread does), directly otherwise (pktlab.nl.call).
+    asyncio loop (a Jupyter kernel's main thread does), directly otherwise (pktlab.lab.nl.call).
 
-    pktlab.nl already does this for every netlink call; running a whole lesson step there as
+    pktlab.lab.nl already does this for every netlink call; running a whole lesson step there as
     well keeps the steps of one notebook in order."""
-    from . import nl
+    from ..lab import nl
     return nl.call(fn, *args, **kwargs)
 
 
@@ -68,7 +70,12 @@ WIRE_ORDER = ("tc-egress", "kprobe", "xdp", "tc-ingress")
 LAB_PREFIX = "plnb"
 PRETEND_ENV = "PKTLAB_PRETEND_MISSING"
 
-# Lazy re-exports: name -> (module, attribute)
+# Lazy re-exports: name -> (module, attribute), modules by the name lessons know them by
+_MODULES = {"headers": "packet.headers", "record": "packet.record", "compare": "replay.compare",
+            "bpf": "kernel.bpf", "btf": "kernel.btf", "exercises": "lessons.exercises",
+            "plots": "lessons.plots", "widgets": "lessons.widgets", "views": "packet.views",
+            "bench": "bench", "capture": "packet.capture", "walker": "packet.walker",
+            "hooks": "kernel.hooks", "replay": "replay"}
 _LAZY = {
     "PacketView": ("views", "PacketView"),
     "SideBySide": ("views", "SideBySide"),
@@ -82,17 +89,15 @@ _LAZY = {
     "walk": ("walker", "walk"),
     "walk_record": ("walker", "walk_record"),
 }
-_MODULES = ("headers", "record", "compare", "bpf", "btf", "exercises", "plots", "widgets",
-            "views", "bench", "capture", "walker", "hooks", "replay")
 
 
 def __getattr__(name):
     import importlib
     if name in _LAZY:
         mod, attr = _LAZY[name]
-        return getattr(importlib.import_module(f"pktlab.{mod}"), attr)
+        return getattr(importlib.import_module(f"pktlab.{_MODULES[mod]}"), attr)
     if name in _MODULES:
-        return importlib.import_module(f"pktlab.{name}")
+        return importlib.import_module(f"pktlab.{_MODULES[name]}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -206,7 +211,7 @@ def doctor(refresh=False):
     global _doctor
     with _doctor_lock:
         if _doctor is None or refresh:
-            from . import doctor as d
+            from .. import doctor as d
             if os.geteuid() != 0:
                 # doctor.run() would try a lab; say what is wrong without trying
                 root = d._check_root().to_dict()
@@ -299,11 +304,8 @@ def hooks_table():
 # --- captures ----------------------------------------------------------------------------------
 
 def pcaps_dir():
-    """The lessons' capture directory: $PKTLAB_PCAPS, else the repository's pcaps/."""
-    env = os.environ.get("PKTLAB_PCAPS")
-    if env:
-        return env
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pcaps")
+    """The lessons' capture directory: $PKTLAB_PCAPS, else the bundled captures."""
+    return resources.pcaps_dir()
 
 
 def capture_path(name):
@@ -332,7 +334,7 @@ def read(name, limit=None, problems=None):
     """The frames of a capture as pktlab Frame objects (``.data``, ``.index``, ``.ts_ns``...).
 
     Damaged files are read leniently: what could not be read goes to ``problems`` (a list)."""
-    from .capture import read_frames
+    from ..packet.capture import read_frames
     out = []
 
     def on_error(p):
@@ -354,8 +356,8 @@ def capture_info(name):
     """What is in a capture: frames, link types, synthesized headers, problems, statuses."""
     from collections import Counter
 
-    from .capture import linktype_name
-    from .walker import walk_record
+    from ..packet.capture import linktype_name
+    from ..packet.walker import walk_record
     problems = []
     fr = read(name, problems=problems)
     lts = Counter(linktype_name(f.linktype) for f in fr)
@@ -372,7 +374,7 @@ def capture_info(name):
 # --- casting, one header at a time -------------------------------------------------------------
 
 def _header_cls(header):
-    from . import headers as H
+    from ..packet import headers as H
     if isinstance(header, str):
         cls = getattr(H, header, None)
         if cls is None:
@@ -383,7 +385,7 @@ def _header_cls(header):
 
 
 def cast_table(header, frame, offset):
-    """Cast ``frame[offset:]`` to ``header`` (a name or a pktlab.headers class) and show it.
+    """Cast ``frame[offset:]`` to ``header`` (a name or a pktlab.packet.headers class) and show it.
 
     Every field with its offset, length, raw bytes and meaning. The bounds check comes first,
     as in the C parser: a header that does not fit is not read (the table says which fields
@@ -408,7 +410,7 @@ def cast_table(header, frame, offset):
 
 def layers_table(frame):
     """The walker's layers of a frame: name, offset, length, and why the walk stopped."""
-    from .walker import walk
+    from ..packet.walker import walk
     w = walk(frame)
     rows = [[ly.name, ly.offset, ly.length, ly.end, ly.note] for ly in w.layers]
     head = f"<p><b>{esc(w.summary())}</b> ({len(w.frame)} bytes)</p>"
@@ -419,8 +421,7 @@ def layers_table(frame):
 # --- source -----------------------------------------------------------------------------------
 
 def _source_text(name):
-    from .bpf import SNIPPETS
-    with open(os.path.join(SNIPPETS, name)) as f:
+    with open(resources.snippet_path(name)) as f:
         return f.read()
 
 
@@ -454,7 +455,7 @@ def mechanism_table():
     """How the kprobe hook attaches here: each mechanism tried in order, and why not."""
     if os.geteuid() != 0:
         return NotHere("kprobe mechanisms", "choosing a mechanism loads programs: needs root")
-    from .hooks import MECH_ORDER, choose_kprobe_mechanism
+    from ..kernel.hooks import MECH_ORDER, choose_kprobe_mechanism
     mech, why = in_lab_thread(choose_kprobe_mechanism)
     what = {"kprobe": "a breakpoint on __netif_receive_skb_core (needs CONFIG_KPROBES)",
             "fentry": "a BPF trampoline at the function's entry (needs BTF and trampolines)",
@@ -479,7 +480,7 @@ def mechanism_table():
 def btf_offset(path):
     """(offset, size) in bytes of a struct member path in the running kernel, e.g.
     ``btf_offset("sk_buff.len")``, read from /sys/kernel/btf/vmlinux."""
-    from . import btf
+    from ..kernel import btf
     try:
         return btf.vmlinux().offset(path)
     except Exception as e:      # no BTF here, or no such member: say so, do not fail the cell
@@ -488,7 +489,7 @@ def btf_offset(path):
 
 def btf_offsets_table():
     """The sk_buff / net_device / net fields the kprobe hook reads, and where BTF says they are."""
-    from . import btf
+    from ..kernel import btf
     try:
         offs = btf.skb_offsets()
     except Exception as e:       # EnvironmentProblem, PermissionError...
@@ -501,7 +502,7 @@ def btf_offsets_table():
 
 
 def _record_summary(r):
-    from . import record as R
+    from ..packet import record as R
     s = f"{R.status_name(int(r['status']))}@{R.layer_name(int(r['layer']))}"
     if int(r["sport"]) or int(r["dport"]):
         s += f" {int(r['sport'])}→{int(r['dport'])}"
@@ -517,8 +518,9 @@ def test_run_table(name, hook="xdp", limit=None):
         return NotHere(f"test run of the {hook} program", why_not(hook))
     import numpy as np
 
-    from . import bpf, compare
-    from . import record as R
+    from ..kernel import bpf
+    from ..replay import compare
+    from ..packet import record as R
     fr = frames(name, limit)
     kernel, refused = in_lab_thread(bpf.parse_in_kernel, fr, hook)
     walked = compare.walker_records(fr)
@@ -546,7 +548,7 @@ def test_run_table(name, hook="xdp", limit=None):
 
 def ctx_table():
     """What a program is handed: XDP's xdp_md against TC's __sk_buff (from the kernel's BTF)."""
-    from . import btf
+    from ..kernel import btf
     try:
         b = btf.vmlinux()
     except Exception as e:
@@ -602,7 +604,7 @@ def _start_reaper(lab):
 def _reap(pid, name):
     import select
 
-    from .lab import LabState, remove_lab
+    from ..lab.labs import LabState, remove_lab
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -626,7 +628,7 @@ class LiveLab:
     falsy, and every method returns the reason instead of failing."""
 
     def __init__(self, hooks="all", xdp_mode="generic", mtu=1500):
-        from .hooks import parse_hooks
+        from ..kernel.hooks import parse_hooks
         self.requested = parse_hooks(hooks)
         self.xdp_mode = xdp_mode
         self.mtu = mtu
@@ -642,7 +644,7 @@ class LiveLab:
     # lifecycle
     @_in_lab_thread
     def _open(self):
-        from .errors import PktlabError
+        from ..errors import PktlabError
         for h in self.requested:
             if not hook_available(h):
                 self.unavailable[h] = why_not(h)
@@ -650,7 +652,7 @@ class LiveLab:
         if not self.hooks:
             self.error = "none of the hooks asked for can run here"
             return
-        from .lab import Lab
+        from ..lab.labs import Lab
         try:
             self.lab = Lab(prefix=LAB_PREFIX, mtu=self.mtu).up()
             self._reaper = _start_reaper(self.lab)
@@ -660,7 +662,7 @@ class LiveLab:
             self.close()
 
     def _attach(self, hooks):
-        from .replay import Replayer, ring_slots_for
+        from ..replay.run import Replayer, ring_slots_for
         # ns timestamps: the lessons put one packet's hooks in order in time (Belt); the same
         # flags as replay() below, so that both lease one compiled program per hook
         self.rp = Replayer(hooks, xdp_mode=self.xdp_mode, lab=self.lab, precise_ts=True,
@@ -675,7 +677,7 @@ class LiveLab:
     @_in_lab_thread
     def set_hooks(self, hooks):
         """Attach another set of hooks (the doctor's unavailable ones are left out)."""
-        from .hooks import parse_hooks
+        from ..kernel.hooks import parse_hooks
         if not self:
             return
         want = tuple(h for h in parse_hooks(hooks) if hook_available(h))
@@ -780,7 +782,7 @@ class LiveLab:
 
     def step(self, frame, index=1):
         """One frame across the lab: a StepResult (pktlab/stepper.py), or None when not live."""
-        from .stepper import StepResult
+        from ..replay.stepper import StepResult
         br = self.run([frame])
         return None if br is None else StepResult(index, br)
 
@@ -788,13 +790,13 @@ class LiveLab:
         """Replay a capture through the attached hooks: the agreement table (ReplayView)."""
         if not self:
             return NotHere("replay", self.why())
-        from .replay import replay as _replay
+        from ..replay.run import replay as _replay
         path = capture_path(name)
         bar = None
         cb = None
         if progress:
-            from .capture import count_frames
-            from .progress import WidgetBar
+            from ..packet.capture import count_frames
+            from ..progress import WidgetBar
             try:
                 total = count_frames(path)
             except Exception:           # damaged: replay() reads it leniently, count roughly
@@ -849,7 +851,7 @@ def open_lab(hooks="all", xdp_mode="generic", mtu=1500):
 
 def close_all(quiet=False):
     """Close every widget and lab this kernel opened; say what is left (must be nothing)."""
-    from .lab import leftovers
+    from ..lab.labs import leftovers
     names = []
     closed_widgets = []
     errors = []
@@ -947,7 +949,7 @@ class BatchView(HTML):
     """Frames of one batch: the walker's record and every hook's verdict, frame by frame."""
 
     def __init__(self, batch, hooks):
-        from . import compare
+        from ..replay import compare
         self.batch = batch
         rows = []
         for i, f in enumerate(batch.frames):
@@ -977,8 +979,8 @@ class Belt(HTML):
               "ttl", "payload_off")
 
     def __init__(self, step, via):
-        from . import compare
-        from . import record as R
+        from ..replay import compare
+        from ..packet import record as R
         self.step = step
         self.via = via
         self.times = {}
@@ -1038,7 +1040,7 @@ def instructor_capture(default="mixed.pcap"):
 def bench_panel(**kwargs):
     """pktlab.bench.BenchPanel, with its Run button doing its work in_lab_thread(): clicked in
     JupyterLab, the handler runs in the kernel's main thread, where netlink cannot."""
-    from .bench import BenchPanel
+    from ..bench.core import BenchPanel
     panel = BenchPanel(**kwargs)
     panel.button.on_click(panel._on_click, remove=True)
     panel.button.on_click(lambda b: in_lab_thread(panel._on_click, b))
@@ -1071,7 +1073,7 @@ def bench_chart(results, ax=None):
     """The bench's chart (pktlab.bench.plot), or the reason there is none."""
     if not results:
         return results if isinstance(results, NotHere) else NotHere("bench chart", "no results")
-    from .bench import plot
+    from ..bench.core import plot
     from .plots import show_figures_inline
     show_figures_inline()
     return plot(results, ax=ax)
@@ -1081,7 +1083,7 @@ def bench_text(results):
     """The bench's figures and what they mean, as text."""
     if not results:
         return results if isinstance(results, NotHere) else NotHere("bench text", "no results")
-    from .bench import format_text
+    from ..bench.core import format_text
     return Text(format_text(results))
 
 
@@ -1113,6 +1115,3 @@ def _main(argv):
     print("usage: python -m pktlab.lessons --reap PID LAB", file=sys.stderr)
     return 2
 
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

@@ -11,7 +11,7 @@ for them: the `PL_*` constants, and the `struct pl_record` field list, from whic
   record in one call.
 
 tests/test_record_layout.py compiles the header with the system C compiler and proves that size
-and every offset agree. Nothing is read at import time: ``from pktlab.record import Record`` (or
+and every offset agree. Nothing is read at import time: ``from pktlab.packet.record import Record`` (or
 any ``PL_*`` name) triggers the one cached read, through the module ``__getattr__``.
 """
 
@@ -27,7 +27,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
-from .errors import EnvironmentProblem, PktlabError
+from .. import resources
+from ..errors import EnvironmentProblem, PktlabError
 
 __all__ = [
     "Record", "RECORD_DTYPE", "RECORD_STRUCT", "RECORD_FIELDS", "constants", "describe",
@@ -36,8 +37,7 @@ __all__ = [
 ]
 
 #: Environment variable that points at a bpf_snippets directory (an installed copy, a test).
-SNIPPETS_ENV = "PKTLAB_BPF_SNIPPETS"
-RECORD_HEADER = "pktlab_record.h"
+RECORD_HEADER = resources.RECORD_HEADER
 PARSE_HEADER = "pktlab_parse.h"
 
 
@@ -48,23 +48,8 @@ class RecordSizeError(PktlabError, ValueError):
 # --- locating and reading the header ---------------------------------------------------------
 
 def snippets_dir() -> Path:
-    """The bpf_snippets directory: $PKTLAB_BPF_SNIPPETS, else the sibling of the package.
-
-    The repository keeps pktlab/ and bpf_snippets/ side by side and is installed editable, so
-    the sibling is found both from a checkout and from the installed package.
-    """
-    here = Path(__file__).resolve().parent
-    candidates = []
-    if os.environ.get(SNIPPETS_ENV):
-        candidates.append(Path(os.environ[SNIPPETS_ENV]))
-    candidates += [here.parent / "bpf_snippets", here / "bpf_snippets"]
-    for c in candidates:
-        if (c / RECORD_HEADER).is_file():
-            return c
-    raise EnvironmentProblem(
-        f"pktlab record header {RECORD_HEADER}: not found in {', '.join(map(str, candidates))}; "
-        "the checkout is incomplete or pktlab was installed without its bpf_snippets; "
-        f"install it editable from the repository (pip install -e .) or set {SNIPPETS_ENV}")
+    """The bpf_snippets directory (pktlab/resources.py says where it is looked for)."""
+    return Path(resources.snippets_dir())
 
 
 _DEFINE = re.compile(

@@ -14,8 +14,8 @@ it; a clsact someone else made stays.
 import errno
 import threading
 
-from .errors import LabError
-from .lab import check_interface
+from ..errors import LabError
+from ..lab.labs import check_interface
 
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
@@ -30,7 +30,7 @@ _clsact_users = {}   # (ns, ifname) -> [set of our filter priorities, created_by
 
 
 def _netlink(ns):
-    from .nl import IPRoute
+    from ..lab.nl import IPRoute
     return IPRoute(netns=ns)
 
 
@@ -86,7 +86,7 @@ class XdpAttachment(Attachment):
             return
         self.attached = False
         from pyroute2.netlink.exceptions import NetlinkError
-        from . import netns
+        from ..lab import netns
         if not netns.exists(self.ns):
             return
         try:
@@ -141,7 +141,7 @@ class TcAttachment(Attachment):
 
     def _drop_qdisc_locked(self):
         from pyroute2.netlink.exceptions import NetlinkError
-        from . import netns
+        from ..lab import netns
         entry = _clsact_users.pop(self._key, None)
         if not entry or not entry[1] or not netns.exists(self.ns):
             return
@@ -159,7 +159,7 @@ class TcAttachment(Attachment):
             return
         self.attached = False
         from pyroute2.netlink.exceptions import NetlinkError
-        from . import netns
+        from ..lab import netns
         with _clsact_lock:
             entry = _clsact_users.get(self._key)
             try:

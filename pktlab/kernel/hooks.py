@@ -18,7 +18,7 @@ import os
 
 from . import bpf
 from .attach import TcAttachment, TracingAttachment, XdpAttachment
-from .errors import BPFError, LabError, PktlabError
+from ..errors import BPFError, LabError, PktlabError
 
 HOOKS = ("xdp", "tc-ingress", "tc-egress", "kprobe")
 #: the order a packet meets them on its way from src to dut
@@ -168,8 +168,8 @@ class HookSet:
         return {h: p.ring().read() for h, p in self.programs.items()}
 
     def records(self):
-        """Like drain(), as Record objects (pktlab.record): handy in a notebook, slower in bulk."""
-        from .record import record_from_bytes
+        """Like drain(), as Record objects (pktlab.packet.record): handy in a notebook, slower in bulk."""
+        from ..packet.record import record_from_bytes
         return {h: [record_from_bytes(r.tobytes()) for r in arr]
                 for h, arr in self.drain().items()}
 

@@ -7,7 +7,7 @@ stepper widget (pktlab/widgets.py), which calls Stepper.step() from a button.
 import sys
 
 from . import compare
-from . import record as rec
+from ..packet import record as rec
 
 #: record fields worth a column when comparing hooks side by side
 SHOWN_FIELDS = ("frame_len", "status", "layer", "flags", "vlan_depth", "eth_proto", "ip_version",
@@ -64,7 +64,7 @@ class StepResult:
         return compare.REASONS[code] if code else ""
 
     def text(self, color=False):
-        from .walker import walk
+        from ..packet.walker import walk
         w = walk(self.frame)
         lines = [f"frame {self.index}: {len(self.frame)} bytes, {w.summary()}"]
         for ly in w.layers:
@@ -112,8 +112,8 @@ def _fields(r):
 
 def step_cli(args, stdin=None, out=None):
     """`pktlab replay --step`: interactive in a terminal, every frame when stdin is a pipe."""
-    from .cli import rewrite_options
-    from .replay import Replayer, _frames_from
+    from ..cli import rewrite_options
+    from .run import Replayer, _frames_from
     stdin = stdin or sys.stdin
     if stdin is None:               # started with stdin closed (`<&-`): as at a script's end
         import io

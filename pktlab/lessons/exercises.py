@@ -17,7 +17,8 @@ import os
 import re
 import time
 
-from . import lessons as L
+from .. import lessons as L
+from .. import resources
 
 __all__ = [
     "C_EXERCISES", "exercise_source", "check_c", "check_eth_bounds", "check_ihl_minimum",
@@ -40,8 +41,7 @@ C_EXERCISES = {
 
 
 def _snip(name):
-    from .bpf import SNIPPETS
-    with open(os.path.join(SNIPPETS, name)) as f:
+    with open(resources.snippet_path(name)) as f:
         return f.read()
 
 
@@ -128,9 +128,10 @@ def check_c(name, learner_text):
 def _check_c(fn, what, learner_text):
     import numpy as np
 
-    from . import bpf, compare
-    from . import record as R
-    from .errors import BPFError
+    from ..kernel import bpf
+    from ..replay import compare
+    from ..packet import record as R
+    from ..errors import BPFError
     try:
         text = xdp_program_text(_with_function(fn, learner_text))
     except ValueError as e:
@@ -213,8 +214,8 @@ def check_ihl_minimum(learner_text):
 
 def _dscp_expected(frame):
     """DSCP by scapy (the oracle), where the walker says a whole IPv4 header is there."""
-    from . import record as R
-    from .walker import walk_record
+    from ..packet import record as R
+    from ..packet.walker import walk_record
     r = walk_record(frame)
     C = R.constants()
     if r.eth_proto != 0x0800 or r.layer < C["PL_L_IPV4"]:
@@ -286,7 +287,7 @@ def _norm(s):
 
 def check_wire_order(answer):
     """Lesson 00: the hooks in the order a packet meets them, from src to dut (generic XDP)."""
-    from .hooks import WIRE_ORDER
+    from ..kernel.hooks import WIRE_ORDER
     got = tuple(_norm(a) for a in (answer or ()))
     if got == WIRE_ORDER:
         return CheckResult(True, " → ".join(WIRE_ORDER) + ": lesson 05 shows it on a timeline")
@@ -364,7 +365,7 @@ def check_explained(answer, lab, name="vlan.pcap", hook="tc-ingress"):
     if hook not in lab.hooks:
         return L.NotHere("checking explained frames", f"{hook} is not attached: "
                          + lab.unavailable.get(hook, ""))
-    from . import compare
+    from ..replay import compare
     br = lab.run(L.frames(name))
     v = br.hooks[hook].verdict
     want = sorted(int(i) + 1 for i in range((len(v))) if v[i] == compare.EXPLAINED)
@@ -394,8 +395,8 @@ def check_cheapest_hook(answer, results):
 def ttl_rewrite_text():
     """The lesson-03 variant of xdp.bpf.c: its PL_REWRITE_TTL block, which records the frame
     and then decrements the TTL as a router would (the C lives in bpf_snippets/xdp.bpf.c)."""
-    from . import bpf
-    with open(os.path.join(bpf.SNIPPETS, "xdp.bpf.c")) as f:
+    from ..kernel import bpf
+    with open(resources.snippet_path("xdp.bpf.c")) as f:
         text = f.read()
     m = re.search(r"#ifdef PL_REWRITE_TTL\n(.*?)#endif", text, re.S)
     if not m:
@@ -429,13 +430,14 @@ def ttl_rewrite_demo(frame=None):
     """Send ``frame`` through the TTL-rewriting XDP program and TC ingress, in a lab of its own."""
     import numpy as np
 
-    from . import bpf, compare
-    from . import record as R
-    from .attach import XdpAttachment
-    from .errors import BPFError, PktlabError
-    from .hooks import HookSet
-    from .inject import Injector
-    from .lab import Lab
+    from ..kernel import bpf
+    from ..replay import compare
+    from ..packet import record as R
+    from ..kernel.attach import XdpAttachment
+    from ..errors import BPFError, PktlabError
+    from ..kernel.hooks import HookSet
+    from ..lab.inject import Injector
+    from ..lab.labs import Lab
     frame = bytes(frame if frame is not None else _sample_frame())
     after = ttl_rewritten(frame)
     try:

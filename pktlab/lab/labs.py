@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from . import netns
 from . import nl  # noqa: F401  (imported up front: cleanup must never be a first import)
-from .errors import LabError
+from ..errors import LabError
 
 STATE_DIR = "/run/pktlab/labs"
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}[0-9a-f]{6}$")

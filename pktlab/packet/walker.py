@@ -3,7 +3,7 @@
 ``walk_record(frame)`` returns the pl_record the kernel hooks would emit for the same bytes
 (``hook`` = walker, ``ts_ns`` = ``ifindex`` = 0): same fields, same status and layer, same order
 of checks, same limits. It reads each header by unpacking the layout declared in
-``pktlab.headers`` (the struct format is derived from the ctypes declaration), because one
+``pktlab.packet.headers`` (the struct format is derived from the ctypes declaration), because one
 ``struct`` call per header is what makes it fast enough to be the reference for millions of
 frames. ``walk(frame)`` runs the very same function, which also leaves a trail of the headers it
 read; the layers and fields are then built by casting those bytes to the declared ctypes
@@ -42,7 +42,7 @@ from typing import Any
 
 from . import headers as H
 from . import record as R
-from .errors import EnvironmentProblem
+from ..errors import EnvironmentProblem
 
 __all__ = ["walk", "walk_record", "walk_records", "walk_records_array", "Walk", "Layer", "Field",
            "parse_fields", "layer_to_dict"]
@@ -750,7 +750,7 @@ def walk_records_array(frames, chunk: int = 8192):
     """The walker's records of a sequence of frames as one numpy array (RECORD_DTYPE).
 
     Row i is bytes-for-bytes walk_record(frames[i]); this is the form kernel records arrive
-    in (pktlab.ringbuf), so the two compare column by column. The common frames are parsed
+    in (pktlab.kernel.ringbuf), so the two compare column by column. The common frames are parsed
     vectorized, ``chunk`` at a time: this is the walker's fastest record path.
     """
     import numpy as np

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import record as rec
+from ..packet import record as rec
 
 AGREE, EXPLAINED, DISAGREE, LOST, SKIPPED = range(5)
 VERDICT_NAMES = ("agree", "explained", "disagree", "lost", "skipped")
@@ -97,7 +97,7 @@ class Expected:
 
 def walker_records(frames):
     """The walker's record of every frame, as one array (bulk path: numpy fingerprints)."""
-    from .walker import walk_records_array
+    from ..packet.walker import walk_records_array
     return walk_records_array(frames)
 
 
@@ -187,7 +187,7 @@ def expected_for(hook, frames, walked, sendable, tagged=None):
     elif hook == "kprobe":
         long_ = np.flatnonzero(present & (walked["frame_len"] > KPROBE_COPY))
         if len(long_):
-            from .walker import walk_record
+            from ..packet.walker import walk_record
             for i in long_:
                 f = frames[i]
                 exp[i] = np.frombuffer(bytes(walk_record(f[:KPROBE_COPY])),

@@ -10,7 +10,7 @@
 - ``SideBySide(frame)`` / ``PacketView.side_by_side()``: pktlab's layers next to scapy's own
   dissection of the same bytes (``Ether(data).show(dump=True)``), scapy imported only then.
 
-When the Ethernet header was synthesized (cooked or raw-IP captures, see pktlab.capture), the
+When the Ethernet header was synthesized (cooked or raw-IP captures, see pktlab.packet.capture), the
 view says so: those 14 bytes were not on the wire.
 """
 
@@ -47,7 +47,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _frame_parts(frame, title, synthesized, linktype):
-    """Accept bytes or a pktlab.capture.Frame (which knows whether its Ethernet is synthetic)."""
+    """Accept bytes or a pktlab.packet.capture.Frame (which knows whether its Ethernet is synthetic)."""
     if hasattr(frame, "data") and hasattr(frame, "synthesized_eth"):
         if title is None:
             title = f"frame {frame.index}"

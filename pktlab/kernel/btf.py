@@ -14,7 +14,7 @@ import functools
 import os
 import struct
 
-from .errors import EnvironmentProblem
+from ..errors import EnvironmentProblem
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 

@@ -44,11 +44,11 @@ import tempfile
 import threading
 import time
 
-from . import bpf, netns, spawn
-from .errors import BPFError, EnvironmentProblem, LabError, PktlabError
+from .. import resources
+from ..kernel import bpf
+from ..lab import netns, spawn
+from ..errors import BPFError, EnvironmentProblem, LabError, PktlabError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MIXED_PCAP = os.path.join(REPO, "pcaps", "mixed.pcap")
 
 SIZES = (64, 512, 1500)
 UDP_PORT = 5999
@@ -119,8 +119,8 @@ def _preload():
     lab's netlink helper), which would leave the lab behind."""
     import importlib
     importlib.import_module("asyncio")
-    for mod in ("pyroute2", "pyroute2.netlink.exceptions", "pktlab.nl", "pktlab.lab",
-                "pktlab.attach", "pktlab.hooks", "pktlab.ringbuf", "pktlab.record"):
+    for mod in ("pyroute2", "pyroute2.netlink.exceptions", "pktlab.lab.nl", "pktlab.lab.labs",
+                "pktlab.kernel.attach", "pktlab.kernel.hooks", "pktlab.kernel.ringbuf", "pktlab.packet.record"):
         try:
             importlib.import_module(mod)
         except ImportError:
@@ -150,13 +150,13 @@ def bundled_frames(limit=None):
     (the kernel refuses to test-run them), and so are frames larger than a test run takes.
     """
     frames, source = [], None
-    if os.path.exists(MIXED_PCAP):
-        try:
-            from .capture import read_frames
-            frames = [bytes(f.data) for f in read_frames(MIXED_PCAP)]
-            source = os.path.relpath(MIXED_PCAP, REPO)
-        except (ImportError, PktlabError):
-            frames = []
+    try:
+        from ..packet.capture import read_frames
+        mixed = resources.bundled_pcap("mixed.pcap")
+        frames = [bytes(f.data) for f in read_frames(mixed)]
+        source = "pcaps/mixed.pcap"
+    except (ImportError, PktlabError, OSError):
+        frames = []
     if not frames:
         frames = _scapy_frames()
         source = "scapy-built frames (pcaps/mixed.pcap not found)"
@@ -261,8 +261,8 @@ def _xdp_dispatcher_pins(progs):
     XDP program is attached, generic mode, to one end of a quiet throwaway lab while it is
     measured; the runs themselves are the same either way (a direct call via the dispatcher).
     """
-    from .attach import XdpAttachment
-    from .lab import Lab
+    from ..kernel.attach import XdpAttachment
+    from ..lab.labs import Lab
     with contextlib.ExitStack() as stack:
         ends = []
         for prog in progs:
@@ -631,7 +631,7 @@ class TcpreplayGenerator(TrafgenGenerator):
 READER_CODE = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
-from pktlab.bench import _socket_reader_main
+from pktlab.bench.core import _socket_reader_main
 _socket_reader_main(sys.argv[2:])
 """
 
@@ -708,7 +708,7 @@ class SocketReader:
             os.ftruncate(fd, 8)
             self._map = mmap.mmap(fd, 8)
             self.proc = spawn.spawn(
-                [sys.executable, "-c", READER_CODE, REPO, lab.ns_dut, lab.dut_ip4, str(port),
+                [sys.executable, "-c", READER_CODE, resources.PACKAGE_PARENT, lab.ns_dut, lab.dut_ip4, str(port),
                  str(cpu), str(fd)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, text=True, pass_fds=(fd,))
         except BaseException:
@@ -940,8 +940,8 @@ class _Live:
         return m
 
     def point(self, name, frame, gen=None):
-        from .attach import TcAttachment, XdpAttachment
-        from .hooks import HookSet
+        from ..kernel.attach import TcAttachment, XdpAttachment
+        from ..kernel.hooks import HookSet
         lab, gen = self.lab, gen or self.gen
         self.programs()
         if name in ("xdp_drop", "xdp_native_drop"):
@@ -1039,7 +1039,7 @@ def live(points=None, sizes=SIZES, duration=1.2, warmup=0.3, slices=4, compare=(
          progress=None, prefix="plhb"):
     """The live ladder: packets/s at each point, for each frame size, in one lab."""
     _preload()
-    from .lab import Lab
+    from ..lab.labs import Lab
     progress = progress or _progress_noop
     points = _check_points(points)
     sizes = [int(s) for s in sizes]
@@ -1622,7 +1622,7 @@ class BenchPanel:
 
     def run(self):
         """Run the chosen subset and redraw (what the button does)."""
-        from .progress import WidgetBar
+        from ..progress import WidgetBar
         points, sizes = self.selection()
         live_on = bool(points and sizes)
         total = plan(points, sizes or SIZES, self.micro_box.value, live_on, self.long_box.value)
@@ -1697,7 +1697,7 @@ def cli(args):
             raise FileNotFoundError(f"--plot {args.plot}: directory {d} does not exist")
     bar = None
     if sys.stderr.isatty():
-        from .progress import TextBar
+        from ..progress import TextBar
         bar = TextBar(plan(points, SIZES, micro_on, live_on, args.long), label="bench")
 
     def progress(done, total, label):

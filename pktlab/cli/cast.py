@@ -17,7 +17,7 @@ damage (the frames before it are still shown). The 2 comes with one line on stde
 the cause, what to do. Frames of link types pktlab refuses, among readable ones, are listed as
 problems and skipped, which is not a failure.
 
-Also runnable as ``python -m pktlab.cast FILE [--json]``.
+Also runnable as ``python -m pktlab.cli.cast FILE [--json]``.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def _ts(ts_ns: int) -> str:
 
 
 def frame_doc(frame, w) -> dict:
-    """The JSON form of one frame and its walk (``w``: pktlab.walker.Walk)."""
-    from .walker import layer_to_dict
+    """The JSON form of one frame and its walk (``w``: pktlab.packet.walker.Walk)."""
+    from ..packet.walker import layer_to_dict
 
     r = w.record
     return {
@@ -58,7 +58,7 @@ def frame_doc(frame, w) -> dict:
 
 
 def _frame_text(frame, w, color: bool) -> list[str]:
-    from .views import LAYER_COLOURS
+    from ..packet.views import LAYER_COLOURS
 
     r = w.record
     head = (f"frame {frame.index}  {_ts(frame.ts_ns)}  {len(frame.data)} bytes"
@@ -85,10 +85,10 @@ def _frame_text(frame, w, color: bool) -> list[str]:
 def run(pcap_path, as_json: bool = False, out: TextIO = sys.stdout, *,
         err: Optional[TextIO] = None, color: bool = False, limit: Optional[int] = None) -> int:
     """Walk every frame of ``pcap_path`` and print it; returns the exit status (0 or 2)."""
-    from .capture import no_frames_message, read_frames
-    from .cli import _one_line
-    from .errors import PktlabError
-    from .walker import walk
+    from ..packet.capture import no_frames_message, read_frames
+    from . import _one_line
+    from ..errors import PktlabError
+    from ..packet.walker import walk
 
     err = sys.stderr if err is None else err
 
@@ -141,7 +141,7 @@ def run(pcap_path, as_json: bool = False, out: TextIO = sys.stdout, *,
 
 
 def main(argv=None) -> int:
-    from .cli import count
+    from . import count
     ap = argparse.ArgumentParser(prog="pktlab cast",
                                  description="The userspace walk of every frame, layer by layer.")
     ap.add_argument("pcap", help="a .pcap or .pcapng file")
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
         sys.stdout.flush()
         return rc
     except BrokenPipeError:           # `pktlab cast x.pcap | head`: the reader left; stop quietly
-        from .cli import EXIT_PIPE, _quiet_stdout
+        from . import EXIT_PIPE, _quiet_stdout
         _quiet_stdout()
         return EXIT_PIPE
     except KeyboardInterrupt:

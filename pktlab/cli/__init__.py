@@ -26,7 +26,7 @@ import re
 import signal
 import sys
 
-from .errors import EnvironmentProblem, PktlabError
+from ..errors import EnvironmentProblem, PktlabError
 
 EXIT_OK, EXIT_FOUND, EXIT_BAD = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT        # 130: what a shell reports for Ctrl-C
@@ -125,7 +125,7 @@ def mtu(text):
 
 def _check_rewrite(args):
     """--dst-mac / --dst-ip4 / --dst-ip6 must parse now, not after the lab is built."""
-    from .rewrite import Rewriter
+    from ..packet.rewrite import Rewriter
     for opt, key in (("--dst-mac", "dst_mac"), ("--dst-ip4", "dst_ip4"), ("--dst-ip6", "dst_ip6")):
         val = getattr(args, key)
         if val and val != "auto":
@@ -139,7 +139,7 @@ def _check_rewrite(args):
 
 def cmd_doctor(args):
     import json
-    from . import doctor
+    from .. import doctor
     report, status = doctor.run()
     if args.json:
         print(json.dumps(report, indent=2))
@@ -156,8 +156,8 @@ def cmd_cast(args):
 def check_replay(args):
     """Everything about a replay's input, before any lab: the arguments that need more than a
     type, then the capture itself (read once, capture.survey). Returns the Survey."""
-    from .capture import CaptureError, survey
-    from .hooks import parse_hooks
+    from ..packet.capture import CaptureError, survey
+    from ..kernel.hooks import parse_hooks
     parse_hooks(args.hooks)
     _check_rewrite(args)
     s = survey(args.pcap, limit=args.limit, mtu=args.mtu)
@@ -169,18 +169,18 @@ def check_replay(args):
 
 def cmd_replay(args):
     import json
-    from . import replay as rp
+    from ..replay import run as rp
     checked = check_replay(args)
     _need_root("pktlab replay")
     if checked.note():
         _err(f"note: {checked.note()}")
     if args.step:
-        from .stepper import step_cli
+        from ..replay.stepper import step_cli
         return step_cli(args)
     progress = None
     bar = None
     if not args.json and sys.stderr.isatty():
-        from .progress import TextBar
+        from ..progress import TextBar
         bar = TextBar(checked.frames * args.loop, label="replay")
         progress = bar.update
     try:
@@ -250,7 +250,7 @@ def format_replay(doc):
 
 
 def cmd_bench(args):
-    from . import bench
+    from ..bench import core as bench
     bench.parse_only(args.only)                 # a bad --only is refused before anything
     if args.only is not None and not args.only.strip(" ,"):
         raise ValueError(f"--only {args.only!r}: names no part of the bench; use micro, live, "
@@ -289,7 +289,7 @@ def _check_lab_args(args):
         if val is not None and a != "up":
             raise ValueError(f"lab {a}: {opt} belongs to `pktlab lab up`")
     if args.prefix is not None:
-        from .lab import PREFIX_RE
+        from ..lab.labs import PREFIX_RE
         if not PREFIX_RE.match(args.prefix):
             raise ValueError(f"lab up --prefix {args.prefix!r}: use a lowercase letter then up "
                              "to 5 lowercase letters or digits (e.g. pl, lab1)")
@@ -297,7 +297,7 @@ def _check_lab_args(args):
 
 def cmd_lab(args):
     import json
-    from . import lab as L
+    from ..lab import labs as L
     _check_lab_args(args)
     if args.action != "status":
         _need_root(f"pktlab lab {args.action}")
