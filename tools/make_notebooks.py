@@ -7,8 +7,8 @@
 The notebooks are committed as this script writes them: no outputs, execution_count null,
 cell ids derived from the notebook and the cell's position, so a rerun changes nothing.
 Exercise cells that hand the learner a C function take it from bpf_snippets/pktlab_parse.h
-(minus the lines the exercise removes: pktlab/exercises.py), so they never drift from the
-parser. Solutions live in notebooks/solutions/, never in a lesson.
+(minus the lines the exercise removes: pktlab/lessons/exercises/ex02.py), so they never drift
+from the parser. Solutions live in notebooks/solutions/, never in a lesson.
 """
 
 import os
@@ -141,7 +141,7 @@ def nb01():
 
 - that a frame is only bytes, and a header is a *structure laid over them* (a cast): the C
   parser does `struct pl_ethhdr *eth = data;`, pktlab's Python walker does the same with
-  ctypes big-endian structures declared once in `pktlab/headers.py`;
+  ctypes big-endian structures declared once in `pktlab/packet/headers.py`;
 - the bounds check that must come before every cast;
 - why IPv4's IHL and TCP's data offset are *lengths*, and what happens when they lie;
 - VLAN tags, IPv6 and its extension headers, and the L7 peek at the first payload bytes;

@@ -1,6 +1,6 @@
-"""`python -m pktlab.lessons --reap PID LAB`: the reaper of a notebook's labs (see LiveLab)."""
+"""`python -m pktlab.lessons --reap PID LAB`: the reaper of a notebook's labs (see reaper.py)."""
 import sys
 
-from . import _main
+from .reaper import main
 
-sys.exit(_main(sys.argv[1:]))
+sys.exit(main(sys.argv[1:]))

@@ -35,7 +35,7 @@ def conveyor_belt(belts, ax=None, labels=None):
     """The conveyor belt: when each hook saw a packet, in µs after the first hook saw it.
 
     ``belts``: a Belt (LiveLab.follow) or a list of them, one row each. Returns the Figure."""
-    from . import NotHere
+    from .html import NotHere
     if isinstance(belts, NotHere):
         return belts              # not live here: show the reason instead of a plot
     if not isinstance(belts, (list, tuple)):

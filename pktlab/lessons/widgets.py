@@ -4,9 +4,9 @@
     stepper                                          # show it
     stepper.step(); stepper.show(5); stepper.close()
 
-The stepper shows, for one frame of a capture: the layered hex view (pktlab/views.py), scapy's
-dissection of the same bytes, and a table with the walker's record next to every hook's record
-of that frame, cells that differ highlighted (red: a disagreement; amber: an explained
+The stepper shows, for one frame of a capture: the layered hex view (pktlab/packet/views.py),
+scapy's dissection of the same bytes, and a table with the walker's record next to every hook's
+record of that frame, cells that differ highlighted (red: a disagreement; amber: an explained
 difference, with the reason), and a verdict badge per hook. Choosing a frame (slider, step,
 back) sends it across the lab, so the hook records are live. Without a lab, or after close(),
 it still shows the walker and scapy.
@@ -17,7 +17,10 @@ notebook, closes them all.
 
 import os
 
-from .. import lessons as L
+from .here import HOOKS, WIRE_ORDER, doctor, why_not
+from .html import CSS, badge, esc
+from .live import open_lab, register_widget
+from .pcaps import capture_path, captures, pcaps_dir, read
 
 __all__ = ["PacketStepper", "HookChooser", "record_table"]
 
@@ -26,17 +29,17 @@ class HookChooser:
     """A checkbox per hook; hooks the doctor says are unavailable are disabled, and hovering
     one says why. ``.value`` is the tuple of checked hooks; ``observe(fn)`` calls fn(value)."""
 
-    def __init__(self, hooks=L.HOOKS, value=None):
+    def __init__(self, hooks=HOOKS, value=None):
         import ipywidgets as w
-        rep = L.doctor()
+        rep = doctor()
         value = tuple(hooks if value is None else value)
         self.boxes = {}
-        for h in L.WIRE_ORDER:
+        for h in WIRE_ORDER:
             if h not in hooks:
                 continue
             info = rep["hooks"][h]
             ok = bool(info["available"])
-            tip = f"{h}: via {info['via']}" if ok else f"{h} is not available here: {L.why_not(h)}"
+            tip = f"{h}: via {info['via']}" if ok else f"{h} is not available here: {why_not(h)}"
             self.boxes[h] = w.Checkbox(value=ok and h in value, description=h, disabled=not ok,
                                        indent=False, tooltip=tip,
                                        layout=w.Layout(width="auto"))
@@ -53,7 +56,7 @@ class HookChooser:
 
     @property
     def value(self):
-        return tuple(h for h in L.HOOKS if h in self.boxes and self.boxes[h].value)
+        return tuple(h for h in HOOKS if h in self.boxes and self.boxes[h].value)
 
     def observe(self, fn):
         self._callbacks.append(fn)
@@ -92,10 +95,10 @@ def record_table(walker, hooks=None, verdicts=None, differing=None, reasons=None
     head = ["<th>field</th><th>walker</th>"]
     for h in hooks:
         v = verdicts.get(h, "off")
-        head.append(f"<th>{L.esc(h)}<br>{L.badge(v)}</th>")
+        head.append(f"<th>{esc(h)}<br>{badge(v)}</th>")
     rows = ["<tr>" + "".join(head) + "</tr>"]
     for f in SHOWN_FIELDS:
-        cells = [f"<td><b>{L.esc(f)}</b></td>", f"<td class='pll-mono'>{L.esc(walker[f])}</td>"]
+        cells = [f"<td><b>{esc(f)}</b></td>", f"<td class='pll-mono'>{esc(walker[f])}</td>"]
         for h, row in hooks.items():
             if row is None:
                 cells.append("<td class='pll-note'>—</td>")
@@ -105,10 +108,10 @@ def record_table(walker, hooks=None, verdicts=None, differing=None, reasons=None
                 klass += " pll-diff"
             elif row[f] != walker[f]:
                 klass += " pll-expl"
-            cells.append(f"<td class='{klass}'>{L.esc(row[f])}</td>")
+            cells.append(f"<td class='{klass}'>{esc(row[f])}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     out = "<table class='pll-t pl-records'>" + "".join(rows) + "</table>"
-    notes = [f"<b>{L.esc(h)}</b>: {L.esc(r)}" for h, r in reasons.items() if r]
+    notes = [f"<b>{esc(h)}</b>: {esc(r)}" for h, r in reasons.items() if r]
     if notes:
         out += "<div class='pll-note'>" + "<br>".join(notes) + "</div>"
     return out
@@ -126,17 +129,17 @@ class PacketStepper:
     def __init__(self, capture="mixed.pcap", lab=None, hooks="all", directory=None,
                  chooser=True):
         import ipywidgets as w
-        self.directory = directory or L.pcaps_dir()
+        self.directory = directory or pcaps_dir()
         self._own_lab = lab == "own"
-        self.lab = L.open_lab(hooks) if self._own_lab else lab
+        self.lab = open_lab(hooks) if self._own_lab else lab
         self.closed = False
         self.frames = []
         self.problems = []
         self.current = None           # StepResult of the frame shown (None without a lab)
         self.index = 0
         self._muted = False
-        names = L.captures(self.directory)
-        path = L.capture_path(capture) if not os.path.exists(os.path.join(self.directory,
+        names = captures(self.directory)
+        path = capture_path(capture) if not os.path.exists(os.path.join(self.directory,
                                                                            str(capture))) \
             else os.path.join(self.directory, capture)
         base = os.path.basename(path)
@@ -185,7 +188,7 @@ class PacketStepper:
         self.step_button.on_click(lambda _b: self.step())
         self.back_button.on_click(lambda _b: self.back())
         self.close_button.on_click(lambda _b: self.close())
-        L.register_widget(self)
+        register_widget(self)
         self.set_capture(base)
 
     # --- driving it (the buttons call these; so can a cell) ----------------------------------
@@ -195,7 +198,7 @@ class PacketStepper:
             self.capture.value = name     # the dropdown's observer calls back here
             return
         self.problems = []
-        self.frames = L.read(self._paths.get(name, name), problems=self.problems)
+        self.frames = read(self._paths.get(name, name), problems=self.problems)
         self._muted = True                # move the slider without rendering twice
         try:
             self.slider.max = max(1, len(self.frames))
@@ -230,58 +233,58 @@ class PacketStepper:
         try:
             self.lab.set_hooks(hooks)
         except Exception as e:            # attach failed: show it, keep the widget alive
-            self.status.value = f"<div class='pll-why'>could not attach {L.esc(hooks)}: {L.esc(e)}</div>"
+            self.status.value = f"<div class='pll-why'>could not attach {esc(hooks)}: {esc(e)}</div>"
             return
         self._render(self.index or 1)
 
     # --- rendering -----------------------------------------------------------------------------
     def _render(self, index):
-        from ..packet.views import scapy_dissection
+        from ..packet.views import PacketView, scapy_dissection
         try:
             self.index = index
             if not self.frames:
                 self.hex.value = "<i>this capture has no frames pktlab can read</i>"
-                self.records.value = "<br>".join(L.esc(p) for p in self.problems)
+                self.records.value = "<br>".join(esc(p) for p in self.problems)
                 return
             fr = self.frames[index - 1]
             data = fr.data
             title = f"frame {index} of {len(self.frames)}"
-            self.hex.value = _COMPACT + L.PacketView(fr, title=title).html()
+            self.hex.value = _COMPACT + PacketView(fr, title=title).html()
             self.scapy.value = ("<div style='font-weight:bold;font-family:sans-serif'>scapy: "
                                 "Ether(data).show()</div><pre class='pl-scapy' style='font-size:11.5px;"
                                 "border:1px solid #ddd;padding:6px;margin:0;max-height:26em;"
-                                "overflow:auto'>" + L.esc(scapy_dissection(data)) + "</pre>")
+                                "overflow:auto'>" + esc(scapy_dissection(data)) + "</pre>")
             walker = _walker_row(data)
             live = bool(self.lab) and not self.closed
             self.current = self.lab.step(data, index) if live else None
             if self.current is not None:
                 st = self.current
                 rows = st.rows()
-                hooks = {h: rows[h] for h in L.WIRE_ORDER if h in st.batch.hooks}
+                hooks = {h: rows[h] for h in WIRE_ORDER if h in st.batch.hooks}
                 verdicts = st.verdicts()
                 differing = {h: st.differing(h) for h in hooks}
                 reasons = {h: st.reason(h) for h in hooks}
                 if not st.sent:
                     reasons["not sent"] = st.batch.skip_reasons.get(0, "")
-                self.records.value = L.CSS + record_table(walker, hooks, verdicts, differing,
+                self.records.value = CSS + record_table(walker, hooks, verdicts, differing,
                                                           reasons)
                 bad = [h for h, v in verdicts.items() if v in ("disagree", "lost")]
-                state = (f"<span class='pll-no'>{L.esc(', '.join(bad))} disagree</span>" if bad
+                state = (f"<span class='pll-no'>{esc(', '.join(bad))} disagree</span>" if bad
                          else "<span class='pll-ok'>every hook agrees with the walker"
                          + (" (or differs for a reason the kernel gives)"
                             if "explained" in verdicts.values() else "") + "</span>")
-                self.status.value = (f"{L.esc(os.path.basename(self._path()))}, {title}: sent "
-                                     f"across lab {L.esc(self.lab.name)}: " + state)
+                self.status.value = (f"{esc(os.path.basename(self._path()))}, {title}: sent "
+                                     f"across lab {esc(self.lab.name)}: " + state)
             else:
                 why = ("this stepper is closed" if self.closed else
                        self.lab.why() if self.lab is not None else
                        "no lab given: pass lab=pl.open_lab(...) for the hooks' records")
-                self.records.value = L.CSS + record_table(walker)
-                self.status.value = (f"{L.esc(os.path.basename(self._path()))}, {title}: walker "
-                                     f"and scapy only <span class='pll-note'>({L.esc(why)})</span>")
+                self.records.value = CSS + record_table(walker)
+                self.status.value = (f"{esc(os.path.basename(self._path()))}, {title}: walker "
+                                     f"and scapy only <span class='pll-note'>({esc(why)})</span>")
         except Exception as e:          # a callback's exception would vanish into the log
             self.status.value = (f"<div class='pll-fail'>could not show frame {index}: "
-                                 f"{L.esc(type(e).__name__)}: {L.esc(e)}</div>")
+                                 f"{esc(type(e).__name__)}: {esc(e)}</div>")
 
     def _path(self):
         return self._paths.get(self.capture.value, self.capture.value)
@@ -292,7 +295,8 @@ class PacketStepper:
             return self.current.text()
         if not self.frames:
             return "no frames"
-        return L.PacketView(self.frames[self.index - 1].data).text(color=False)
+        from ..packet.views import PacketView
+        return PacketView(self.frames[self.index - 1].data).text(color=False)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def close(self):

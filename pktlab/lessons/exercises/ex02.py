@@ -1,0 +1,156 @@
+"""Lesson 02's exercises: C, checked in the kernel.
+
+Each hands the learner one function of bpf_snippets/pktlab_parse.h with something taken out.
+The checker puts the learner's version back into a copy of the XDP program (the headers inlined,
+as tests/test_kernel_parse.py builds its broken copy), then does what a reviewer would:
+  1. compile and load it: the verifier's verdict, in its own words when it refuses;
+  2. test-run it (BPF_PROG_TEST_RUN) on every frame of the corpus;
+  3. compare each record with the walker's, field by field.
+Passing means: loaded, and every record agrees.
+"""
+
+import re
+import time
+
+from ..here import hook_available, in_lab_thread, why_not
+from ..html import NotHere, esc, table
+from ..results import record_summary
+from ..source import extract_function
+from .common import CheckResult, corpus_frames, log_html, snippet_text
+
+#: C exercises: name -> (function in pktlab_parse.h, the lines taken out of it, what to say)
+C_EXERCISES = {
+    "eth-bounds": (
+        "parse_ethhdr",
+        "\tif ((void *)(eth + 1) > data_end)\n\t\treturn -PL_ST_TRUNCATED;\n",
+        "the Ethernet bounds check"),
+    "ihl-minimum": (
+        "parse_iphdr",
+        "\tif (hdrsize < (int)sizeof(*iph))\n\t\treturn -PL_ST_IHL_LT5;\n",
+        "the check that IHL is at least 5 before it is used as a length"),
+}
+
+
+def xdp_program_text(parse_text=None, program="xdp.bpf.c"):
+    """The XDP program as one text, with pktlab_common.h and pktlab_parse.h inlined
+    (``parse_text`` replaces the parser header)."""
+    parse = snippet_text("pktlab_parse.h") if parse_text is None else parse_text
+    common = snippet_text("pktlab_common.h").replace('#include "pktlab_parse.h"', parse)
+    text = snippet_text(program)
+    if '#include "pktlab_common.h"' not in text:
+        raise ValueError(f"{program} does not include pktlab_common.h")
+    return text.replace('#include "pktlab_common.h"', common)
+
+
+def exercise_source(name):
+    """The function the learner fixes: the real one from pktlab_parse.h, minus the lines."""
+    fn, lines, _what = C_EXERCISES[name]
+    text = extract_function(snippet_text("pktlab_parse.h"), fn)
+    if lines not in text:
+        raise ValueError(f"exercise {name}: pktlab_parse.h's {fn} no longer has the lines the "
+                         "exercise removes; update C_EXERCISES in "
+                         "pktlab/lessons/exercises/ex02.py")
+    return text.replace(lines, "", 1)
+
+
+def _with_function(fn, learner_text):
+    parse = snippet_text("pktlab_parse.h")
+    original = extract_function(parse, fn)
+    m = re.search(r"\b" + re.escape(fn) + r"\s*\(", learner_text)
+    if not m:
+        raise ValueError(f"your text has no function {fn}(...): paste the whole function, "
+                         "from its first line to the closing brace")
+    return parse.replace(original, learner_text.strip("\n") + "\n", 1)
+
+
+def check_c(name, learner_text):
+    """Check a C exercise: compile + verifier, test run on the corpus, compare with the walker."""
+    fn, _lines, what = C_EXERCISES[name]
+    if not hook_available("xdp"):
+        return NotHere(f"checking {fn}", "the checker loads an XDP program: " + why_not("xdp"))
+    return in_lab_thread(_check_c, fn, what, learner_text)
+
+
+def _check_c(fn, what, learner_text):
+    import numpy as np
+
+    from ...kernel import bpf
+    from ...replay import compare
+    from ...packet import record as R
+    from ...errors import BPFError
+    try:
+        text = xdp_program_text(_with_function(fn, learner_text))
+    except ValueError as e:
+        return CheckResult(False, str(e))
+    t0 = time.perf_counter()
+    try:
+        prog = bpf.compile_program(None, "pktlab_xdp", "XDP",
+                                   tuple(bpf.transport_cflags(slots=16)), text=text)
+    except BPFError as e:
+        stage = "did not compile" if str(e).startswith("compile") else "the verifier refused it"
+        body = (f"<p class='pll-mono'>{esc(str(e).splitlines()[0])}</p>"
+                "<p>the last lines of the log (the verifier walks every path; it stops at the "
+                "first access it cannot prove safe):</p>" + log_html(e.log or str(e)))
+        hint = ""
+        if "invalid access to packet" in (e.log or ""):
+            hint = ("<p class='pll-note'>hint: a packet pointer may only be read after a "
+                    "comparison with data_end has proved the bytes are there.</p>")
+        return CheckResult(False, f"{fn}: {stage}", body + hint, e.log[-1500:] if e.log else "")
+    loaded = f"loaded: the verifier accepted it ({time.perf_counter() - t0:.1f} s to compile and verify)"
+    try:
+        corpus = [c for c in corpus_frames() if len(c[2]) >= bpf.MIN_TEST_RUN_FRAME]
+        ring = prog.ring()
+        ring.read()
+        got = np.zeros(len(corpus), dtype=R.RECORD_DTYPE)
+        missing = []
+        for i, (_n, _k, data) in enumerate(corpus):
+            try:
+                bpf.test_run(prog, data)
+            except BPFError as e:
+                missing.append((i, str(e)))
+                continue
+            recs = ring.read()
+            if len(recs) != 1:
+                missing.append((i, f"{len(recs)} records instead of one"))
+                continue
+            got[i] = recs[0]
+    finally:
+        bpf.release(prog)
+    walked = compare.walker_records([c[2] for c in corpus])
+    mask = compare.compare_mask()
+    same = (got.view(np.uint8).reshape(len(corpus), -1)[:, mask] ==
+            walked.view(np.uint8).reshape(len(corpus), -1)[:, mask]).all(axis=1)
+    for i, _why in missing:
+        same[i] = False
+    bad = np.flatnonzero(~same)
+    rows = []
+    for i in bad[:10]:
+        name_, idx, data = corpus[i]
+        why = dict(missing).get(int(i))
+        diff = why or ", ".join(R.compare_fields(got[i], walked[i], ignore=compare.IGNORED_FIELDS))
+        rows.append([name_, idx, len(data), record_summary(walked[i]),
+                     "-" if why else record_summary(got[i]), diff])
+    files = sorted({corpus[i][0] for i in bad})
+    summary = (f"{len(corpus) - len(bad)} of {len(corpus)} corpus frames: the kernel's record "
+               f"equals the walker's")
+    body = f"<p>{esc(loaded)}</p><p>{esc(summary)}</p>"
+    if len(bad):
+        body += (f"<p>records that differ ({len(bad)}, in {esc(', '.join(files))}); the first "
+                 "few:</p>" + table(["capture", "#", "bytes", "walker", "your program",
+                                       "differs in"], rows))
+        body += ("<p class='pll-note'>the verifier proves the program is safe, not that it is "
+                 "right: the corpus is what tells you it parses like the walker.</p>")
+        return CheckResult(False, f"{fn}: loads, but {len(bad)} records differ from the walker's",
+                           body, summary)
+    return CheckResult(True, f"{fn}: loads, and agrees with the walker on the whole corpus "
+                             f"({what} is back)", body, summary)
+
+
+def check_eth_bounds(learner_text):
+    """Lesson 02, exercise 1: put the Ethernet bounds check back into parse_ethhdr."""
+    return check_c("eth-bounds", learner_text)
+
+
+def check_ihl_minimum(learner_text):
+    """Lesson 02, exercise 2: parse_iphdr uses IHL as a length without checking it is >= 5."""
+    return check_c("ihl-minimum", learner_text)

@@ -1,0 +1,144 @@
+"""What works here: the doctor's report (run once per kernel session) and the tables that show
+it, the hooks in the order a packet meets them, and in_lab_thread(), where netlink works.
+
+A hook the doctor could not prove here is never attached by the lessons. Set
+``PKTLAB_PRETEND_MISSING=kprobe`` (or ``xdp,tc-ingress``, or ``all``) to see a lesson as a
+learner without those hooks would.
+"""
+
+import functools
+import os
+import threading
+
+from .html import HTML, esc, table
+
+HOOKS = ("xdp", "tc-ingress", "tc-egress", "kprobe")
+WIRE_ORDER = ("tc-egress", "kprobe", "xdp", "tc-ingress")
+PRETEND_ENV = "PKTLAB_PRETEND_MISSING"
+
+
+def in_lab_thread(fn, *args, **kwargs):
+    """Call ``fn`` where netlink works: on pktlab's netlink thread when this thread runs an
+    asyncio loop (a Jupyter kernel's main thread does), directly otherwise (pktlab.lab.nl.call).
+
+    pktlab.lab.nl already does this for every netlink call; running a whole lesson step there as
+    well keeps the steps of one notebook in order."""
+    from ..lab import nl
+    return nl.call(fn, *args, **kwargs)
+
+
+def in_lab_thread_method(method):
+    """Decorator: run the method with in_lab_thread()."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        return in_lab_thread(method, *args, **kwargs)
+    return wrapper
+
+
+_doctor = None
+_doctor_lock = threading.Lock()
+
+
+def _pretend_missing():
+    v = os.environ.get(PRETEND_ENV, "").strip()
+    if not v:
+        return ()
+    return HOOKS if v == "all" else tuple(h.strip() for h in v.split(",") if h.strip())
+
+
+def doctor(refresh=False):
+    """The doctor's report (pktlab/doctor.py), run once per kernel session (about 8 s).
+
+    Running it also compiles every hook program, which later cells then reuse."""
+    global _doctor
+    with _doctor_lock:
+        if _doctor is None or refresh:
+            from .. import doctor as d
+            if os.geteuid() != 0:
+                # doctor.run() would try a lab; say what is wrong without trying
+                root = d._check_root().to_dict()
+                report = {"ok": False, "kernel": os.uname().release, "checks": [root],
+                          "hooks": {h: {"available": False, "via": None,
+                                        "why": f"{root['detail']}; fix: {root['fix']}"}
+                                    for h in HOOKS}}
+            else:
+                report, _ = in_lab_thread(d.run)
+            for h in _pretend_missing():
+                if h in report["hooks"]:
+                    report["hooks"][h] = {
+                        "available": False, "via": None,
+                        "why": f"pretending it is missing ({PRETEND_ENV}="
+                               f"{os.environ.get(PRETEND_ENV)}): this is what a learner on a "
+                               "machine without it sees"}
+            _doctor = report
+        return _doctor
+
+
+def hook_available(hook):
+    """True when the doctor proved ``hook`` here (it attached and recorded a frame)."""
+    return bool(doctor()["hooks"].get(hook, {}).get("available"))
+
+
+def why_not(hook):
+    """Why ``hook`` is not available here, in the doctor's words ('' when it is)."""
+    rep = doctor()
+    info = rep["hooks"].get(hook)
+    if info is None:
+        return f"{hook!r} is not a pktlab hook (choose from {', '.join(HOOKS)})"
+    if info["available"]:
+        return ""
+    why = info["why"]
+    failed = [c for c in rep["checks"] if not c["ok"] and getattr(c, "required", True)]
+    if why.startswith("not tried") and failed:
+        why += ": " + "; ".join(f"{c['name']}: {c['detail']} (fix: {c['fix']})" for c in failed)
+    return why
+
+
+def doctor_table(refresh=False):
+    """The doctor as tables: every check with its fix, then every hook with how or why not."""
+    rep = doctor(refresh)
+    rows = []
+    for c in rep["checks"]:
+        mark = ('<span class="pll-ok">ok</span>' if c["ok"] else '<span class="pll-no">FAIL</span>', "")
+        rows.append([mark, esc(c["name"]), (esc(c["detail"]), "pll-mono"), esc(c["fix"])])
+    body = f"<h4>pktlab doctor: kernel {esc(rep.get('kernel', ''))}</h4>"
+    body += table(["", "check", "detail", "fix"], rows, raw=True)
+    body += hooks_table()._body()
+    verdict = ("the lab can run here" if rep["ok"] else
+               "the lab cannot run here: the FAIL lines above say what to fix")
+    body += f'<p class="{"pll-ok" if rep["ok"] else "pll-no"}">{esc(verdict)}</p>'
+    return HTML(body)
+
+
+_WHERE = {
+    "tc-egress": "src veth, clsact egress: the packet leaving (an skb)",
+    "kprobe": "__netif_receive_skb_core on dut: a kernel function, reading the sk_buff",
+    "xdp": "dut veth: the raw frame, before the kernel builds an skb (generic mode)",
+    "tc-ingress": "dut veth, clsact ingress: the skb, after the stack untagged VLANs",
+}
+
+
+class _HooksTable(HTML):
+    def __init__(self, rows):
+        self.rows = rows
+        super().__init__(self._body())
+
+    def _body(self):
+        return "<h4>hooks</h4>" + table(["hook", "available", "how / why not", "where it sits"],
+                                        self.rows, raw=True)
+
+
+def hooks_table():
+    """Each hook: available or not, how it attaches here or why it cannot."""
+    rep = doctor()
+    rows = []
+    for h in WIRE_ORDER:
+        info = rep["hooks"][h]
+        ok = info["available"]
+        how = (f"via {info['via']}" + (f" — {info['why']}" if h == "kprobe" and info["why"] else "")
+               if ok else why_not(h))
+        rows.append([(f"<b>{esc(h)}</b>", ""),
+                     ('<span class="pll-ok">yes</span>' if ok else '<span class="pll-no">no</span>', ""),
+                     (esc(how), "" if ok else "pll-expl"), esc(_WHERE[h])])
+    return _HooksTable(rows)
