@@ -75,26 +75,29 @@ def small_results():
     """One small micro + live run shared by the structure and plot tests."""
     require_hook("xdp")
     require_hook("tc-ingress")
-    from pktlab.bench import core as bench
-    frames, _ = bench.bundled_frames(limit=40)
+    from pktlab.bench.live import live
+    from pktlab.bench.micro import bundled_frames, micro
+    from pktlab.bench.report import explain
+    from pktlab.bench.suite import _machine
+    frames, _ = bundled_frames(limit=40)
     before = _test_labs(_netns())
-    res = {"machine": bench._machine(), "mode": "test"}
-    res["micro"] = bench.micro(rounds=3, repeat=300, frames=frames)
-    res["live"] = bench.live(points=["xdp_drop", "tc_drop"], sizes=[64, 512], duration=0.4,
-                             slices=2, warmup=0.1, compare=(), prefix="plht")
+    res = {"machine": _machine(), "mode": "test"}
+    res["micro"] = micro(rounds=3, repeat=300, frames=frames)
+    res["live"] = live(points=["xdp_drop", "tc_drop"], sizes=[64, 512], duration=0.4,
+                       slices=2, warmup=0.1, compare=(), prefix="plht")
     res["elapsed_s"] = 0.0
-    res["explanation"] = bench.explain(res)
+    res["explanation"] = explain(res)
     assert _test_labs(_netns()) - before == set(), "the bench left a lab behind"
     return res
 
 
 # --- micro --------------------------------------------------------------------------------------
 def test_micro_every_program_against_its_empty_program(small_results):
-    from pktlab.bench import core as bench
+    from pktlab.bench.spec import MICRO_LIMITS, MICRO_PROGRAMS
     mi = small_results["micro"]
     assert mi["_meta"]["frames"] == 40
     bases = {}
-    for name, (_, no_record, ptype, precise_ts) in bench.MICRO_PROGRAMS.items():
+    for name, (_, no_record, ptype, precise_ts) in MICRO_PROGRAMS.items():
         m = mi[name]
         assert not m.get("error"), f"{name}: {m.get('error')}"
         assert m["ns_per_pkt"] > 0 and m["baseline_ns_per_pkt"] > 0
@@ -111,8 +114,8 @@ def test_micro_every_program_against_its_empty_program(small_results):
         # one empty program per type, measured once per round: programs of a type share it
         bases.setdefault(ptype, m["baseline_ns_per_pkt"])
         assert m["baseline_ns_per_pkt"] == bases[ptype]
-        if name in bench.MICRO_LIMITS:
-            assert m["within_limit"] == (m["ratio"] <= bench.MICRO_LIMITS[name])
+        if name in MICRO_LIMITS:
+            assert m["within_limit"] == (m["ratio"] <= MICRO_LIMITS[name])
         if name in ("xdp", "tc", "xdp_ns_ts", "tc_ns_ts"):
             # every run wrote its record, none was lost (the ring was drained between calls)
             assert m["lost"] == 0
@@ -122,9 +125,9 @@ def test_micro_every_program_against_its_empty_program(small_results):
 
 def test_micro_refuses_a_repeat_the_ring_cannot_hold():
     require_root()
-    from pktlab.bench import core as bench
+    from pktlab.bench.micro import micro
     with pytest.raises(ValueError, match="record ring"):
-        bench.micro(programs=["xdp"], repeat=10 ** 6, frames=[b"\x00" * 60])
+        micro(programs=["xdp"], repeat=10 ** 6, frames=[b"\x00" * 60])
 
 
 # --- live ---------------------------------------------------------------------------------------
@@ -174,15 +177,17 @@ def test_live_socket_nft_and_parse_points(lab, monkeypatch):
     counted lost."""
     require_hook("xdp")
     require_hook("tc-ingress")
-    from pktlab.bench import core as bench
+    from pktlab.bench.generators import _choose_generator, udp_frame
+    from pktlab.bench.live import _cpus, _Live
+    from pktlab.bench.measure import LinkStats, _set_gro
     counted = _CountingHookSet(monkeypatch)
-    stats = bench.LinkStats(lab)
+    stats = LinkStats(lab)
     try:
-        bench._set_gro(lab, True)
-        gen, _ = bench._choose_generator(lab, stats, bench._cpus()[0])
-        runner = bench._Live(lab, stats, gen, *bench._cpus(), duration=0.3, warmup=0.1,
-                             slices=1)
-        frame = bench.udp_frame(128, lab.mac("dut"), lab.mac("src"), lab.src_ip4, lab.dut_ip4)
+        _set_gro(lab, True)
+        gen, _ = _choose_generator(lab, stats, _cpus()[0])
+        runner = _Live(lab, stats, gen, *_cpus(), duration=0.3, warmup=0.1,
+                       slices=1)
+        frame = udp_frame(128, lab.mac("dut"), lab.mac("src"), lab.src_ip4, lab.dut_ip4)
         assert len(frame) == 128
         try:
             for p in ("nft_drop", "socket_drop", "xdp_parse", "tc_ingress_parse"):
@@ -206,10 +211,11 @@ def test_live_socket_nft_and_parse_points(lab, monkeypatch):
 
 
 def test_udp_frame_sizes_are_wire_lengths_without_fcs():
-    from pktlab.bench import core as bench
-    for size in bench.SIZES:
-        f = bench.udp_frame(size, "02:00:00:00:00:02", "02:00:00:00:00:01", "10.200.0.1",
-                            "10.200.0.2")
+    from pktlab.bench.generators import udp_frame
+    from pktlab.bench.spec import SIZES
+    for size in SIZES:
+        f = udp_frame(size, "02:00:00:00:00:02", "02:00:00:00:00:01", "10.200.0.1",
+                      "10.200.0.2")
         assert len(f) == size
         assert f[12:14] == b"\x08\x00" and f[23] == 17      # IPv4, UDP
         assert int.from_bytes(f[16:18], "big") == size - 14  # IP total length
@@ -219,8 +225,8 @@ def test_udp_frame_sizes_are_wire_lengths_without_fcs():
 def test_plot_returns_a_figure_and_writes_a_png(small_results, tmp_path):
     from matplotlib.figure import Figure
 
-    from pktlab.bench import core as bench
-    fig = bench.plot(small_results)
+    from pktlab.bench.chart import plot
+    fig = plot(small_results)
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 2           # micro costs, live ladder
     path = tmp_path / "bench.png"
@@ -229,14 +235,14 @@ def test_plot_returns_a_figure_and_writes_a_png(small_results, tmp_path):
     # on a given axis: that axis's figure, live chart only
     fig2 = Figure()
     ax = fig2.subplots()
-    assert bench.plot(small_results, ax=ax) is fig2
+    assert plot(small_results, ax=ax) is fig2
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels == ["64 B", "512 B"]
 
 
 def test_text_explains_from_the_figures(small_results):
-    from pktlab.bench import core as bench
-    text = bench.format_text(small_results)
+    from pktlab.bench.report import format_text
+    text = format_text(small_results)
     for words in ("generic", "native", "not a nic", "ratio", "xdp_drop", "tc_drop",
                   "bpf_prog_test_run"):
         assert words in text.lower()
@@ -246,8 +252,8 @@ def test_text_explains_from_the_figures(small_results):
 
 def test_panel_runs_a_subset_and_redraws(small_results):
     pytest.importorskip("ipywidgets")
-    from pktlab.bench import core as bench
-    panel = bench.BenchPanel(points=("xdp_drop",), sizes=(64,), micro_on=False)
+    from pktlab.bench.panel import BenchPanel
+    panel = BenchPanel(points=("xdp_drop",), sizes=(64,), micro_on=False)
     assert panel.selection() == (["xdp_drop"], [64])
     panel.results = small_results
     panel.redraw()

@@ -83,7 +83,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("ab_programs: needs root (it loads programs)")
-    from pktlab.bench.core import bundled_frames
+    from pktlab.bench.micro import bundled_frames
     frames = [f for f in bundled_frames()[0] if len(f) >= bpf.MIN_TEST_RUN_FRAME]
     tmp = tempfile.mkdtemp(prefix="pktlab-ab-")
     try:

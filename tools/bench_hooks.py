@@ -9,7 +9,7 @@ per packet) on the bundled frames, each against an empty program of the same typ
 spread over rounds. live: a veth lab, a generator in src (XDP live-frames test runs), and at dut
 one point at a time (XDP drop native/generic, TC drop, nftables drop, a UDP socket, each parse
 hook in parse-and-pass mode), for 64, 512 and 1500-byte frames. Everything is in
-pktlab/bench.py; this script only runs it (timing is reported, never asserted).
+pktlab/bench/; this script only runs it (timing is reported, never asserted).
 """
 
 import sys
