@@ -120,7 +120,7 @@ def test_close_stops_a_slow_paced_send_at_once():
 def _command(monkeypatch, body):
     """`pktlab cast` runs `body` instead (main() builds its parser at each call)."""
     import pktlab.cli as cli
-    monkeypatch.setattr(cli, "cmd_cast", lambda args: body())
+    monkeypatch.setattr(cli.commands, "cmd_cast", lambda args: body())
 
 
 def _signal_self(signum=signal.SIGINT):

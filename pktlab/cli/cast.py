@@ -86,14 +86,14 @@ def run(pcap_path, as_json: bool = False, out: TextIO = sys.stdout, *,
         err: Optional[TextIO] = None, color: bool = False, limit: Optional[int] = None) -> int:
     """Walk every frame of ``pcap_path`` and print it; returns the exit status (0 or 2)."""
     from ..packet.capture import no_frames_message, read_frames
-    from . import _one_line
+    from .console import one_line
     from ..errors import PktlabError
     from ..packet.walker import walk
 
     err = sys.stderr if err is None else err
 
     def fail(msg):                  # one line, whatever the file's name holds; exit status 2
-        err.write(f"pktlab cast: {_one_line(msg)}\n")
+        err.write(f"pktlab cast: {one_line(msg)}\n")
         return 2
     path = os.fspath(pcap_path)
     if not os.path.exists(path):
@@ -127,7 +127,7 @@ def run(pcap_path, as_json: bool = False, out: TextIO = sys.stdout, *,
             out.write(f"\n{len(problems)} problem(s):\n")
             for p in problems:
                 # a file name that is not UTF-8 is shown escaped, not a UnicodeEncodeError
-                out.write(f"  {_one_line(p.message())}\n".encode("utf-8", "backslashreplace")
+                out.write(f"  {one_line(p.message())}\n".encode("utf-8", "backslashreplace")
                           .decode("utf-8"))
     except PktlabError as e:          # e.g. the file vanished or became unreadable mid-way
         return fail(str(e))
@@ -141,7 +141,7 @@ def run(pcap_path, as_json: bool = False, out: TextIO = sys.stdout, *,
 
 
 def main(argv=None) -> int:
-    from . import count
+    from .args import count
     ap = argparse.ArgumentParser(prog="pktlab cast",
                                  description="The userspace walk of every frame, layer by layer.")
     ap.add_argument("pcap", help="a .pcap or .pcapng file")
@@ -154,8 +154,8 @@ def main(argv=None) -> int:
         sys.stdout.flush()
         return rc
     except BrokenPipeError:           # `pktlab cast x.pcap | head`: the reader left; stop quietly
-        from . import EXIT_PIPE, _quiet_stdout
-        _quiet_stdout()
+        from .console import EXIT_PIPE, quiet_stdout
+        quiet_stdout()
         return EXIT_PIPE
     except KeyboardInterrupt:
         sys.stderr.write("pktlab cast: interrupted\n")

@@ -1,10 +1,9 @@
 """One frame at a time: send it, then show its walk and what every hook recorded.
 
-Used by `pktlab replay --step` (Enter for the next frame, q to stop) and by the notebook
-stepper widget (pktlab/widgets.py), which calls Stepper.step() from a button.
+Used by `pktlab replay --step` (pktlab/cli/step.py: Enter for the next frame, q to stop) and by
+the notebook stepper widget (pktlab/lessons/widgets.py), which calls Stepper.step() from a
+button.
 """
-
-import sys
 
 from . import compare
 from ..packet import record as rec
@@ -108,40 +107,3 @@ def _fields(r):
             v = f"{v:#06x}"
         d[name] = v
     return d
-
-
-def step_cli(args, stdin=None, out=None):
-    """`pktlab replay --step`: interactive in a terminal, every frame when stdin is a pipe."""
-    from ..cli import rewrite_options
-    from .run import Replayer, _frames_from
-    stdin = stdin or sys.stdin
-    if stdin is None:               # started with stdin closed (`<&-`): as at a script's end
-        import io
-        stdin = io.StringIO("")
-    out = out or sys.stdout
-    problems = []
-    color = out.isatty()
-    # one frame at a time: ns timestamps cost nothing that matters here, and they order the hooks
-    with Replayer(args.hooks, xdp_mode=args.xdp_mode, mtu=args.mtu,
-                  rewrite=rewrite_options(args), precise_ts=True) as rp:
-        print(f"stepping through {args.pcap} with hooks: "
-              + ", ".join(f"{h} ({v})" for h, v in rp.via.items()), file=out)
-        st = Stepper(rp, _frames_from(args.pcap, problems, args.limit))
-        bad = 0
-        while True:
-            res = st.step()
-            if res is None:
-                print("end of capture", file=out)
-                break
-            print(res.text(color=color), file=out)
-            bad += sum(v in ("disagree", "lost") for v in res.verdicts().values())
-            print("[Enter] next frame, [q] quit: ", end="", file=out, flush=True)
-            line = stdin.readline()
-            print(file=out)
-            # q stops; Ctrl-D at a terminal stops; a script's stdin at its end runs the rest
-            if line.strip().lower() == "q" or (line == "" and stdin.isatty()):
-                break
-    for p in problems:
-        print(f"capture problem: {p}", file=out)
-    return 1 if bad else 0
-
