@@ -192,7 +192,7 @@ def _probe_hooks(checks_ok):
     """Attach every hook in a throwaway lab and send one frame: {hook: {available, via, why}}."""
     from .kernel.hooks import HookSet, choose_kprobe_mechanism
     from .lab.inject import Injector
-    from .lab.labs import Lab
+    from .lab import Lab
     out = {h: {"available": False, "via": None, "why": ""} for h in HOOK_NAMES}
     if not checks_ok:
         why = ("not tried: needs root (see privileges)" if not _is_root() else

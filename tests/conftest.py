@@ -162,7 +162,7 @@ def pytest_terminal_summary(terminalreporter):
 def lab():
     """A fresh lab, torn down after the test whatever happened (pyroute2's nsname idiom)."""
     require_root()
-    from pktlab.lab.labs import Lab, leftovers
+    from pktlab.lab import Lab, leftovers
     lb = Lab(prefix="pltest")
     lb.up()
     try:

@@ -36,7 +36,7 @@ def _test_labs(names):
 def _labs_of(pid):
     """Names of the labs process `pid` owns (its state files), oldest first. Other engineers'
     labs may come and go meanwhile; only the owner's pid tells which are the bench's."""
-    from pktlab.lab.labs import STATE_DIR
+    from pktlab.lab import STATE_DIR
     found = []
     for f in sorted(os.listdir(STATE_DIR)) if os.path.isdir(STATE_DIR) else []:
         try:
@@ -294,7 +294,7 @@ def test_cli_json_has_the_contract_keys_and_writes_the_plot(tmp_path):
     assert set(live["by_size"]) == {"64", "512", "1500"}
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert r.returncode == _exit_the_contract_wants(doc), (r.returncode, r.stderr[-2000:])
-    from pktlab.lab.labs import leftovers
+    from pktlab.lab import leftovers
     for lab in labs:
         assert leftovers(lab) == [], lab
     assert _nft_tables_left(labs) == {}
@@ -418,7 +418,7 @@ def test_ctrl_c_leaves_nothing_behind(only, moment):
                 p.wait()
     assert p.returncode == 130, err
     assert "interrupted" in err
-    from pktlab.lab.labs import leftovers
+    from pktlab.lab import leftovers
     # where the bench attached (the labs' own namespaces), not the host: nothing is left
     assert {name: _attached_in(name) for name in seen if _attached_in(name)} == {}
     for name in seen:

@@ -497,7 +497,7 @@ def test_lab_up_down_clean_json_print_one_document(capsys, monkeypatch):
     removed); clean's document is checked with the stale labs left alone (other runs' labs are
     not ours to clean here)."""
     require_root()
-    from pktlab.lab import labs as L
+    from pktlab import lab as L
     before = {s.name for s in L.list_labs()}
     try:
         rc, out, err, _ = run_cli(capsys, ["lab", "up", "--json", "--prefix", "plhz"])
@@ -602,7 +602,7 @@ class LabWatch:
     def stop(self):
         self._stop.set()
         self._t.join()
-        from pktlab.lab.labs import leftovers
+        from pktlab.lab import leftovers
         left = {n: leftovers(n) for n in self.labs}
         now = set(self._netns())
         # namespaces of this run, or of nobody's lab and still there (a replay's default

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import PCAPS, REPO, require_hook
 
-from pktlab.lab.labs import leftovers
+from pktlab.lab import leftovers
 from pktlab.replay.run import Pacer, _Sender
 
 PKTLAB = os.path.join(REPO, ".venv", "bin", "pktlab")

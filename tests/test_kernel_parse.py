@@ -409,7 +409,7 @@ def test_two_labs_each_kprobe_hook_sees_only_its_own():
     from scapy.all import IP, UDP, Ether
     from pktlab.kernel.hooks import HookSet
     from pktlab.lab.inject import Injector
-    from pktlab.lab.labs import Lab
+    from pktlab.lab import Lab
     fa = bytes(Ether() / IP(dst="10.200.0.2") / UDP(dport=1111))
     fb = bytes(Ether() / IP(dst="10.200.0.2") / UDP(dport=2222))
     with Lab(prefix="pltest") as a, Lab(prefix="pltest") as b, \
@@ -467,7 +467,7 @@ def _bpf_links_held_here():
 def test_exception_mid_replay_leaves_nothing_attached():
     for h in ALL_HOOKS:
         require_hook(h)
-    from pktlab.lab.labs import list_labs
+    from pktlab.lab import list_labs
     from scapy.all import IP, UDP, Ether
     frames = [bytes(Ether() / IP() / UDP())] * 3000
 

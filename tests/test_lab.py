@@ -14,7 +14,7 @@ from conftest import REPO, require_root
 
 from pktlab.lab import netns
 from pktlab.errors import LabError
-from pktlab.lab.labs import Lab, leftovers, list_labs
+from pktlab.lab import Lab, leftovers, list_labs
 
 PKTLAB = [sys.executable, "-m", "pktlab.cli"]
 
@@ -298,7 +298,7 @@ def test_ctrl_c_while_labs_are_made_leaves_nothing():
     caught inside a build, some labs must be complete, and no plsig namespace or state file
     may be left."""
     require_root()
-    from pktlab.lab.labs import STATE_DIR
+    from pktlab.lab import STATE_DIR
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "from pktlab.lab import Lab\n"
             "print('ready', flush=True)\n"

@@ -25,7 +25,7 @@ from conftest import REPO, require_hook, require_root
 
 from pktlab.lab import netns
 from pktlab.errors import LabError
-from pktlab.lab.labs import LabState, STATE_DIR, leftovers
+from pktlab.lab import LabState, STATE_DIR, leftovers
 
 PKTLAB = [sys.executable, "-m", "pktlab.cli"]
 
@@ -163,7 +163,7 @@ def _sigkill(p):
 
 def _clean_labs_named(names):
     """This test's own labs, removed by proof (never by name)."""
-    from pktlab.lab.labs import remove_lab
+    from pktlab.lab import remove_lab
     for n in names:
         try:
             remove_lab(LabState.load(n))
@@ -174,7 +174,7 @@ def _clean_labs_named(names):
 # a namespace pktlab did not make -------------------------------------------------------------
 def test_a_lab_named_namespace_pktlab_did_not_make_survives_clean_and_lab_start():
     require_root()
-    from pktlab.lab.labs import Lab
+    from pktlab.lab import Lab
     name = _foreign_name()
     with _Foreign(f"{name}-src", f"{name}-dut"):
         r = _pktlab("lab", "clean")
@@ -344,7 +344,7 @@ def test_labs_being_built_survive_concurrent_cleans():
     # the dead owners' labs are stale: whatever the cleaners left, one more clean removes (a
     # clean skips a lab another process is removing right then: other runs on this machine
     # clean stale labs too, so wait for that to finish)
-    from pktlab.lab.labs import clean_stale
+    from pktlab.lab import clean_stale
     r = _pktlab("lab", "clean")
     assert r.returncode == 0, r.stderr
 
@@ -511,7 +511,7 @@ def test_asking_a_closed_lab_never_makes_its_namespace_again():
     """pyroute2 creates a missing namespace when asked for a socket in it: a late question
     to a closed lab would give its name to a namespace that no state file records."""
     require_root()
-    from pktlab.lab.labs import Lab
+    from pktlab.lab import Lab
     lb = Lab(prefix="plown").up()
     lb.close()
     try:

@@ -78,7 +78,7 @@ def large_capture(path, n):
 def leftovers_of(docs):
     """What the runs' own labs left on the host after all of them ended: namespaces, state
     files, processes inside them (other labs on this machine are not counted)."""
-    from pktlab.lab import labs as L
+    from pktlab import lab as L
     left = []
     for d in docs:
         name = d.get("lab")

@@ -126,7 +126,7 @@ def live(points=None, sizes=SIZES, duration=1.2, warmup=0.3, slices=4, compare=(
          progress=None, prefix="plhb"):
     """The live ladder: packets/s at each point, for each frame size, in one lab."""
     _preload()
-    from ..lab.labs import Lab
+    from ..lab import Lab
     progress = progress or _progress_noop
     points = _check_points(points)
     sizes = [int(s) for s in sizes]

@@ -78,7 +78,7 @@ def _xdp_dispatcher_pins(progs):
     measured; the runs themselves are the same either way (a direct call via the dispatcher).
     """
     from ..kernel.attach import XdpAttachment
-    from ..lab.labs import Lab
+    from ..lab import Lab
     with contextlib.ExitStack() as stack:
         ends = []
         for prog in progs:

@@ -103,7 +103,7 @@ def check_lab_args(args):
         if val is not None and a != "up":
             raise ValueError(f"lab {a}: {opt} belongs to `pktlab lab up`")
     if args.prefix is not None:
-        from ..lab.labs import PREFIX_RE
+        from ..lab import PREFIX_RE
         if not PREFIX_RE.match(args.prefix):
             raise ValueError(f"lab up --prefix {args.prefix!r}: use a lowercase letter then up "
                              "to 5 lowercase letters or digits (e.g. pl, lab1)")

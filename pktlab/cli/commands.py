@@ -127,7 +127,7 @@ def cmd_bench(args):
 
 def cmd_lab(args):
     import json
-    from ..lab import labs as L
+    from .. import lab as L
     check_lab_args(args)
     if args.action != "status":
         need_root(f"pktlab lab {args.action}")

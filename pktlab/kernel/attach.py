@@ -15,7 +15,7 @@ import errno
 import threading
 
 from ..errors import LabError
-from ..lab.labs import check_interface
+from ..lab import check_interface
 
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1

@@ -1,8 +1,9 @@
 """lab: private network namespaces joined by a veth pair, and what runs inside them.
 
-Lives here: network namespaces (netns) and netlink from any thread (nl), the lab itself with its
-proof of ownership and stale-lab cleaning (labs), frame injection (inject), and child
-processes that die with their owner (spawn).
+Lives here: network namespaces (netns) and netlink from any thread (nl); the lab itself (labs),
+the proof that pktlab made it (state), its removal and the cleaning of stale labs (removal), the
+attachment guard (guard); frame injection (inject); child processes that die with their owner
+(spawn).
 
 May import: packet and the base modules. Never kernel: programs are attached to a lab by
 pktlab.kernel, the lab only knows its interfaces.
@@ -11,4 +12,10 @@ pktlab.kernel, the lab only knows its interfaces.
     with Lab() as lab: ...
 """
 
-from .labs import Lab, clean_stale, leftovers, list_labs  # noqa: F401  (the room's front door)
+# the room's front door: what code outside the room uses
+from .guard import HOST_INTERFACES_REFUSED, check_interface  # noqa: F401
+from .labs import DUT_IP4, DUT_IP6, SRC_IP4, SRC_IP6, Lab  # noqa: F401
+from .removal import (clean_labs, clean_stale, describe_labs, lab_processes,  # noqa: F401
+                      remove_lab)
+from .state import (DEFAULT_PREFIX, PREFIX_RE, STATE_DIR, LabState,  # noqa: F401
+                    foreign_namespaces, is_stale, leftovers, list_labs)

@@ -80,7 +80,7 @@ class LiveLab(Owned):
         if not self.hooks:
             self.error = "none of the hooks asked for can run here"
             return
-        from ..lab.labs import Lab
+        from ..lab import Lab
         try:
             self.lab = Lab(prefix=LAB_PREFIX, mtu=self.mtu).up()
             self._reaper = start_reaper(self.lab)
@@ -270,7 +270,7 @@ def open_lab(hooks="all", xdp_mode="generic", mtu=1500):
 
 def close_all(quiet=False):
     """Close every widget and lab this kernel opened; say what is left (must be nothing)."""
-    from ..lab.labs import leftovers
+    from ..lab import leftovers
     names = []
     closed_widgets = []
     errors = []

@@ -26,7 +26,7 @@ def reap(pid, name):
     """Wait for process ``pid`` to end, then remove lab ``name`` if ``pid`` owned it."""
     import select
 
-    from ..lab.labs import LabState, remove_lab
+    from ..lab import LabState, remove_lab
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:

@@ -19,7 +19,7 @@ from ..kernel import bpf
 from . import compare
 from ..kernel.hooks import HOOKS, HookSet, parse_hooks
 from ..lab.inject import Injector
-from ..lab.labs import Lab, leftovers
+from ..lab import Lab, leftovers
 
 DEFAULT_BATCH = 2048
 SETTLE_S = 0.25       # no new record for this long: what is missing is lost

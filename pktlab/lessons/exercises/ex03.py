@@ -63,7 +63,7 @@ def ttl_rewrite_demo(frame=None):
     from ...errors import BPFError, PktlabError
     from ...kernel.hooks import HookSet
     from ...lab.inject import Injector
-    from ...lab.labs import Lab
+    from ...lab import Lab
     frame = bytes(frame if frame is not None else sample_frame())
     after = ttl_rewritten(frame)
     try:
