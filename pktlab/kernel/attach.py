@@ -4,7 +4,7 @@
     with TcAttachment(lab.ns_dut, lab.if_dut, prog.fd, "ingress"): ...
     with TracingAttachment(prog, "raw_tracepoint"): ...
 
-close() is safe to call twice (the `attached` flag, as libbpf-bootstrap's hook_created).
+close() is safe to call twice (pktlab.owned.Owned, as libbpf-bootstrap's hook_created).
 Before attaching, lab.check_interface(ifname, ns=ns) refuses an interface that is not a lab's
 own, in that lab's namespace as pktlab made it (its netns cookie), unless allow_host=True.
 The clsact qdisc is removed only when this process created it and no filter of ours is left on
@@ -15,6 +15,7 @@ import errno
 import threading
 
 from ..errors import LabError
+from ..owned import Owned
 from ..lab import check_interface
 
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
@@ -41,19 +42,13 @@ def _ifindex(ipr, ns, ifname):
     return idx[0]
 
 
-class Attachment:
-    attached = False
+class Attachment(Owned):
+    """Something attached (pktlab.owned.Owned): close() detaches it, once."""
     description = "attachment"
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def close(self):
-        raise NotImplementedError
+    @property
+    def attached(self):
+        return not self.closed
 
     def __repr__(self):
         return f"<{self.description}{'' if self.attached else ' (detached)'}>"
@@ -79,12 +74,9 @@ class XdpAttachment(Attachment):
                     "the driver has no native XDP; use mode='generic'"
                     if e.code == errno.EOPNOTSUPP else "see `pktlab doctor`")
             raise LabError(e.code, f"attach XDP ({mode}) to {ifname}: {e.args[1] if len(e.args) > 1 else e}; {hint}") from e
-        self.attached = True
+        self._hold()
 
-    def close(self):
-        if not self.attached:
-            return
-        self.attached = False
+    def _release(self):
         from pyroute2.netlink.exceptions import NetlinkError
         from ..lab import netns
         if not netns.exists(self.ns):
@@ -137,7 +129,7 @@ class TcAttachment(Attachment):
                 if self._key in _clsact_users and not _clsact_users[self._key][0]:
                     self._drop_qdisc_locked()
                 raise LabError(e.code, f"attach {self.description}: {e}") from e
-        self.attached = True
+        self._hold()
 
     def _drop_qdisc_locked(self):
         from pyroute2.netlink.exceptions import NetlinkError
@@ -154,10 +146,7 @@ class TcAttachment(Attachment):
             if e.code not in (errno.ENODEV, errno.ENOENT, errno.EINVAL):
                 raise
 
-    def close(self):
-        if not self.attached:
-            return
-        self.attached = False
+    def _release(self):
         from pyroute2.netlink.exceptions import NetlinkError
         from ..lab import netns
         with _clsact_lock:
@@ -203,12 +192,9 @@ class TracingAttachment(Attachment):
             if isinstance(e, ValueError):
                 raise
             raise LabError(errno.EINVAL, f"attach the kprobe hook by {mech}: {e}") from e
-        self.attached = True
+        self._hold()
 
-    def close(self):
-        if not self.attached:
-            return
-        self.attached = False
+    def _release(self):
         from .bpf import KPROBE_FUNCTION, KPROBE_TRACEPOINT
         b = self.prog.bpf
         if self.mech == "kprobe":

@@ -19,6 +19,7 @@ import os
 from . import bpf
 from .attach import TcAttachment, TracingAttachment, XdpAttachment
 from ..errors import BPFError, LabError, PktlabError
+from ..owned import Owned
 
 HOOKS = ("xdp", "tc-ingress", "tc-egress", "kprobe")
 #: the order a packet meets them on its way from src to dut
@@ -89,7 +90,7 @@ def _load_reason(mech, err):
     return f"{mech} load failed: {first}"
 
 
-class HookSet:
+class HookSet(Owned):
     """Load, configure and attach a set of hooks on a lab; detach everything on close().
 
     no_record: count statuses only. slots: records per CPU ring (bpf.SLOTS_DEFAULT).
@@ -110,23 +111,14 @@ class HookSet:
         self.via = {}            # hook -> how it is attached, in words
         self.kprobe_mech = None
         self.kprobe_why = {}
-        self._closed = True
-
-    def __enter__(self):
-        self.open()
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def open(self):
-        if not self._closed:
+        if self._held:
             return self
         if self.lab.closed:
             raise LabError(errno.ESHUTDOWN, "attach hooks: the lab is closed; open it first "
                                             "(`with Lab() as lab:`)")
-        self._closed = False
+        self._hold()
         self.lab.own(self)
         try:
             for hook in self.hooks:
@@ -179,11 +171,8 @@ class HookSet:
     def seen(self):
         return {h: p.seen() for h, p in self.programs.items()}
 
-    def close(self):
-        """Detach in reverse order, then give the programs back. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
+    def _release(self):
+        """Detach in reverse order, then give the programs back."""
         errors = []
         for hook in reversed(list(self.attachments)):
             try:
@@ -199,7 +188,3 @@ class HookSet:
                     bpf.release(prog)
         if errors:
             raise errors[0]
-
-    @property
-    def closed(self):
-        return self._closed

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import netns
 from ..errors import LabError
+from ..owned import Owned
 
 ETH_HLEN = 14
 #: sendmmsg() takes at most UIO_MAXIOV messages per call
@@ -38,8 +39,8 @@ def _sendmmsg():
     return _libc
 
 
-class Injector:
-    """Send frames out of the lab's src interface. A context manager; close() is idempotent."""
+class Injector(Owned):
+    """Send frames out of the lab's src interface (pktlab.owned.Owned: close() once)."""
 
     def __init__(self, lab, side="src"):
         self.lab = lab
@@ -55,14 +56,7 @@ class Injector:
         self.sock = s
         self.max_frame = lab.mtu + ETH_HLEN
         self.sent = 0
-        self.closed = False
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
+        self._hold()
 
     def can_send(self, frame):
         """None when the lab can carry the frame, else the reason it cannot."""
@@ -147,8 +141,5 @@ class Injector:
                                 f"{os.strerror(err)}")
         del buf      # referenced by iov until here
 
-    def close(self):
-        if self.closed:
-            return
-        self.closed = True
+    def _release(self):
         self.sock.close()

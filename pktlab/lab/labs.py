@@ -25,6 +25,7 @@ import time
 from . import netns
 from . import nl  # noqa: F401  (imported up front: cleanup must never be a first import)
 from ..errors import LabError
+from ..owned import Owned
 from .removal import clean_stale, remove_lab
 from .state import DEFAULT_PREFIX, PREFIX_RE, LabState, boot_id, names_for, start_time
 
@@ -32,7 +33,7 @@ from .state import DEFAULT_PREFIX, PREFIX_RE, LabState, boot_id, names_for, star
 SRC_IP4, DUT_IP4, PREFIX4 = "10.200.0.1", "10.200.0.2", 24
 SRC_IP6, DUT_IP6, PREFIX6 = "fd00:706b:746c::1", "fd00:706b:746c::2", 64
 
-class Lab:
+class Lab(Owned):
     """Two namespaces and a veth pair; a context manager. See the module docstring."""
 
     def __init__(self, prefix=DEFAULT_PREFIX, mtu=1500, persistent=False, name=None):
@@ -46,7 +47,6 @@ class Lab:
         self.persistent = persistent
         self.name = name
         self.state = None
-        self._closed = True
         self._owned = []   # Attachments registered by hooks, closed before the lab goes
 
     # names -------------------------------------------------------------------------------------
@@ -91,17 +91,12 @@ class Lab:
     def netns_inode(self, side):
         return netns.inode(self.ns(side))
 
-    # lifecycle ---------------------------------------------------------------------------------
-    def __enter__(self):
-        self.up()
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
+    # lifecycle (pktlab.owned.Owned: `with` brings the lab up and tears it down) -----------------
+    def open(self):
+        return self.up()
 
     def up(self):
-        if not self._closed:
+        if self._held:
             return self
         try:
             with _signals_held():
@@ -131,7 +126,7 @@ class Lab:
                                          "namespace of that name); pick another name or see "
                                          "`pktlab lab status`")
         self.state, self.name = state, name
-        self._closed = False
+        self._hold()
         try:
             self._build()
         except BaseException:
@@ -198,14 +193,13 @@ class Lab:
         return attachment
 
     def close(self):
-        """Tear down: attachments, then the veth, then the namespaces. Safe to call twice."""
-        if self._closed:
-            return
-        with _signals_held():
-            self._close()
+        """Tear down: attachments, then the veth, then the namespaces. Safe to call twice.
 
-    def _close(self):
-        self._closed = True
+        Ctrl-C and SIGTERM wait until it is done (a half-removed lab is what they would leave)."""
+        with _signals_held():
+            super().close()
+
+    def _release(self):
         errors = []
         while self._owned:
             try:
@@ -219,12 +213,8 @@ class Lab:
         if errors:
             raise errors[0]
 
-    @property
-    def closed(self):
-        return self._closed
-
     def __repr__(self):
-        if self._closed:
+        if self.closed:
             return f"<Lab {self.name or self.prefix + '…'} (closed)>"
         return (f"<Lab {self.name}: {self.ns_src}/{self.if_src} {SRC_IP4} <-> "
                 f"{self.ns_dut}/{self.if_dut} {DUT_IP4}>")

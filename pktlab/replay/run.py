@@ -20,6 +20,7 @@ from . import compare
 from ..kernel.hooks import HOOKS, HookSet, parse_hooks
 from ..lab.inject import Injector
 from ..lab import Lab, leftovers
+from ..owned import Owned
 
 DEFAULT_BATCH = 2048
 SETTLE_S = 0.25       # no new record for this long: what is missing is lost
@@ -63,7 +64,7 @@ class HookTotals:
             self.reasons[text] = self.reasons.get(text, 0) + int(n)
 
 
-class Replayer:
+class Replayer(Owned):
     """A lab with hooks attached and an injector: send batches, get verdicts."""
 
     def __init__(self, hooks=HOOKS, xdp_mode="generic", lab=None, mtu=1500, rewrite=None,
@@ -84,14 +85,10 @@ class Replayer:
         self._pool = {h: empty for h in self.hook_names}
         self._recent = {}
 
-    def __enter__(self):
-        return self.open()
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
     def open(self):
+        if self._held:
+            return self
+        self._hold()            # from here, close() removes whatever the rest made
         try:
             if self._own_lab:
                 self.lab.up()
@@ -106,7 +103,7 @@ class Replayer:
             raise
         return self
 
-    def close(self):
+    def _release(self):
         if self.injector is not None:
             self.injector.close()
         if self.hooks is not None:
