@@ -13,7 +13,7 @@ Nothing is looked up at import time.
 
 import functools
 import os
-from importlib import resources as _ir
+from importlib import util as _util
 
 from .errors import EnvironmentProblem
 
@@ -26,10 +26,13 @@ PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _data_package(name):
+    """The folder of a data package (a namespace package: no __init__.py, only files)."""
     try:
-        return str(_ir.files(name))
-    except (ModuleNotFoundError, TypeError, ValueError):
+        spec = _util.find_spec(name)
+    except (ModuleNotFoundError, ValueError):
         return None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return locations[0] if locations else None
 
 
 def _find(env, package, folder, marker, what):

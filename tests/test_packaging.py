@@ -45,3 +45,72 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
         ci = f.read()
     assert "make lab" in readme and "make test" in readme
     assert re.search(r"^\s*make test\b", ci, re.M), ".ci/run must call the README's test command"
+
+
+# --- the wheel: an installed (non-editable) pktlab carries every room and its data ----------
+
+def _wheel(tmp_path):
+    import glob
+    import subprocess
+    import sys
+    out = tmp_path / "dist"
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
+                        REPO], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (whl,) = glob.glob(str(out / "pktlab-*.whl"))
+    return whl
+
+
+def test_the_wheel_carries_every_room_and_the_data_they_need(tmp_path):
+    import zipfile
+    names = set(zipfile.ZipFile(_wheel(tmp_path)).namelist())
+    for d in sorted(os.listdir(os.path.join(REPO, "pktlab"))):
+        if os.path.isfile(os.path.join(REPO, "pktlab", d, "__init__.py")):
+            assert f"pktlab/{d}/__init__.py" in names, f"room {d} missing from the wheel"
+    for f in os.listdir(os.path.join(REPO, "bpf_snippets")):
+        assert f"pktlab/_snippets/{f}" in names, f"bpf_snippets/{f} missing from the wheel"
+    for f in os.listdir(os.path.join(REPO, "pcaps")):
+        if f.endswith((".pcap", ".pcapng")) or f == "MANIFEST.json":
+            assert f"pktlab/_pcaps/{f}" in names, f"pcaps/{f} missing from the wheel"
+
+
+def test_an_installed_wheel_casts_and_runs_the_doctor_from_anywhere(tmp_path):
+    """pip install of the wheel (not editable) into a scratch venv, run away from the checkout:
+    `pktlab cast` of a bundled capture and `pktlab doctor` (which compiles and loads every hook
+    program from the sources the wheel carries) work, and use the wheel's files."""
+    import json
+    import subprocess
+    import sys
+    import sysconfig
+    from conftest import require_root
+    whl = _wheel(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    # the dependencies come from the project's venv (a .pth), pktlab only from the wheel
+    site = subprocess.run([str(venv / "bin" / "python"), "-c",
+                           "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    deps = sysconfig.get_paths()["purelib"]
+    with open(os.path.join(site, "pktlab-test-deps.pth"), "w") as f:
+        f.write(deps + "\n" + "/usr/lib/python3/dist-packages\n")
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q",
+                        "--target", site, whl], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    py = str(venv / "bin" / "python")
+    where = subprocess.run([py, "-c", "import pktlab, pktlab.resources as r; "
+                            "print(pktlab.__file__); print(r.snippets_dir()); "
+                            "print(r.bundled_pcaps_dir())"],
+                           capture_output=True, text=True, cwd=str(tmp_path), check=True)
+    pkg, snippets, pcaps = where.stdout.split()
+    for p in (pkg, snippets, pcaps):
+        assert p.startswith(site), f"{p}: not from the installed wheel ({site})"
+    r = subprocess.run([py, "-m", "pktlab.cli", "cast", os.path.join(pcaps, "mixed.pcap")],
+                       capture_output=True, text=True, cwd=str(tmp_path), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("frame 1 ") and "Ethernet @0" in r.stdout
+    require_root()
+    r = subprocess.run([py, "-m", "pktlab.cli", "doctor", "--json"], capture_output=True,
+                       text=True, cwd=str(tmp_path), timeout=600)
+    doc = json.loads(r.stdout)
+    assert doc["ok"], [c for c in doc["checks"] if not c["ok"]]
+    assert doc["hooks"]["xdp"]["available"] and doc["hooks"]["tc-ingress"]["available"]
