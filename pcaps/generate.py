@@ -36,7 +36,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from pktlab.packet.capture import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, PcapngInterface, PcapngPacket, read_frames, write_pcap, write_pcapng
+from pktlab.packet.capture import read_frames
+from pktlab.packet.frames import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
+from pktlab.packet.write import PcapngInterface, PcapngPacket, write_pcap, write_pcapng
 
 #: 2023-11-14T22:13:20Z: every capture's clock starts here (ns since the epoch).
 BASE_TS = 1_700_000_000 * 1_000_000_000

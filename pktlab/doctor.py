@@ -151,7 +151,7 @@ def _check_walker():
     frame = bytes.fromhex("020000000002020000000001080045000020000100004011000"
                           "00ac800010ac80002303930390008000000000000")
     try:
-        from .packet.walker import walk
+        from .packet import walk
         w = walk(frame)
     except Exception as e:          # a doctor reports what is broken, it does not crash on it
         return Check("walker", False, f"the userspace walk failed: {e}",

@@ -8,8 +8,10 @@ import struct
 
 import pytest
 
-from pktlab.packet import capture as C
-from pktlab.packet.capture import CaptureError, PcapngInterface, PcapngPacket, Problem, count_frames, frames_from_bytes, read_frames, write_pcap, write_pcapng
+from pktlab.packet import frames as C
+from pktlab.packet.capture import CaptureError, count_frames, frames_from_bytes, read_frames
+from pktlab.packet.frames import Problem
+from pktlab.packet.write import PcapngInterface, PcapngPacket, write_pcap, write_pcapng
 from pktlab.errors import PktlabError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -364,7 +366,7 @@ def test_problem_messages_say_what_to_do(tmp_path):
 def _damaged_variants(tmp):
     """A pcap cut off mid-frame, one with a garbage record header, and the intact one."""
     path = os.path.join(tmp, "v.pcap")
-    C.write_pcap(path, [(t, d) for t, d in FRAMES])
+    write_pcap(path, [(t, d) for t, d in FRAMES])
     with open(path, "rb") as f:
         raw = f.read()
     bad_header = bytearray(raw)

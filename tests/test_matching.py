@@ -207,7 +207,7 @@ def test_vlan_meta_key_separates_a_tagged_frame_from_its_untagged_twin():
 
 @pytest.fixture(scope="module")
 def collide_pcap(tmp_path_factory):
-    from pktlab.packet.capture import write_pcap
+    from pktlab.packet import write_pcap
     path = tmp_path_factory.mktemp("collide") / "collide.pcap"
     # the colliding groups, interleaved with each other many times over in one capture
     base = colliding_frames()

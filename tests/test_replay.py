@@ -67,7 +67,7 @@ def test_rewrite_leaves_a_wrong_checksum_exactly_as_wrong():
 
 
 def _write(path, frames):
-    from pktlab.packet.capture import write_pcap
+    from pktlab.packet import write_pcap
     write_pcap(path, frames)
     return path
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from pktlab.packet import record as R
 from pktlab.packet.capture import read_frames
-from pktlab.packet.walker import walk, walk_record, walk_records, walk_records_array
+from pktlab.packet import walk, walk_record, walk_records, walk_records_array
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PCAPS = os.path.join(REPO, "pcaps")

@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pktlab.packet.capture import write_pcap  # noqa: E402
+from pktlab.packet import write_pcap  # noqa: E402
 from pktlab.lab import Lab  # noqa: E402
 from pktlab.replay.run import replay  # noqa: E402
 

@@ -27,7 +27,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from pktlab.packet.capture import write_pcap  # noqa: E402
+from pktlab.packet import write_pcap  # noqa: E402
 
 PKTLAB = [sys.executable, "-m", "pktlab.cli"]
 

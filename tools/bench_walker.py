@@ -77,7 +77,7 @@ def run(pcap: Path, nframes: int, rounds: int = 5) -> dict:
     machine: a burst of load elsewhere slows one round, not one side of the comparison.
     """
     from pktlab.packet.capture import read_frames
-    from pktlab.packet.walker import walk, walk_record, walk_records, walk_records_array
+    from pktlab.packet import walk, walk_record, walk_records, walk_records_array
 
     base = [f.data for f in read_frames(pcap)]
     reps = max(1, nframes // max(1, len(base)))

@@ -43,7 +43,7 @@ def _ts(ts_ns: int) -> str:
 
 def frame_doc(frame, w) -> dict:
     """The JSON form of one frame and its walk (``w``: pktlab.packet.walker.Walk)."""
-    from ..packet.walker import layer_to_dict
+    from ..packet.views import layer_to_dict
 
     r = w.record
     return {
@@ -85,10 +85,11 @@ def _frame_text(frame, w, color: bool) -> list[str]:
 def run(pcap_path, as_json: bool = False, out: TextIO = sys.stdout, *,
         err: Optional[TextIO] = None, color: bool = False, limit: Optional[int] = None) -> int:
     """Walk every frame of ``pcap_path`` and print it; returns the exit status (0 or 2)."""
-    from ..packet.capture import no_frames_message, read_frames
+    from ..packet.capture import read_frames
+    from ..packet.survey import no_frames_message
     from .console import one_line
     from ..errors import PktlabError
-    from ..packet.walker import walk
+    from ..packet import walk
 
     err = sys.stderr if err is None else err
 

@@ -28,7 +28,8 @@ def cmd_cast(args):
 def check_replay(args):
     """Everything about a replay's input, before any lab: the arguments that need more than a
     type, then the capture itself (read once, capture.survey). Returns the Survey."""
-    from ..packet.capture import CaptureError, survey
+    from ..errors import CaptureError
+    from ..packet.survey import survey
     from ..kernel.hooks import parse_hooks
     parse_hooks(args.hooks)
     check_rewrite(args)

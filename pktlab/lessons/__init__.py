@@ -80,7 +80,7 @@ _LAZY = {
     "plot_bench": ("bench", "plot"),
     "conveyor_belt": ("plots", "conveyor_belt"),
     "agreement_plot": ("plots", "agreement"),
-    "walk": ("walker", "walk"),
+    "walk": ("views", "walk"),
     "walk_record": ("walker", "walk_record"),
 }
 

@@ -42,7 +42,7 @@ def cast_table(header, frame, offset):
 
 def layers_table(frame):
     """The walker's layers of a frame: name, offset, length, and why the walk stopped."""
-    from ..packet.walker import walk
+    from ..packet import walk
     w = walk(frame)
     rows = [[ly.name, ly.offset, ly.length, ly.end, ly.note] for ly in w.layers]
     head = f"<p><b>{esc(w.summary())}</b> ({len(w.frame)} bytes)</p>"

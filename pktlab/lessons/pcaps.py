@@ -63,7 +63,7 @@ def capture_info(name):
     """What is in a capture: frames, link types, synthesized headers, problems, statuses."""
     from collections import Counter
 
-    from ..packet.capture import linktype_name
+    from ..packet.frames import linktype_name
     from ..packet.walker import walk_record
     problems = []
     fr = read(name, problems=problems)

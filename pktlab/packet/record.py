@@ -399,6 +399,32 @@ def fingerprint(frame: bytes, length: int | None = None, parse_end: int = 0) -> 
             * prime & 0xFFFFFFFFFFFFFFFF)
 
 
+def _fingerprinter():
+    """fingerprint() for the walker's hot path, as fp(frame, n, parse_end) with n = len(frame):
+    the common case (whole words) inside, the rest through fingerprint()."""
+    C = constants()
+    fallback = fingerprint
+    FNV_OFF, FNV_PRIME, M64 = C["PL_FNV_OFFSET"], C["PL_FNV_PRIME"], 0xFFFFFFFFFFFFFFFF
+    HASH_MIN, HASH_MAX = C["PL_HASH_BYTES"], C["PL_HASH_MAX"]
+    WORDS = [struct.Struct(f"<{k}Q").unpack_from for k in range(HASH_MAX // 8 + 1)]
+
+    def fp(frame, n, pend):
+        hb = HASH_MIN if pend <= HASH_MIN else (pend + 7) & ~7
+        if hb > n or hb > HASH_MAX:
+            return fallback(frame, None, pend)
+        h = FNV_OFF
+        # two steps per mask: xor with a word below 2**64 and the multiplication both commute
+        # with mod 2**64, so masking every other step gives the same low 64 bits
+        ws = WORDS[hb >> 3](frame)
+        for i in range(0, len(ws) - 1, 2):
+            h = ((h ^ ws[i]) * FNV_PRIME ^ ws[i + 1]) * FNV_PRIME & M64
+        if len(ws) & 1:
+            h = (h ^ ws[-1]) * FNV_PRIME & M64
+        return (h ^ (n & 0xFFFFFFFF)) * FNV_PRIME & M64
+
+    return fp
+
+
 def fingerprints(frames, parse_ends=None) -> "numpy.ndarray":
     """pl_fingerprint() of many frames at once (numpy, uint64 arithmetic wraps like C's)."""
     import numpy as np

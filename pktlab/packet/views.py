@@ -1,17 +1,21 @@
-"""Seeing a walked frame: a hex dump coloured by layer, with every field in a table.
+"""A walked frame, layer by layer, and how it is seen.
 
-- ``PacketView(frame).html()`` (and ``_repr_html_``, so a notebook cell shows it): each layer
-  its own colour; hovering a field's row highlights its bytes, hovering a byte highlights its
-  field (and a layer's title row highlights the whole layer), like Wireshark. Plain inline CSS
-  and JS, ids unique per render, nothing loaded from anywhere. The highlighting works through
-  CSS ``:has()`` even where the notebook strips scripts (untrusted outputs); the script does
-  the same for browsers without ``:has()``.
+- ``walk(frame)``: the record (as walker.walk_record) plus every layer the parse read, each with
+  its fields cast from the declared headers (``Walk``, ``Layer``, ``Field``); bytes the parse
+  did not read are pseudo-layers (payload, padding, unparsed). ``layer_to_dict`` is the JSON
+  form `pktlab cast --json` prints.
+- ``PacketView(frame).html()`` (and ``_repr_html_``, so a notebook cell shows it, as it shows a
+  ``Walk``): each layer its own colour; hovering a field's row highlights its bytes, hovering a
+  byte highlights its field (and a layer's title row highlights the whole layer), like
+  Wireshark. Plain inline CSS and JS, ids unique per render, nothing loaded from anywhere. The
+  highlighting works through CSS ``:has()`` even where the notebook strips scripts (untrusted
+  outputs); the script does the same for browsers without ``:has()``.
 - ``PacketView(frame).text(color=True)``: the same for a terminal, in ANSI colours.
 - ``SideBySide(frame)`` / ``PacketView.side_by_side()``: pktlab's layers next to scapy's own
   dissection of the same bytes (``Ether(data).show(dump=True)``), scapy imported only then.
 
-When the Ethernet header was synthesized (cooked or raw-IP captures, see pktlab.packet.capture), the
-view says so: those 14 bytes were not on the wire.
+When the Ethernet header was synthesized (cooked or raw-IP captures, see pktlab.packet.frames),
+the view says so: those 14 bytes were not on the wire.
 """
 
 from __future__ import annotations
@@ -19,11 +23,240 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
-from .walker import Walk, walk
+from . import headers as H
+from . import record as R
+from .options import TcpOption, parse_ipv4_options, parse_tcp_options
+from .walker import _make_parser
 
-__all__ = ["PacketView", "SideBySide", "side_by_side", "LAYER_COLOURS", "scapy_dissection"]
+__all__ = ["walk", "Walk", "Layer", "Field", "parse_fields", "layer_to_dict", "PacketView",
+           "SideBySide", "side_by_side", "LAYER_COLOURS", "scapy_dissection"]
+
+Layer = H.Layer
+Field = H.Field
+
+
+# --- the layered walk ------------------------------------------------------------------------
+
+@dataclass
+class Walk:
+    """A walked frame: the record, and every layer with its fields (for views and lessons)."""
+    frame: bytes
+    record: Any
+    layers: list = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.record.status_name
+
+    @property
+    def layer(self) -> str:
+        return self.record.layer_name
+
+    def layer_named(self, key: str):
+        """The first layer whose key (eth, vlan, ipv4, tcp, payload, padding...) is ``key``."""
+        for ly in self.layers:
+            if ly.key == key:
+                return ly
+        return None
+
+    def summary(self) -> str:
+        """One line: status@layer and the layer names."""
+        return f"{self.status}@{self.layer}: " + " / ".join(ly.name for ly in self.layers)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the layers with their fields, and the record."""
+        return {
+            "status": self.status, "layer": self.layer,
+            "layers": [layer_to_dict(ly) for ly in self.layers],
+            "record": self.record.to_dict(),
+        }
+
+    def _repr_html_(self) -> str:
+        return PacketView(self.frame)._repr_html_()
+
+    def __repr__(self) -> str:
+        return f"Walk({self.summary()}, {len(self.frame)} bytes)"
+
+
+def _jsonable(v):
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).hex()
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def layer_to_dict(ly) -> dict:
+    d = {"name": ly.name, "key": ly.key, "offset": ly.offset, "length": ly.length,
+         "fields": [{"name": f.name, "offset": f.offset, "length": f.length,
+                     "value": _jsonable(f.value), "display": f.display,
+                     **({"bit_offset": f.bit_offset, "bit_length": f.bit_length}
+                        if f.bit_length is not None else {})} for f in ly.fields]}
+    if ly.note:
+        d["note"] = ly.note
+    if ly.details:
+        d["details"] = [{"kind": o.kind, "name": o.name, "offset": o.offset,
+                         "length": o.length, "value": _jsonable(o.value), "display": o.display,
+                         "data": o.data.hex()}
+                        if isinstance(o, TcpOption) else _jsonable(tuple(o))
+                        for o in ly.details]
+    return d
+
+
+def _status_note(status: int) -> str:
+    name = R.status_name(status)
+    why = R.describe(f"PL_ST_{name}")
+    return f"stops here: {name}" + (f" ({why})" if why else "")
+
+
+def parse_fields(cls, frame: bytes, offset: int, end: int) -> list:
+    """Fields of header ``cls`` at ``offset`` that fit before ``end`` (cast, then decoded)."""
+    return cls.fields(frame, offset, end)
+
+
+def walk(frame) -> Walk:
+    """Walk ``frame``: the record (as walk_record) plus every layer, field by field.
+
+    Layers follow the headers pl_parse() read, in order; bytes it did not read are shown as
+    pseudo-layers: ``payload`` (with the L7 guess), ``padding`` (after the IP packet's end),
+    ``unparsed`` (bytes of a protocol pktlab does not parse, or after the point where the walk
+    stopped). Never raises.
+    """
+    if type(frame) is not bytes:
+        frame = bytes(frame)
+    trail: list = []
+    rec = _make_parser()(frame, trail)
+    layers: list = []
+    n = len(frame)
+    C = R.constants()
+    _k, status, ip_end, _n = trail.pop()
+    last_header = None
+    for key, hdr, off, bound in trail:
+        if key == "payload":
+            layers.append(_payload_layer(frame, rec, off, bound))
+            continue
+        if key == "ipv6ext":
+            proto = hdr
+            hdr = H.next_header("ipproto", proto)
+            name = H.IPV6_EXT_NAMES.get(proto, f"IPv6 ext {proto}")
+        else:
+            name = hdr.name
+            if key == "vlan":
+                tpid_at = off - 2
+                name = "802.1ad S-tag" if frame[tpid_at:off] == b"\x88\xa8" else "802.1Q tag"
+        ly = _header_layer(frame, rec, key, hdr, name, off, bound)
+        layers.append(ly)
+        last_header = ly
+    # Where the walk stopped: say why on the layer it stopped at.
+    if status and last_header is not None:
+        sep = "; " if last_header.note else ""
+        last_header.note = last_header.note + sep + _status_note(status)
+    covered = max((ly.end for ly in layers), default=0)
+    covered = min(covered, n)
+    stop = min(ip_end, n)
+    if covered < stop:
+        layers.append(Layer("unparsed", covered, stop - covered,
+                            [H.make_field("data", covered, stop - covered, frame[covered:stop],
+                                          H.format_value("bytes", frame[covered:stop]))],
+                            key="unparsed",
+                            note="bytes pktlab does not parse (the walk stopped before them)"))
+        covered = stop
+    if covered < n:
+        rest = frame[covered:n]
+        if ip_end < n or rec.layer == C["PL_L_ARP"]:
+            name, note = "padding", ("bytes after the end of the IP packet (Ethernet padding or a "
+                                     "trailer): not part of the packet" if ip_end < n else
+                                     "bytes after the ARP packet (padding to the 60-byte minimum)")
+        else:
+            name, note = "unparsed", "bytes the walk did not reach"
+        layers.append(Layer(name, covered, n - covered,
+                            [H.make_field("data", covered, n - covered, rest,
+                                          H.format_value("bytes", rest))],
+                            key=name, note=note))
+    return Walk(frame, rec, layers)
+
+
+def _header_layer(frame, rec, key, hdr, name, off, bound):
+    n = len(frame)
+    size = hdr.size()
+    length = size
+    note = ""
+    details: list = []
+    # The real length of variable-length headers, when the fixed part could be read.
+    if key == "ipv4" and off + size <= n:
+        ihl = (frame[off] & 15) * 4
+        if ihl > size:
+            length = ihl
+    elif key == "tcp" and off + size <= bound:
+        d = (frame[off + 12] >> 4) * 4
+        if d > size:
+            length = d
+    elif key == "ipv6ext" and off + 8 <= bound:
+        length = 8 if hdr is H.IPv6Frag else ((frame[off + 1] + 2) * 4 if hdr is H.AH
+                                              else (frame[off + 1] + 1) * 8)
+    elif key == "arp" and off + size <= n and frame[off + 4] == 6 and frame[off + 5] == 4:
+        length = size + H.ARPEthIPv4.size()
+    limit = min(bound, n)
+    avail = max(0, min(off + length, limit) - off)
+    if avail < size:
+        note = f"truncated: {avail} of {size} bytes of the fixed header are inside the " + (
+            "IP packet" if limit < n else "frame")
+    fields = hdr.fields(frame, off, limit)
+    if key == "ipv6ext":
+        rest_at = off + size
+        rest_end = min(off + length, limit)
+        if rest_end > rest_at:
+            fields.append(H.make_field("data" if hdr is not H.AH else "icv", rest_at,
+                                       rest_end - rest_at, frame[rest_at:rest_end],
+                                       H.format_value("bytes", frame[rest_at:rest_end])))
+    elif key == "arp" and length > size:
+        fields += H.ARPEthIPv4.fields(frame, off + size, limit)
+    elif key == "ipv4" and length > size:
+        o_end = min(off + length, limit)
+        opts = parse_ipv4_options(frame[off + size:o_end], off + size)
+        details = opts
+        fields += [H.make_field(f"option {o.name}", o.offset, o.length, o.value, o.display)
+                   for o in opts]
+    elif key == "tcp" and length > size:
+        o_end = min(off + length, limit)
+        opts = parse_tcp_options(frame[off + size:o_end], off + size)
+        details = opts
+        fields += [H.make_field(f"option {o.name}", o.offset, o.length, o.value, o.display)
+                   for o in opts]
+    elif key in ("icmp", "icmpv6") and fields:
+        t = fields[0].value
+        echo = t in (0, 8) if key == "icmp" else t in (128, 129)
+        if not echo:
+            fields = [f if f.name not in ("id", "seq") else
+                      f._replace(name="rest_of_header" if f.name == "id" else "rest_of_header+2")
+                      for f in fields]
+    if avail >= size and off + length > limit:
+        note = (note + "; " if note else "") + (
+            f"header says {length} bytes, only {limit - off} are inside the "
+            + ("IP packet" if limit < n else "frame"))
+    return Layer(name, off, avail, fields, key=key, note=note, details=details)
+
+
+def _payload_layer(frame, rec, off, end):
+    data = frame[off:end]
+    l7 = rec.l7_name
+    fields = [H.make_field("data", off, len(data), data, H.format_value("bytes", data))]
+    disp = l7
+    if rec.l7 in (R.constants()["PL_L7_HTTP_REQUEST"], R.constants()["PL_L7_HTTP_RESPONSE"]):
+        line = data.split(b"\r\n", 1)[0][:80]
+        disp = f"{l7}: {line.decode('latin-1')!r}"
+    fields.append(H.make_field("l7_guess", off, min(len(data), R.constants()["PL_PAYLOAD_PEEK"]),
+                               rec.l7, disp))
+    return Layer("Payload", off, len(data), fields, key="payload",
+                 note=f"{len(data)} bytes; L7 guess: {l7}")
+
+
+# --- seeing it -------------------------------------------------------------------------------
 
 #: background colour (HTML) and ANSI SGR code of each layer key
 LAYER_COLOURS = {
@@ -47,7 +280,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _frame_parts(frame, title, synthesized, linktype):
-    """Accept bytes or a pktlab.packet.capture.Frame (which knows whether its Ethernet is synthetic)."""
+    """Accept bytes or a pktlab.packet.frames.Frame (which knows whether its Ethernet is
+    synthetic)."""
     if hasattr(frame, "data") and hasattr(frame, "synthesized_eth"):
         if title is None:
             title = f"frame {frame.index}"

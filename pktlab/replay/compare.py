@@ -97,7 +97,7 @@ class Expected:
 
 def walker_records(frames):
     """The walker's record of every frame, as one array (bulk path: numpy fingerprints)."""
-    from ..packet.walker import walk_records_array
+    from ..packet import walk_records_array
     return walk_records_array(frames)
 
 

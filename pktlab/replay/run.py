@@ -485,7 +485,8 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
     if _is_path(source):
         # bad input is refused before any lab is built: a file with no readable frame (not a
         # capture, compressed, empty, only refused link types...) says why in one line
-        from ..packet.capture import CaptureError, survey
+        from ..errors import CaptureError
+        from ..packet.survey import survey
         checked = survey(source, limit=limit, mtu=lab.mtu if lab is not None else mtu)
         if checked.frames == 0:
             raise CaptureError(checked.refusal(need_sendable=False))

@@ -63,7 +63,7 @@ class StepResult:
         return compare.REASONS[code] if code else ""
 
     def text(self, color=False):
-        from ..packet.walker import walk
+        from ..packet import walk
         w = walk(self.frame)
         lines = [f"frame {self.index}: {len(self.frame)} bytes, {w.summary()}"]
         for ly in w.layers:

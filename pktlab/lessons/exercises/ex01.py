@@ -44,7 +44,7 @@ def check_dscp(fn):
     frame of the corpus, and on a few frames with DSCP set (the corpus has none)."""
     import logging
 
-    from ...packet.walker import walk
+    from ...packet import walk
     logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
     corpus = corpus_frames() + _dscp_frames()
     bad = []
