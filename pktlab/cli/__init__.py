@@ -1,4 +1,5 @@
-"""The `pktlab` command. A stable contract (DESIGN.md, "Command line"):
+"""cli: the `pktlab` command, the top of the house. A stable contract (DESIGN.md, "Command
+line"):
 
     pktlab doctor [--json]
     pktlab cast PCAP [--json]
@@ -20,9 +21,9 @@ can send, is refused. A capture damaged part-way is replayed up to the damage: u
 instructor's half-saved capture, and said on stderr before the replay, in the text output's
 first line and in --json's "capture" ({"frames", "complete": false, "damage"}).
 
-cli: the top of the house. Modules: console (exit statuses, messages, signals), args (argument
-types and checks), commands (one function per command), cast (`pktlab cast`), step (`pktlab
-replay --step`). May import every other room.
+Modules: console (exit statuses, messages, signals), args (argument types and checks),
+commands (one function per command), cast (`pktlab cast`), step (`pktlab replay --step`).
+May import every other room.
 """
 
 import os
