@@ -118,10 +118,12 @@ class _Chunk:
     its neighbour's, which is harmless because every field used belongs to a frame whose length
     checks passed.
 
-    Every array a chunk makes is kept until the chunk is done, on purpose: freeing them part-way
-    let glibc hand the top of the heap back to the kernel after each chunk and fault it in again
-    for the next (tools/bench_walker.py on mixed.pcap: ~650 page faults a chunk, a quarter of
-    walk_records_array's rate).
+    A chunk keeps every array it made, the joined frames included, until it is done, as the
+    one-function version did: measured with tools/bench_walker.py, variants that freed them
+    part-way made glibc give the top of the heap back to the kernel after each chunk and fault
+    it in again for the next (about 5,000 more page faults a run, a fifth of the bulk rates).
+    The effect is the allocator's and can move with any change here: re-measure, page faults
+    included, after one.
     """
 
     def __init__(self, frames: list):
@@ -129,66 +131,54 @@ class _Chunk:
 
         n = len(frames)
         self.lens = lens = np.fromiter(map(len, frames), dtype=np.int64, count=n)
-        parts = [f[:W] for f in frames]
+        self.parts = parts = [f[:W] for f in frames]
         parts.append(bytes(W))
-        flat = np.frombuffer(b"".join(parts), dtype=np.uint8)
-        kept = np.minimum(lens, W)
+        self.flat = flat = np.frombuffer(b"".join(parts), dtype=np.uint8)
+        self.kept = kept = np.minimum(lens, W)
         self.m = np.lib.stride_tricks.sliding_window_view(flat, W)[np.cumsum(kept) - kept]
-        self.rows_all = np.arange(n)
-        self._read_l2_l3()
-        self._read_l4()
+        self._classify()
 
-    def _u16(self, col):
-        import numpy as np
-
-        m, rows = self.m, self.rows_all
-        return (m[rows, col].astype(np.int64) << 8) | m[rows, col + 1]
-
-    def _read_l2_l3(self):
-        """Ethernet and VLAN tags (the loop of pl_parse, unrolled for PL_VLAN_MAX = 2), then
-        the IP header: IPv4 as parse_iphdr() accepts it and not a later fragment, or IPv6 with
-        its payload inside the frame."""
+    def _classify(self):
+        """Ethernet and VLAN tags (the loop of pl_parse, unrolled for PL_VLAN_MAX = 2); IPv4 as
+        parse_iphdr() accepts it and not a later fragment, or IPv6 with its payload inside the
+        frame; then TCP (data offset checked), UDP, ICMP after IPv4 and ICMPv6 after IPv6, each
+        with its fixed header inside the IP packet."""
         import numpy as np
 
         C = R.constants()
-        n, lens = len(self.lens), self.lens
+        m, lens = self.m, self.lens
+        n = len(lens)
+        sliding = np.lib.stride_tricks.sliding_window_view
+        rows_all = np.arange(n)
+
+        def u16(col):
+            return (m[rows_all, col].astype(np.int64) << 8) | m[rows_all, col + 1]
+
         Q, AD = C["PL_ETH_P_8021Q"], C["PL_ETH_P_8021AD"]
-        self.et0 = et0 = self._u16(np.full(n, 12))
+        self.et0 = et0 = u16(np.full(n, 12))
         self.tag1 = tag1 = (et0 == Q) | (et0 == AD)
-        self.et1 = et1 = self._u16(np.full(n, 16))
+        self.et1 = et1 = u16(np.full(n, 16))
         self.tag2 = tag2 = tag1 & ((et1 == Q) | (et1 == AD))
-        self.et2 = et2 = self._u16(np.full(n, 20))
+        self.et2 = et2 = u16(np.full(n, 20))
         self.depth = depth = tag1.astype(np.int64) + tag2
         self.eth_proto = eth_proto = np.where(tag2, et2, np.where(tag1, et1, et0))
         self.l3 = l3 = 14 + 4 * depth
         self.ok_l2 = ok_l2 = (lens >= l3) & (eth_proto != Q) & (eth_proto != AD)
-        # each frame's IP header bytes
-        self.ip = ip = np.lib.stride_tricks.sliding_window_view(self.m, 40, axis=1)[
-            self.rows_all, l3]
+        self.ip = ip = sliding(m, 40, axis=1)[rows_all, l3]     # each frame's IP header bytes
         self.ver = ver = ip[:, 0] >> 4
         self.hlen = hlen = (ip[:, 0] & 15).astype(np.int64) * 4
         self.tot4 = tot4 = (ip[:, 2].astype(np.int64) << 8) | ip[:, 3]
         self.frag = frag = (ip[:, 6].astype(np.int64) << 8) | ip[:, 7]
-        self.v4 = ok_l2 & (eth_proto == C["PL_ETH_P_IP"]) & (l3 + 20 <= lens) & (ver == 4) \
+        self.v4 = v4 = ok_l2 & (eth_proto == C["PL_ETH_P_IP"]) & (l3 + 20 <= lens) & (ver == 4) \
             & (hlen >= 20) & (l3 + hlen <= lens) & (tot4 >= hlen) & (l3 + tot4 <= lens) \
             & ((frag & 0x1FFF) == 0)
         self.plen6 = plen6 = (ip[:, 4].astype(np.int64) << 8) | ip[:, 5]
-        self.v6 = ok_l2 & (eth_proto == C["PL_ETH_P_IPV6"]) & (l3 + 40 <= lens) & (ver == 6) \
-            & (l3 + 40 + plen6 <= lens)
-
-    def _read_l4(self):
-        """TCP (data offset checked), UDP, ICMP after IPv4 and ICMPv6 after IPv6, each with its
-        fixed header inside the IP packet."""
-        import numpy as np
-
-        C = R.constants()
-        v4, v6, ip, l3 = self.v4, self.v6, self.ip, self.l3
+        self.v6 = v6 = ok_l2 & (eth_proto == C["PL_ETH_P_IPV6"]) & (l3 + 40 <= lens) \
+            & (ver == 6) & (l3 + 40 + plen6 <= lens)
         self.proto = proto = np.where(v4, ip[:, 9], ip[:, 6]).astype(np.int64)
-        self.l4 = l4 = np.where(v4, l3 + self.hlen, l3 + 40)
-        self.end = end = np.where(v4, l3 + self.tot4, l3 + 40 + self.plen6)
-        # L4 header bytes
-        self.hdr = hdr = np.lib.stride_tricks.sliding_window_view(self.m, 20, axis=1)[
-            self.rows_all, np.minimum(l4, W - 20)]
+        self.l4 = l4 = np.where(v4, l3 + hlen, l3 + 40)
+        self.end = end = np.where(v4, l3 + tot4, l3 + 40 + plen6)
+        self.hdr = hdr = sliding(m, 20, axis=1)[rows_all, np.minimum(l4, W - 20)]  # L4 header
         self.isip = isip = v4 | v6
         tcp = isip & (proto == C["PL_IPPROTO_TCP"]) & (l4 + 20 <= end)
         self.doff = doff = (hdr[:, 12] >> 4).astype(np.int64)
