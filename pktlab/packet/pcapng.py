@@ -52,17 +52,15 @@ def _read_pcapng(f, ctx: _Ctx, head: bytes) -> Iterator[Frame]:
     ifaces: list[_Iface] = []
     refused: set = set()
     for btype, body, bo, here, index in _blocks(f, ctx, head):
-        if btype == PCAPNG_SHB:
+        if index is not None:
+            fr = _packet(ctx, refused, btype, body, bo, here, index, ifaces)
+            if fr is not None:
+                yield fr
+        elif btype == PCAPNG_SHB:
             _check_section(ctx, body, bo, here)
             ifaces = []
         elif btype == BT_IDB:
             ifaces.append(_interface(ctx, body, bo, here, len(ifaces)))
-        elif index is not None:
-            pkt = _packet(ctx, btype, body, bo, here, index, ifaces)
-            if pkt is not None:
-                fr = _emit(ctx, refused, index, *pkt)
-                if fr is not None:
-                    yield fr
 
 
 def _blocks(f, ctx: _Ctx, head: bytes):
@@ -72,7 +70,7 @@ def _blocks(f, ctx: _Ctx, head: bytes):
     starts with its byte-order magic."""
     bo = "<"
     offset, index = 0, 0
-    read = f.read
+    read, unpack, packets = f.read, struct.unpack, _PACKET_BLOCKS
     hdr = head + read(4)
     while hdr:
         if len(hdr) < 8:
@@ -81,8 +79,8 @@ def _blocks(f, ctx: _Ctx, head: bytes):
         pre = b""
         if hdr[:4] == _SHB_MAGIC:        # a section starts: its own byte order
             bo, pre = _section_byte_order(read, ctx, offset)
-        btype, blen = struct.unpack(bo + "II", hdr)
-        is_packet = btype in _PACKET_BLOCKS
+        btype, blen = unpack(bo + "II", hdr)
+        is_packet = btype in packets
         frame_no = index + 1 if is_packet else None
         if blen < 12 or blen % 4 or blen > MAX_BLOCK:
             ctx.problem(frame_no, offset, f"block type 0x{btype:08x} claims a total length of "
@@ -100,7 +98,7 @@ def _blocks(f, ctx: _Ctx, head: bytes):
                         f"({8 + len(body) - len(pre) + len(trail)} bytes present): the capture "
                         "ends here", True)
         here, offset = offset, offset + blen
-        if struct.unpack(bo + "I", trail)[0] != blen:
+        if unpack(bo + "I", trail)[0] != blen:
             ctx.problem(frame_no, here, f"block type 0x{btype:08x}: trailing length "
                         f"{struct.unpack(bo + 'I', trail)[0]} differs from the leading {blen}; "
                         "the block is skipped by its leading length", False)
@@ -161,10 +159,10 @@ def _interface(ctx: _Ctx, body: bytes, bo: str, here: int, number: int) -> _Ifac
     return itf
 
 
-def _packet(ctx: _Ctx, btype: int, body: bytes, bo: str, here: int, index: int,
-            ifaces: list) -> Optional[tuple]:
-    """A packet block as _emit()'s (ts_ns, caplen, wirelen, data, linktype, interface, offset),
-    or None when it is skipped (the problem reported)."""
+def _packet(ctx: _Ctx, refused: set, btype: int, body: bytes, bo: str, here: int, index: int,
+            ifaces: list) -> Optional[Frame]:
+    """The Frame of packet block number ``index``, or None when it is skipped (the problem
+    reported)."""
     if btype == BT_EPB or btype == BT_PB:
         if len(body) < 20:
             ctx.problem(index, here, f"packet block body of {len(body)} bytes, shorter than "
@@ -199,7 +197,7 @@ def _packet(ctx: _Ctx, btype: int, body: bytes, bo: str, here: int, index: int,
         return None
     itf = ifaces[iid]
     ts_ns = itf.ts_ns(ts) if ts is not None else 0
-    return ts_ns, cap, orig, data, itf.linktype, iid, here
+    return _emit(ctx, refused, index, ts_ns, cap, orig, data, itf.linktype, iid, here)
 
 
 def _count_pcapng(at, size: int, ctx: _Ctx) -> int:
