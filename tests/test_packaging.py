@@ -64,9 +64,12 @@ def _wheel(tmp_path):
 def test_the_wheel_carries_every_room_and_the_data_they_need(tmp_path):
     import zipfile
     names = set(zipfile.ZipFile(_wheel(tmp_path)).namelist())
-    for d in sorted(os.listdir(os.path.join(REPO, "pktlab"))):
-        if os.path.isfile(os.path.join(REPO, "pktlab", d, "__init__.py")):
-            assert f"pktlab/{d}/__init__.py" in names, f"room {d} missing from the wheel"
+    for dirpath, dirnames, files in os.walk(os.path.join(REPO, "pktlab")):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for f in files:
+            if f.endswith(".py"):
+                rel = os.path.relpath(os.path.join(dirpath, f), REPO).replace(os.sep, "/")
+                assert rel in names, f"{rel} is missing from the wheel (pyproject's packages)"
     for f in os.listdir(os.path.join(REPO, "bpf_snippets")):
         assert f"pktlab/_snippets/{f}" in names, f"bpf_snippets/{f} missing from the wheel"
     for f in os.listdir(os.path.join(REPO, "pcaps")):
