@@ -1,6 +1,7 @@
 """What the bench measures: the live ladder's points, the frame sizes, the micro programs and
-their limits, and how long a run takes (default and --long); with the two small helpers every
-part uses (a progress callback that does nothing, a min/median/max spread).
+their limits, and how long a run takes (default and --long); with the small helpers the parts
+share (a progress callback that does nothing, a min/median/max spread, the check of a list of
+live points).
 
 Frame sizes are frame lengths on the wire without the 4-byte FCS (64 = 14 Ethernet + 20 IPv4 +
 8 UDP + 22 bytes of payload).
