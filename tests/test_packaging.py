@@ -53,9 +53,19 @@ def _wheel(tmp_path):
     import glob
     import subprocess
     import sys
+    import shutil
+    # built from a copy of the checkout's files (tracked and new, not ignored): setuptools'
+    # build/ directory in the checkout would otherwise carry modules that no longer exist
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "-C", REPO, "ls-files", "-co", "--exclude-standard"],
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for f in filter(None, files):
+        if os.path.isfile(os.path.join(REPO, f)):
+            os.makedirs(src / os.path.dirname(f), exist_ok=True)
+            shutil.copy2(os.path.join(REPO, f), src / f)
     out = tmp_path / "dist"
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
-                        REPO], capture_output=True, text=True, timeout=600)
+                        str(src)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     (whl,) = glob.glob(str(out / "pktlab-*.whl"))
     return whl

@@ -118,6 +118,10 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         status = args.func(args)
         sys.stdout.flush()       # a reader that left shows here, not at the interpreter's exit
+        if console.interrupted():
+            # a signal came and its interrupt was lost on the way (the run went on to its
+            # end, cleaning up as it does): still, the run was interrupted
+            raise KeyboardInterrupt
         return status
     except SystemExit:           # --help
         raise

@@ -55,9 +55,38 @@ _SIGNALLED = None        # the first SIGINT/SIGTERM this run received
 def begin():
     """A run starts: this process is the one whose `with` blocks unwind on a signal; nothing
     received, nothing said yet. Returns the signal handlers it replaced."""
-    global _MAIN_PID, _SIGNALLED, _said
+    global _MAIN_PID, _SIGNALLED, _said, _prev_unraisable
     _MAIN_PID, _SIGNALLED, _said = os.getpid(), None, False
+    if sys.unraisablehook is not _unraisable:
+        _prev_unraisable = sys.unraisablehook
+        sys.unraisablehook = _unraisable
     return set_signals({signal.SIGINT: _on_signal, signal.SIGTERM: _on_signal})
+
+
+_prev_unraisable = sys.unraisablehook
+
+
+def _unraisable(info):
+    """A KeyboardInterrupt that Python could not raise: the signal landed inside a callback
+    whose exceptions Python only reports (an at-fork handler such as logging's, run when a
+    library forks in this thread). Unreported, the run would go on as if no signal had come:
+    deliver the signal again, to land once the callback is over."""
+    global _SIGNALLED
+    if issubclass(info.exc_type, KeyboardInterrupt) and _SIGNALLED is not None \
+            and os.getpid() == _MAIN_PID:
+        signum, _SIGNALLED = _SIGNALLED, None
+        # from another thread, a moment later: sent from here it would land in this hook
+        import threading
+        t = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+        t.daemon = True
+        t.start()
+        return
+    _prev_unraisable(info)
+
+
+def interrupted():
+    """The signal this run received, or None."""
+    return _SIGNALLED
 
 
 def said():
