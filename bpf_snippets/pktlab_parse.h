@@ -461,10 +461,16 @@ done:
 }
 
 /*
- * The whole walk. The hook has already set ts_ns, ifindex, frame_len, hook, and possibly a
- * VLAN tag from metadata (vlan_depth = 1, PL_F_VLAN_FROM_META). Fills the rest of *r.
+ * The whole walk, entered at a hook's layer (PL_ENTRY_*: a constant in every program, so the
+ * compiler keeps only that hook's path and the verifier sees nothing else). `proto` is what
+ * the hook knows of the first header it sees: the EtherType at PL_ENTRY_NET, the IP protocol
+ * at PL_ENTRY_L4 and PL_ENTRY_PAYLOAD; unused at PL_ENTRY_ETH. What lies before the entry
+ * stays zero in the record, and offsets (payload_off, parse_end) count from the entry.
+ *
+ * The hook has already set ts_ns, ifindex, frame_len, hook, and possibly a VLAN tag from
+ * metadata (vlan_depth = 1, PL_F_VLAN_FROM_META). Fills the rest of *r.
  */
-PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
+PL_INLINE void pl_parse_at(void *data, void *data_end, struct pl_record *r, int entry, int proto)
 {
 	struct hdr_cursor nh = { .pos = data, .start = data };
 	struct pl_ethhdr *eth;
@@ -476,162 +482,170 @@ PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
 	struct pl_udphdr *uh;
 	struct pl_icmphdr *ih;
 	void *ip_end = data_end;
-	int proto, ret;
+	int ret;
 
-	r->layer = PL_L_ETH;
-	proto = parse_ethhdr(&nh, data_end, &eth);
-	if (proto < 0)
-		goto fail;
-	PL_SEEN(r, &nh, eth + 1);
-	__builtin_memcpy(r->dst_mac, eth->dst, 6);
-	__builtin_memcpy(r->src_mac, eth->src, 6);
-	/* A tag the hook took from skb metadata is a VLAN layer reached (only TC sets one). */
-	if (r->vlan_depth)
-		r->layer = PL_L_VLAN;
+	if (entry == PL_ENTRY_ETH) {
+		r->layer = PL_L_ETH;
+		proto = parse_ethhdr(&nh, data_end, &eth);
+		if (proto < 0)
+			goto fail;
+		PL_SEEN(r, &nh, eth + 1);
+		__builtin_memcpy(r->dst_mac, eth->dst, 6);
+		__builtin_memcpy(r->src_mac, eth->src, 6);
+		/* A tag the hook took from skb metadata is a VLAN layer reached (only TC sets one). */
+		if (r->vlan_depth)
+			r->layer = PL_L_VLAN;
 
 #pragma unroll
-	for (int i = 0; i < PL_VLAN_MAX; i++) {
-		if (proto != PL_ETH_P_8021Q && proto != PL_ETH_P_8021AD)
-			break;
-		if (r->vlan_depth >= PL_VLAN_MAX)
-			break;
-		r->layer = PL_L_VLAN;
-		ret = parse_vlanhdr(&nh, data_end, &vh);
-		if (ret < 0) {
+		for (int i = 0; i < PL_VLAN_MAX; i++) {
+			if (proto != PL_ETH_P_8021Q && proto != PL_ETH_P_8021AD)
+				break;
+			if (r->vlan_depth >= PL_VLAN_MAX)
+				break;
+			r->layer = PL_L_VLAN;
+			ret = parse_vlanhdr(&nh, data_end, &vh);
+			if (ret < 0) {
+				proto = ret;
+				goto fail;
+			}
+			PL_SEEN(r, &nh, vh + 1);
+			/* Constant indexes: with a variable one LLVM may turn the address arithmetic
+			 * on a stack record into an OR, which the verifier refuses on pointers. */
+			if (r->vlan_depth == 0) {
+				r->vlan_tpid[0] = proto;
+				r->vlan_tci[0] = bpf_ntohs(vh->tci);
+			} else {
+				r->vlan_tpid[1] = proto;
+				r->vlan_tci[1] = bpf_ntohs(vh->tci);
+			}
+			r->vlan_depth++;
 			proto = ret;
+		}
+		r->eth_proto = proto;
+		if (proto == PL_ETH_P_8021Q || proto == PL_ETH_P_8021AD) {
+			proto = -PL_ST_VLAN_TOO_MANY;
 			goto fail;
 		}
-		PL_SEEN(r, &nh, vh + 1);
-		/* Constant indexes: with a variable one LLVM may turn the address arithmetic
-		 * on a stack record into an OR, which the verifier refuses on pointers. */
-		if (r->vlan_depth == 0) {
-			r->vlan_tpid[0] = proto;
-			r->vlan_tci[0] = bpf_ntohs(vh->tci);
+	} else if (entry == PL_ENTRY_NET) {
+		r->eth_proto = proto;
+	}
+
+	if (entry <= PL_ENTRY_NET) {
+		if (proto == PL_ETH_P_ARP) {
+			r->layer = PL_L_ARP;
+			ret = parse_arphdr(&nh, data_end, &ah);
+			if (ret < 0) {
+				proto = ret;
+				goto fail;
+			}
+			PL_SEEN(r, &nh, ah + 1);
+			r->arp_op = ret;
+			goto out;
+		} else if (proto == PL_ETH_P_IP) {
+			r->layer = PL_L_IPV4;
+			proto = parse_iphdr(&nh, data_end, &iph, &ip_end);
+			if (proto == -PL_ST_TRUNCATED)
+				goto fail;
+			PL_SEEN(r, &nh, iph + 1);
+			/* From here the fixed header is readable even when a later check failed. */
+			r->ip_version = iph->ver_ihl >> 4;
+			r->ip4_hdr_len = (iph->ver_ihl & 0x0f) * 4;
+			r->ttl = iph->ttl;
+			r->l4_proto = iph->protocol;
+			r->ip_tot_len = bpf_ntohs(iph->tot_len);
+			r->frag_id = bpf_ntohs(iph->id);
+			__builtin_memcpy(r->src_ip, iph->saddr, 4);
+			__builtin_memcpy(r->dst_ip, iph->daddr, 4);
+			{
+				__u16 f = bpf_ntohs(iph->frag);
+
+				if (f & 0x4000)
+					r->flags |= PL_F_IP_DF;
+				if (f & 0x2000)
+					r->flags |= PL_F_IP_MF;
+				r->frag_off = (f & 0x1fff) * 8;
+				if (f & 0x3fff)
+					r->flags |= PL_F_FRAGMENT;
+			}
+			if (proto < 0)
+				goto fail;
+			r->ip4_opt_len = r->ip4_hdr_len - 20;
+			if (r->frag_off) {
+				proto = -PL_ST_FRAG_NONFIRST;
+				goto fail;
+			}
+		} else if (proto == PL_ETH_P_IPV6) {
+			r->layer = PL_L_IPV6;
+			proto = parse_ip6hdr(&nh, data_end, &ip6h, &ip_end);
+			if (proto == -PL_ST_TRUNCATED)
+				goto fail;
+			PL_SEEN(r, &nh, ip6h + 1);
+			r->ip_version = bpf_ntohl(ip6h->ver_tc_flow) >> 28;
+			r->ttl = ip6h->hop_limit;
+			r->l4_proto = ip6h->nexthdr;
+			r->ip_tot_len = sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len);
+			__builtin_memcpy(r->src_ip, ip6h->saddr, 16);
+			__builtin_memcpy(r->dst_ip, ip6h->daddr, 16);
+			if (proto < 0)
+				goto fail;
+			proto = parse_ip6_ext(&nh, data_end, ip_end, proto, r);
+			if (proto < 0)
+				goto fail;
 		} else {
-			r->vlan_tpid[1] = proto;
-			r->vlan_tci[1] = bpf_ntohs(vh->tci);
-		}
-		r->vlan_depth++;
-		proto = ret;
-	}
-	r->eth_proto = proto;
-	if (proto == PL_ETH_P_8021Q || proto == PL_ETH_P_8021AD) {
-		proto = -PL_ST_VLAN_TOO_MANY;
-		goto fail;
-	}
-
-	if (proto == PL_ETH_P_ARP) {
-		r->layer = PL_L_ARP;
-		ret = parse_arphdr(&nh, data_end, &ah);
-		if (ret < 0) {
-			proto = ret;
+			proto = -PL_ST_UNSUPPORTED_ETHERTYPE;
 			goto fail;
 		}
-		PL_SEEN(r, &nh, ah + 1);
-		r->arp_op = ret;
-		goto out;
-	} else if (proto == PL_ETH_P_IP) {
-		r->layer = PL_L_IPV4;
-		proto = parse_iphdr(&nh, data_end, &iph, &ip_end);
-		if (proto == -PL_ST_TRUNCATED)
-			goto fail;
-		PL_SEEN(r, &nh, iph + 1);
-		/* From here the fixed header is readable even when a later check failed. */
-		r->ip_version = iph->ver_ihl >> 4;
-		r->ip4_hdr_len = (iph->ver_ihl & 0x0f) * 4;
-		r->ttl = iph->ttl;
-		r->l4_proto = iph->protocol;
-		r->ip_tot_len = bpf_ntohs(iph->tot_len);
-		r->frag_id = bpf_ntohs(iph->id);
-		__builtin_memcpy(r->src_ip, iph->saddr, 4);
-		__builtin_memcpy(r->dst_ip, iph->daddr, 4);
-		{
-			__u16 f = bpf_ntohs(iph->frag);
-
-			if (f & 0x4000)
-				r->flags |= PL_F_IP_DF;
-			if (f & 0x2000)
-				r->flags |= PL_F_IP_MF;
-			r->frag_off = (f & 0x1fff) * 8;
-			if (f & 0x3fff)
-				r->flags |= PL_F_FRAGMENT;
-		}
-		if (proto < 0)
-			goto fail;
-		r->ip4_opt_len = r->ip4_hdr_len - 20;
-		if (r->frag_off) {
-			proto = -PL_ST_FRAG_NONFIRST;
-			goto fail;
-		}
-	} else if (proto == PL_ETH_P_IPV6) {
-		r->layer = PL_L_IPV6;
-		proto = parse_ip6hdr(&nh, data_end, &ip6h, &ip_end);
-		if (proto == -PL_ST_TRUNCATED)
-			goto fail;
-		PL_SEEN(r, &nh, ip6h + 1);
-		r->ip_version = bpf_ntohl(ip6h->ver_tc_flow) >> 28;
-		r->ttl = ip6h->hop_limit;
-		r->l4_proto = ip6h->nexthdr;
-		r->ip_tot_len = sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len);
-		__builtin_memcpy(r->src_ip, ip6h->saddr, 16);
-		__builtin_memcpy(r->dst_ip, ip6h->daddr, 16);
-		if (proto < 0)
-			goto fail;
-		proto = parse_ip6_ext(&nh, data_end, ip_end, proto, r);
-		if (proto < 0)
-			goto fail;
-	} else {
-		proto = -PL_ST_UNSUPPORTED_ETHERTYPE;
-		goto fail;
 	}
 	r->l4_proto = proto;
 
-	if (proto == PL_IPPROTO_TCP) {
-		r->layer = PL_L_TCP;
-		ret = parse_tcphdr(&nh, data_end, ip_end, &th);
-		if (ret == -PL_ST_TRUNCATED) {
-			proto = ret;
-			goto fail;
+	if (entry <= PL_ENTRY_L4) {
+		if (proto == PL_IPPROTO_TCP) {
+			r->layer = PL_L_TCP;
+			ret = parse_tcphdr(&nh, data_end, ip_end, &th);
+			if (ret == -PL_ST_TRUNCATED) {
+				proto = ret;
+				goto fail;
+			}
+			PL_SEEN(r, &nh, th + 1);
+			r->sport = bpf_ntohs(th->source);
+			r->dport = bpf_ntohs(th->dest);
+			r->tcp_seq = bpf_ntohl(th->seq);
+			r->tcp_ack = bpf_ntohl(th->ack_seq);
+			r->tcp_doff = th->doff_res >> 4;
+			r->tcp_flags = th->flags;
+			if (ret < 0) {
+				proto = ret;
+				goto fail;
+			}
+		} else if (proto == PL_IPPROTO_UDP) {
+			r->layer = PL_L_UDP;
+			ret = parse_udphdr(&nh, data_end, ip_end, &uh);
+			if (ret < 0) {
+				proto = ret;
+				goto fail;
+			}
+			PL_SEEN(r, &nh, uh + 1);
+			r->sport = bpf_ntohs(uh->source);
+			r->dport = bpf_ntohs(uh->dest);
+		} else if ((proto == PL_IPPROTO_ICMP && r->ip_version == 4) ||
+			   (proto == PL_IPPROTO_ICMPV6 && r->ip_version == 6)) {
+			r->layer = proto == PL_IPPROTO_ICMP ? PL_L_ICMP : PL_L_ICMPV6;
+			ret = parse_icmphdr(&nh, data_end, ip_end, &ih);
+			if (ret < 0) {
+				proto = ret;
+				goto fail;
+			}
+			PL_SEEN(r, &nh, ih + 1);
+			r->icmp_type = ih->type;
+			r->icmp_code = ih->code;
+			if ((proto == PL_IPPROTO_ICMP && (ih->type == 0 || ih->type == 8)) ||
+			    (proto == PL_IPPROTO_ICMPV6 && (ih->type == 128 || ih->type == 129))) {
+				r->sport = bpf_ntohs(ih->id);
+				r->dport = bpf_ntohs(ih->seq);
+			}
+		} else {
+			goto out;   /* an L4 protocol pktlab does not parse: the walk ends at IP */
 		}
-		PL_SEEN(r, &nh, th + 1);
-		r->sport = bpf_ntohs(th->source);
-		r->dport = bpf_ntohs(th->dest);
-		r->tcp_seq = bpf_ntohl(th->seq);
-		r->tcp_ack = bpf_ntohl(th->ack_seq);
-		r->tcp_doff = th->doff_res >> 4;
-		r->tcp_flags = th->flags;
-		if (ret < 0) {
-			proto = ret;
-			goto fail;
-		}
-	} else if (proto == PL_IPPROTO_UDP) {
-		r->layer = PL_L_UDP;
-		ret = parse_udphdr(&nh, data_end, ip_end, &uh);
-		if (ret < 0) {
-			proto = ret;
-			goto fail;
-		}
-		PL_SEEN(r, &nh, uh + 1);
-		r->sport = bpf_ntohs(uh->source);
-		r->dport = bpf_ntohs(uh->dest);
-	} else if ((proto == PL_IPPROTO_ICMP && r->ip_version == 4) ||
-		   (proto == PL_IPPROTO_ICMPV6 && r->ip_version == 6)) {
-		r->layer = proto == PL_IPPROTO_ICMP ? PL_L_ICMP : PL_L_ICMPV6;
-		ret = parse_icmphdr(&nh, data_end, ip_end, &ih);
-		if (ret < 0) {
-			proto = ret;
-			goto fail;
-		}
-		PL_SEEN(r, &nh, ih + 1);
-		r->icmp_type = ih->type;
-		r->icmp_code = ih->code;
-		if ((proto == PL_IPPROTO_ICMP && (ih->type == 0 || ih->type == 8)) ||
-		    (proto == PL_IPPROTO_ICMPV6 && (ih->type == 128 || ih->type == 129))) {
-			r->sport = bpf_ntohs(ih->id);
-			r->dport = bpf_ntohs(ih->seq);
-		}
-	} else {
-		goto out;   /* an L4 protocol pktlab does not parse: the walk ends at IP */
 	}
 
 	r->payload_off = nh.pos - data;
@@ -646,6 +660,12 @@ fail:
 	r->status = -proto;
 out:
 	return;
+}
+
+/* The walk from the Ethernet header: XDP, TC and the kprobe hook. */
+PL_INLINE void pl_parse(void *data, void *data_end, struct pl_record *r)
+{
+	pl_parse_at(data, data_end, r, PL_ENTRY_ETH, 0);
 }
 
 #endif /* PKTLAB_PARSE_H */

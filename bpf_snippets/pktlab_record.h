@@ -42,6 +42,16 @@ typedef uint64_t __u64;
 #define PL_HOOK_TC_INGRESS 2
 #define PL_HOOK_TC_EGRESS 3
 #define PL_HOOK_KPROBE 4       /* whichever tracing mechanism attached it (kprobe, fentry, raw tp) */
+#define PL_HOOK_CGROUP_INGRESS 5   /* cgroup_skb ingress: from the IP header */
+#define PL_HOOK_SOCKET_FILTER 6    /* SO_ATTACH_BPF on the receiving socket: from the transport header */
+#define PL_HOOK_SK_SKB 7           /* sk_skb verdict on a sockmap: the payload only */
+#define PL_HOOK_RECV 8             /* where the application receives: the bytes it got */
+
+/* Where a hook enters the parse (pl_parse_at): the first header it sees. */
+#define PL_ENTRY_ETH 0         /* the Ethernet header (XDP, TC, kprobe) */
+#define PL_ENTRY_NET 1         /* the network header, its EtherType given (cgroup_skb) */
+#define PL_ENTRY_L4 2          /* the transport header, its IP protocol given (socket filter) */
+#define PL_ENTRY_PAYLOAD 3     /* the payload, its IP protocol given (sk_skb, recv) */
 
 /* Why parsing stopped; `layer` says where. */
 #define PL_ST_OK 0                 /* parsed as far as pktlab goes */

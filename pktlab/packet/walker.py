@@ -162,6 +162,7 @@ def _general_path(from_copy, fp):
     ``n``; ``trail`` (a list, or None) collects (key, header, offset, bound) for views.walk()."""
     C = R.constants()
     pack = R.RECORD_STRUCT.pack
+    E_ETH, E_NET, E_L4 = C["PL_ENTRY_ETH"], C["PL_ENTRY_NET"], C["PL_ENTRY_L4"]
     ST_TRUNC = C["PL_ST_TRUNCATED"]
     ST_IHL_LT5, ST_IHL_BEYOND = C["PL_ST_IHL_LT5"], C["PL_ST_IHL_BEYOND"]
     ST_TOTLEN, ST_DOFF_LT5 = C["PL_ST_TOTLEN"], C["PL_ST_DOFF_LT5"]
@@ -194,13 +195,15 @@ def _general_path(from_copy, fp):
     S_OPT, S_TCP, S_UDP, S_ICMP = H.IPv6Opt.size(), H.TCP.size(), H.UDP.size(), H.ICMP.size()
     HTTP_REQ, DNS_PORTS = frozenset(L7_HTTP_METHODS), L7_DNS_PORTS
 
-    def general(frame, n, trail):
-        # one function on purpose: pl_parse() in bpf_snippets/pktlab_parse.h line by line, in
-        # its order of checks, every `break` a `goto fail` or `goto out` there, so that the two
-        # read side by side; cut into a function per header it would no longer compare line for
-        # line (and would pay a Python call per header on the reference path).
+    def general(frame, n, trail, entry=E_ETH, eproto=0):
+        # one function on purpose: pl_parse_at() in bpf_snippets/pktlab_parse.h line by line,
+        # in its order of checks, every `break` a `goto fail` or `goto out` there, so that the
+        # two read side by side; cut into a function per header it would no longer compare
+        # line for line (and would pay a Python call per header on the reference path).
+        # entry/eproto: where the hook enters the walk and what it knows of that header
+        # (PL_ENTRY_*; the EtherType at NET, the IP protocol at L4 and PAYLOAD).
         status = 0
-        layer = L_ETH
+        layer = L_ETH if entry == E_ETH else 0
         flags = eth_proto = vdepth = ipver = 0
         tp0 = tp1 = tc0 = tc1 = 0
         dmac = smac = sip = dip = peek = b""
@@ -209,196 +212,203 @@ def _general_path(from_copy, fp):
         poff = plen = arp_op = next_ = l7 = 0
         pend = 0        # PL_SEEN: one past the last byte read
         ip_end = n
+        pos, proto = 0, eproto
         while True:     # runs once; `break` is pl_parse's `goto fail` / `goto out`
-            if trail is not None:
-                trail.append(("eth", H.Ethernet, 0, n))
-            if n < S_ETH:
-                status = ST_TRUNC
-                break
-            dmac, smac, proto = ETH(frame, 0)
-            pos = pend = S_ETH
-
-            if proto == P_Q or proto == P_AD:
-                tpid, tci = [0, 0], [0, 0]
-                for _ in range(VLAN_MAX):
-                    if proto != P_Q and proto != P_AD:
-                        break
-                    layer = L_VLAN
-                    if trail is not None:
-                        trail.append(("vlan", H.VLAN, pos, n))
-                    if pos + S_VLAN > n:
-                        status = ST_TRUNC
-                        break
-                    t, enc = VLAN(frame, pos)
-                    pend = pos + S_VLAN
-                    tpid[vdepth] = proto
-                    tci[vdepth] = t
-                    vdepth += 1
-                    proto = enc
-                    pos += S_VLAN
-                tp0, tp1 = tpid
-                tc0, tc1 = tci
-                if status:
-                    break
-            eth_proto = proto
-            if proto == P_Q or proto == P_AD:
-                status = ST_VLAN_TOO_MANY
-                break
-
-            if proto == P_IP:
-                layer = L_IPV4
+            if entry == E_ETH:
                 if trail is not None:
-                    trail.append(("ipv4", H.IPv4, pos, n))
-                if pos + S_IP4 > n:
+                    trail.append(("eth", H.Ethernet, 0, n))
+                if n < S_ETH:
                     status = ST_TRUNC
                     break
-                vihl, _tos, tot, fid, f, ttl, l4, _chk, sip, dip = IP4(frame, pos)
-                pend = pos + S_IP4
-                ipver = vihl >> 4
-                hlen = (vihl & 15) * 4
-                if f & 0x4000:
-                    flags |= F_DF
-                if f & 0x2000:
-                    flags |= F_MF
-                foff = (f & 0x1FFF) * 8
-                if f & 0x3FFF:
-                    flags |= F_FRAG
-                if ipver != 4:
-                    status = ST_BAD_VERSION
-                    break
-                if hlen < S_IP4:
-                    status = ST_IHL_LT5
-                    break
-                if pos + hlen > n:
-                    status = ST_IHL_BEYOND
-                    break
-                if tot < hlen or pos + tot > n:
-                    status = ST_TOTLEN
-                    break
-                ip_end = pos + tot
-                pos += hlen
-                olen = hlen - S_IP4
-                if foff:
-                    status = ST_FRAG_NONFIRST
-                    break
-                proto = l4
-            elif proto == P_IPV6:
-                layer = L_IPV6
-                if trail is not None:
-                    trail.append(("ipv6", H.IPv6, pos, n))
-                if pos + S_IP6 > n:
-                    status = ST_TRUNC
-                    break
-                vtf, paylen, l4, ttl, sip, dip = IP6(frame, pos)
-                pend = pos + S_IP6
-                ipver = vtf >> 28
-                tot = (S_IP6 + paylen) & 0xFFFF
-                if ipver != 6:
-                    status = ST_BAD_VERSION
-                    break
-                if pos + S_IP6 + paylen > n:
-                    status = ST_TOTLEN
-                    break
-                ip_end = pos + S_IP6 + paylen
-                pos += S_IP6
-                proto = l4
-                if proto in EXT:
-                    for _ in range(EXT_MAX):
-                        if proto not in EXT:
+                dmac, smac, proto = ETH(frame, 0)
+                pos = pend = S_ETH
+
+                if proto == P_Q or proto == P_AD:
+                    tpid, tci = [0, 0], [0, 0]
+                    for _ in range(VLAN_MAX):
+                        if proto != P_Q and proto != P_AD:
                             break
-                        layer = L_EXT
+                        layer = L_VLAN
                         if trail is not None:
-                            trail.append(("ipv6ext", proto, pos, ip_end))
-                        if pos + S_OPT > ip_end:
+                            trail.append(("vlan", H.VLAN, pos, n))
+                        if pos + S_VLAN > n:
                             status = ST_TRUNC
                             break
-                        pend = pos + S_OPT
-                        if proto == I_FRAG:
-                            nx, _res, f, ident = FRAG(frame, pos)
-                            flags |= F_V6FRAG | F_FRAG
-                            if f & 1:
-                                flags |= F_MF
-                            foff = f & 0xFFF8
-                            fid = ident
-                            ln = 8
-                        else:
-                            nx, hl, _data = OPT(frame, pos)
-                            ln = (hl + 2) * 4 if proto == I_AH else (hl + 1) * 8
-                        if pos + ln > ip_end:
-                            status = ST_TRUNC
-                            break
-                        pos += ln
-                        next_ += 1
-                        proto = l4 = nx
-                        if foff:
-                            status = ST_FRAG_NONFIRST
-                            break
-                    else:
-                        if proto in EXT:
-                            status = ST_EXT_TOO_MANY
+                        t, enc = VLAN(frame, pos)
+                        pend = pos + S_VLAN
+                        tpid[vdepth] = proto
+                        tci[vdepth] = t
+                        vdepth += 1
+                        proto = enc
+                        pos += S_VLAN
+                    tp0, tp1 = tpid
+                    tc0, tc1 = tci
                     if status:
                         break
-            elif proto == P_ARP:
-                layer = L_ARP
-                if trail is not None:
-                    trail.append(("arp", H.ARP, pos, n))
-                if pos + S_ARP > n:
-                    status = ST_TRUNC
+                eth_proto = proto
+                if proto == P_Q or proto == P_AD:
+                    status = ST_VLAN_TOO_MANY
                     break
-                arp_op = ARP(frame, pos)[4]
-                pend = pos + S_ARP
-                break
-            else:
-                status = ST_UNSUP
-                break
-            l4 = proto
+            elif entry == E_NET:
+                eth_proto = proto
 
-            if proto == I_TCP:
-                layer = L_TCP
-                if trail is not None:
-                    trail.append(("tcp", H.TCP, pos, ip_end))
-                if pos + S_TCP > ip_end:
-                    status = ST_TRUNC
-                    break
-                sport, dport, seq, ack, dr, tflags, _w, _c, _u = TCP(frame, pos)
-                pend = pos + S_TCP
-                doff = dr >> 4
-                ln = doff * 4
-                if ln < S_TCP:
-                    status = ST_DOFF_LT5
-                    break
-                if pos + ln > ip_end:
-                    status = ST_DOFF_BEYOND
-                    break
-                pos += ln
-            elif proto == I_UDP:
-                layer = L_UDP
-                if trail is not None:
-                    trail.append(("udp", H.UDP, pos, ip_end))
-                if pos + S_UDP > ip_end:
-                    status = ST_TRUNC
-                    break
-                sport, dport, _l, _c = UDP(frame, pos)
-                pos = pend = pos + S_UDP
-            elif (proto == I_ICMP and ipver == 4) or (proto == I_ICMPV6 and ipver == 6):
-                if proto == I_ICMP:
-                    layer = L_ICMP
+            if entry <= E_NET:
+                if proto == P_IP:
+                    layer = L_IPV4
                     if trail is not None:
-                        trail.append(("icmp", H.ICMP, pos, ip_end))
+                        trail.append(("ipv4", H.IPv4, pos, n))
+                    if pos + S_IP4 > n:
+                        status = ST_TRUNC
+                        break
+                    vihl, _tos, tot, fid, f, ttl, l4, _chk, sip, dip = IP4(frame, pos)
+                    pend = pos + S_IP4
+                    ipver = vihl >> 4
+                    hlen = (vihl & 15) * 4
+                    if f & 0x4000:
+                        flags |= F_DF
+                    if f & 0x2000:
+                        flags |= F_MF
+                    foff = (f & 0x1FFF) * 8
+                    if f & 0x3FFF:
+                        flags |= F_FRAG
+                    if ipver != 4:
+                        status = ST_BAD_VERSION
+                        break
+                    if hlen < S_IP4:
+                        status = ST_IHL_LT5
+                        break
+                    if pos + hlen > n:
+                        status = ST_IHL_BEYOND
+                        break
+                    if tot < hlen or pos + tot > n:
+                        status = ST_TOTLEN
+                        break
+                    ip_end = pos + tot
+                    pos += hlen
+                    olen = hlen - S_IP4
+                    if foff:
+                        status = ST_FRAG_NONFIRST
+                        break
+                    proto = l4
+                elif proto == P_IPV6:
+                    layer = L_IPV6
+                    if trail is not None:
+                        trail.append(("ipv6", H.IPv6, pos, n))
+                    if pos + S_IP6 > n:
+                        status = ST_TRUNC
+                        break
+                    vtf, paylen, l4, ttl, sip, dip = IP6(frame, pos)
+                    pend = pos + S_IP6
+                    ipver = vtf >> 28
+                    tot = (S_IP6 + paylen) & 0xFFFF
+                    if ipver != 6:
+                        status = ST_BAD_VERSION
+                        break
+                    if pos + S_IP6 + paylen > n:
+                        status = ST_TOTLEN
+                        break
+                    ip_end = pos + S_IP6 + paylen
+                    pos += S_IP6
+                    proto = l4
+                    if proto in EXT:
+                        for _ in range(EXT_MAX):
+                            if proto not in EXT:
+                                break
+                            layer = L_EXT
+                            if trail is not None:
+                                trail.append(("ipv6ext", proto, pos, ip_end))
+                            if pos + S_OPT > ip_end:
+                                status = ST_TRUNC
+                                break
+                            pend = pos + S_OPT
+                            if proto == I_FRAG:
+                                nx, _res, f, ident = FRAG(frame, pos)
+                                flags |= F_V6FRAG | F_FRAG
+                                if f & 1:
+                                    flags |= F_MF
+                                foff = f & 0xFFF8
+                                fid = ident
+                                ln = 8
+                            else:
+                                nx, hl, _data = OPT(frame, pos)
+                                ln = (hl + 2) * 4 if proto == I_AH else (hl + 1) * 8
+                            if pos + ln > ip_end:
+                                status = ST_TRUNC
+                                break
+                            pos += ln
+                            next_ += 1
+                            proto = l4 = nx
+                            if foff:
+                                status = ST_FRAG_NONFIRST
+                                break
+                        else:
+                            if proto in EXT:
+                                status = ST_EXT_TOO_MANY
+                        if status:
+                            break
+                elif proto == P_ARP:
+                    layer = L_ARP
+                    if trail is not None:
+                        trail.append(("arp", H.ARP, pos, n))
+                    if pos + S_ARP > n:
+                        status = ST_TRUNC
+                        break
+                    arp_op = ARP(frame, pos)[4]
+                    pend = pos + S_ARP
+                    break
                 else:
-                    layer = L_ICMPV6
-                    if trail is not None:
-                        trail.append(("icmpv6", H.ICMPv6, pos, ip_end))
-                if pos + S_ICMP > ip_end:
-                    status = ST_TRUNC
+                    status = ST_UNSUP
                     break
-                itype, icode, _c, iid, iseq = ICMP(frame, pos)
-                echo = (itype == 0 or itype == 8) if proto == I_ICMP else (itype == 128 or itype == 129)
-                if echo:
-                    sport, dport = iid, iseq
-                pos = pend = pos + S_ICMP
-            else:
-                break       # an L4 protocol pktlab does not parse: the walk ends at IP
+            l4 = proto & 0xFF   # r->l4_proto: a u8, as C stores it
+
+            if entry <= E_L4:
+                if proto == I_TCP:
+                    layer = L_TCP
+                    if trail is not None:
+                        trail.append(("tcp", H.TCP, pos, ip_end))
+                    if pos + S_TCP > ip_end:
+                        status = ST_TRUNC
+                        break
+                    sport, dport, seq, ack, dr, tflags, _w, _c, _u = TCP(frame, pos)
+                    pend = pos + S_TCP
+                    doff = dr >> 4
+                    ln = doff * 4
+                    if ln < S_TCP:
+                        status = ST_DOFF_LT5
+                        break
+                    if pos + ln > ip_end:
+                        status = ST_DOFF_BEYOND
+                        break
+                    pos += ln
+                elif proto == I_UDP:
+                    layer = L_UDP
+                    if trail is not None:
+                        trail.append(("udp", H.UDP, pos, ip_end))
+                    if pos + S_UDP > ip_end:
+                        status = ST_TRUNC
+                        break
+                    sport, dport, _l, _c = UDP(frame, pos)
+                    pos = pend = pos + S_UDP
+                elif (proto == I_ICMP and ipver == 4) or (proto == I_ICMPV6 and ipver == 6):
+                    if proto == I_ICMP:
+                        layer = L_ICMP
+                        if trail is not None:
+                            trail.append(("icmp", H.ICMP, pos, ip_end))
+                    else:
+                        layer = L_ICMPV6
+                        if trail is not None:
+                            trail.append(("icmpv6", H.ICMPv6, pos, ip_end))
+                    if pos + S_ICMP > ip_end:
+                        status = ST_TRUNC
+                        break
+                    itype, icode, _c, iid, iseq = ICMP(frame, pos)
+                    echo = ((itype == 0 or itype == 8) if proto == I_ICMP
+                            else (itype == 128 or itype == 129))
+                    if echo:
+                        sport, dport = iid, iseq
+                    pos = pend = pos + S_ICMP
+                else:
+                    break       # an L4 protocol pktlab does not parse: the walk ends at IP
 
             poff = pos & 0xFFFF
             plen = (ip_end - pos) & 0xFFFF
@@ -408,21 +418,22 @@ def _general_path(from_copy, fp):
                     trail.append(("payload", None, pos, ip_end))
                 peek = frame[pos:pos + min(plen, PEEK)]
                 pend = pos + len(peek)
-                if proto == I_TCP:
+                if l4 == I_TCP:     # pl_guess_l7 reads r->l4_proto
                     if plen >= 4 and peek[:4] in HTTP_REQ:
                         l7 = L7_REQ
                     elif plen >= 4 and peek[:4] == b"HTTP":
                         l7 = L7_RESP
                     elif plen >= 3 and peek[0] == 0x16 and peek[1] == 0x03 and peek[2] <= 0x04:
                         l7 = L7_TLS
-                elif proto == I_UDP and plen >= 12 and (sport in DNS_PORTS or dport in DNS_PORTS):
+                elif l4 == I_UDP and plen >= 12 and (sport in DNS_PORTS or dport in DNS_PORTS):
                     l7 = L7_DNS
             break
         if trail is not None:
             trail.append(("end", status, ip_end, n))
         return from_copy(pack(
             0, fp(frame, n, pend), 0, n & 0xFFFFFFFF, HOOK, status, layer, flags,
-            eth_proto, vdepth, ipver, tp0, tp1, tc0, tc1, dmac, smac, sip, dip, ttl, hlen, olen, l4,
+            eth_proto & 0xFFFF, vdepth, ipver, tp0, tp1, tc0, tc1, dmac, smac, sip, dip, ttl, hlen,
+            olen, l4 & 0xFF,  # the record's widths: an entry's given protocol is stored as C does
             tot, foff, fid, sport, dport, seq, ack, tflags, doff, itype, icode, poff, plen,
             arp_op, next_, l7, pend, 0, 0, 0, peek))
 
@@ -583,3 +594,34 @@ def walk_record(frame) -> Any:
 
 
 _PARSE: list = [None]    # the built parser, once walk_record() first ran (saves a cache call)
+
+
+#: where a hook enters the walk, by name (pktlab_record.h PL_ENTRY_*)
+ENTRIES = ("eth", "net", "l4", "payload")
+
+
+@functools.lru_cache(maxsize=None)
+def _general(raw: bool = False):
+    _check_layout()
+    C = R.constants()
+    _check_assumptions(C)
+    return _general_path(bytes if raw else R.Record.from_buffer_copy, R._fingerprinter())
+
+
+def walk_record_at(data, entry: str, proto: int = 0) -> Any:
+    """The pl_record a hook that enters the walk at ``entry`` makes of ``data``, exactly as
+    pl_parse_at() fills it: "net" starts at the network header (``proto``: its EtherType, as a
+    cgroup_skb program knows it from the skb), "l4" at the transport header (``proto``: the IP
+    protocol, as a socket filter knows it from its socket), "payload" at the payload (``proto``:
+    the IP protocol). What lies before the entry stays zero; offsets count from the entry;
+    ``fingerprint`` is over the bytes given. "eth" is walk_record().
+    """
+    if entry not in ENTRIES:
+        raise ValueError(f"entry {entry!r}: choose one of {', '.join(ENTRIES)}")
+    if not 0 <= int(proto) <= 0xFFFF:
+        raise ValueError(f"proto {proto}: an EtherType or IP protocol number, 0..0xffff")
+    if type(data) is not bytes:
+        data = bytes(data)
+    if entry == "eth":
+        return walk_record(data)
+    return _general()(data, len(data), None, ENTRIES.index(entry), int(proto))
