@@ -7,6 +7,7 @@ line"):
                        [--step] [--json]
     pktlab bench [--json] [--plot FILE]
     pktlab lab up|down|status|clean [--json]
+    pktlab conntrack [--flows N] [--max-entries M] [--json]
 
 --json prints one JSON document on stdout and nothing else there. Exit status: 0 success,
 1 the run worked but found disagreements or lost records, 2 bad input or environment, 130
@@ -31,7 +32,7 @@ import signal
 import sys
 
 from . import commands, console
-from .args import MTU_MAX, MTU_MIN, count, mtu, rate
+from .args import MTU_MAX, MTU_MIN, count, flows, map_entries, mtu, rate
 from .console import EXIT_INTERRUPTED, BadArguments
 
 
@@ -97,6 +98,15 @@ def build_parser():
     lab.add_argument("--all", action="store_true", help="clean: every lab, not only stale ones")
     lab.add_argument("--json", action="store_true")
     lab.set_defaults(func=commands.cmd_lab)
+
+    ct = sub.add_parser("conntrack", help="the socket table as a connection tracker: socket "
+                                          "lookup vs HASH vs LRU conntrack maps, real flows")
+    ct.add_argument("--flows", type=flows, default=1000,
+                    help="concurrent TCP flows from src to dut's echo server (default 1000)")
+    ct.add_argument("--max-entries", type=map_entries, default=256,
+                    help="entries of the HASH and LRU_HASH conntrack maps (default 256)")
+    ct.add_argument("--json", action="store_true")
+    ct.set_defaults(func=commands.cmd_conntrack)
     return p
 
 

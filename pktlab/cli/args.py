@@ -47,6 +47,30 @@ def count(text):
     return v
 
 
+def _whole(text, lo, hi, what):
+    try:
+        v = int(text, 10)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if not lo <= v <= hi:
+        raise ValueError(f"{v}: {what} must be {lo:,}..{hi:,}")
+    return v
+
+
+@_argtype
+def flows(text):
+    """conntrack --flows: concurrent flows, as many as the ports and a few seconds allow."""
+    from ..sockets.experiment import FLOWS_MAX
+    return _whole(text, 1, FLOWS_MAX, "the number of flows")
+
+
+@_argtype
+def map_entries(text):
+    """conntrack --max-entries: a map's size, at least 1, not an absurd preallocation."""
+    from ..sockets.experiment import MAX_ENTRIES_MAX
+    return _whole(text, 1, MAX_ENTRIES_MAX, "a map's entries")
+
+
 @_argtype
 def mtu(text):
     """--mtu: what a lab can have: IPv6 needs 1280, pktlab labs go up to 9000."""

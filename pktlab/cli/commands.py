@@ -193,3 +193,13 @@ def cmd_lab(args):
         for p in s["processes"]:
             print(f"  pid {p['pid']} in {p['ns']}: {p['cmd']}")
     return EXIT_OK
+
+
+def cmd_conntrack(args):
+    import json
+    from .. import sockets
+    sockets.check_conntrack(args.flows, args.max_entries)   # the fd limit, before any lab
+    need_root("pktlab conntrack")
+    doc = sockets.run_conntrack(args.flows, args.max_entries)
+    print(json.dumps(doc, indent=2) if args.json else sockets.format_conntrack(doc))
+    return EXIT_OK if doc["ok"] else EXIT_FOUND
