@@ -7,6 +7,7 @@ line"):
                        [--step] [--json]
     pktlab bench [--json] [--plot FILE]
     pktlab lab up|down|status|clean [--json]
+    pktlab verify FILE.c --hook H [--func NAME] [--json] [--log]
     pktlab conntrack [--flows N] [--max-entries M] [--json]
 
 --json prints one JSON document on stdout and nothing else there. Exit status: 0 success,
@@ -32,7 +33,7 @@ import signal
 import sys
 
 from . import commands, console
-from .args import MTU_MAX, MTU_MIN, count, flows, map_entries, mtu, rate
+from .args import MTU_MAX, MTU_MIN, count, flows, hook, map_entries, mtu, rate
 from .console import EXIT_INTERRUPTED, BadArguments
 
 
@@ -107,6 +108,19 @@ def build_parser():
                     help="entries of the HASH and LRU_HASH conntrack maps (default 256)")
     ct.add_argument("--json", action="store_true")
     ct.set_defaults(func=commands.cmd_conntrack)
+
+    v = sub.add_parser("verify", help="compile and load a learner's program; a refusal "
+                                      "explained at the learner's source line")
+    v.add_argument("file", metavar="FILE.c")
+    v.add_argument("--hook", type=hook, required=True,
+                   help="the program type to load it as: xdp, tc-ingress, tc-egress, "
+                        "cgroup-ingress, socket-filter, sk-skb, sock-ops")
+    v.add_argument("--func", dest="function", metavar="NAME",
+                   help="the program to load (default: the only function with a context "
+                        "argument)")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--log", action="store_true", help="print the verifier's whole log too")
+    v.set_defaults(func=commands.cmd_verify)
     return p
 
 

@@ -87,6 +87,20 @@ def mtu(text):
     return v
 
 
+@_argtype
+def hook(text):
+    """verify --hook: a hook whose program type verify loads (xdp, tc-ingress, ...)."""
+    from ..kernel.verifier import check_hook
+    check_hook(text)
+    return text
+
+
+def check_verify(args):
+    """verify's file, read now (missing, a directory, not text: one line, exit 2)."""
+    from ..kernel.verifier import read_source
+    read_source(args.file)
+
+
 def check_rewrite(args):
     """--dst-mac / --dst-ip4 / --dst-ip6 must parse now, not after the lab is built."""
     from ..packet.rewrite import Rewriter

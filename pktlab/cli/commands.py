@@ -6,7 +6,7 @@ and said by pktlab.cli.console.
 
 import sys
 
-from .args import check_lab_args, check_plot, check_rewrite, rewrite_options
+from .args import check_lab_args, check_plot, check_rewrite, check_verify, rewrite_options
 from .console import EXIT_FOUND, EXIT_OK, err, need_root
 
 def cmd_doctor(args):
@@ -203,3 +203,16 @@ def cmd_conntrack(args):
     doc = sockets.run_conntrack(args.flows, args.max_entries)
     print(json.dumps(doc, indent=2) if args.json else sockets.format_conntrack(doc))
     return EXIT_OK if doc["ok"] else EXIT_FOUND
+
+
+def cmd_verify(args):
+    """Exit 0: loaded; 1: the verifier refused it; 2: it does not compile, or bad input."""
+    import json
+    from ..kernel import verifier
+    check_verify(args)
+    report = verifier.verify(args.file, args.hook, func=args.function)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(verifier.format_text(report, show_log=args.log))
+    return report.exit_status
