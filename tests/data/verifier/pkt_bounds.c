@@ -1,5 +1,5 @@
 /* Mistake: the packet is read past what was checked. The check covers the Ethernet
- * header only; the IPv4 source address lies beyond it. */
+ * header only; the IPv4 TTL lies beyond it. */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
 #include <uapi/linux/ip.h>
