@@ -7,6 +7,7 @@ checks it):
     lessons              the facade the notebooks import as `pl`, widgets, plots, exercises
     doctor               what works on this machine
     replay, bench        replaying captures through the hooks; what each hook costs
+    sockets              the socket end: socket-aware firewalls, real flows, the belt
     kernel               programs compiled, loaded, attached; BTF; record rings
     lab                  namespaces, veth, injection, child processes
     packet               bytes to records: headers, the walker, captures
