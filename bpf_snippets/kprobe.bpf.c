@@ -22,28 +22,9 @@
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/ptrace.h>
 
-/* Bytes copied out of the skb for the parser, and the mask that keeps the cursor provably
- * inside the copy (see PL_CLAMP in pktlab_parse.h). The buffer is larger than the mask so that
- * a header read at the largest masked offset still lies inside the map value. */
-#define PL_KCOPY 2048         /* a 1500-byte MTU frame with two VLAN tags fits */
-#define PL_KMASK 2047
-#define PL_KMASK_STR "2047"
-#define PL_KBUF (PL_KMASK + 1 + 512)
-/* The mask is an asm statement so that LLVM cannot fold it into neighbouring arithmetic:
- * the verifier must see the AND right before the pointer is rebuilt. */
-#define PL_CLAMP(nh)                                                              \
-	do {                                                                      \
-		__u64 __off = (nh)->pos - (nh)->start;                            \
-		asm volatile("%0 &= " PL_KMASK_STR : "+r"(__off));                          \
-		(nh)->pos = (nh)->start + __off;                                  \
-	} while (0)
-
-/* After PL_CLAMP: the parser header picks it up at include time. */
+/* The copy buffer and the clamp (before the parser: pktlab_common.h includes it). */
+#include "pktlab_copy.h"
 #include "pktlab_common.h"
-
-struct pl_kbuf {
-	__u8 b[PL_KBUF];
-};
 
 struct pl_kcfg {
 	__u32 ifindex;
@@ -58,7 +39,7 @@ BPF_ARRAY(config, struct pl_kcfg, 1);
 
 static __always_inline int pl_skb(void *skb)
 {
-	__u32 key = 0, ifindex = 0, inum = 0, len = 0;
+	__u32 key = 0, ifindex = 0, inum = 0, len = 0, data_len = 0;
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u64 copy;
 	__u16 mac_header = 0;
@@ -92,17 +73,19 @@ static __always_inline int pl_skb(void *skb)
 	PL_READ(head, skb, PL_OFF_SKB_HEAD);
 	PL_READ(data, skb, PL_OFF_SKB_DATA);
 	PL_READ(len, skb, PL_OFF_SKB_LEN);
+	PL_READ(data_len, skb, PL_OFF_SKB_DATA_LEN);
 	PL_READ(mac_header, skb, PL_OFF_SKB_MAC_HEADER);
 	/* (u16)~0 means "not set": then the frame starts at data */
 	mac = mac_header == 0xffff ? data : head + mac_header;
-	if (mac > data)
+	if (mac > data || data_len > len)
 		goto out;
+	/* Only the linear part is behind `data`: the rest (data_len bytes) lies in page fragments,
+	 * which is where locally generated TCP keeps its payload. Reading past the linear part
+	 * would read whatever follows it in memory, so the parse sees the linear part only, and a
+	 * paged frame ends in PL_ST_TOTLEN, which pktlab reports as an explained difference. So do
+	 * frames longer than PL_KCOPY, parsed from their first PL_KCOPY bytes. */
+	copy = PL_COPY_LEN(len - data_len + (data - mac));
 	len += data - mac;
-	/* Frames longer than PL_KCOPY are parsed from their first PL_KCOPY bytes: the IP length
-	 * check then fails (PL_ST_TOTLEN), which pktlab reports as an explained difference. */
-	copy = len < PL_KCOPY ? len : PL_KCOPY;
-	/* the helper's size must be provably in [0, value size]: mask it where LLVM can't undo it */
-	asm volatile("%0 &= " PL_KMASK_STR : "+r"(copy));
 	if (bpf_probe_read_kernel(buf->b, copy, mac) < 0)
 		goto out;
 	start = buf->b;

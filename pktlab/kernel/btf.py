@@ -174,6 +174,7 @@ SKB_FIELDS = {
     "PL_OFF_SKB_HEAD": "sk_buff.head",
     "PL_OFF_SKB_DATA": "sk_buff.data",
     "PL_OFF_SKB_LEN": "sk_buff.len",
+    "PL_OFF_SKB_DATA_LEN": "sk_buff.data_len",
     "PL_OFF_SKB_MAC_HEADER": "sk_buff.mac_header",
     "PL_OFF_SKB_DEV": "sk_buff.dev",
     "PL_OFF_DEV_IFINDEX": "net_device.ifindex",
@@ -181,6 +182,7 @@ SKB_FIELDS = {
     "PL_OFF_NET_INUM": "net.ns.inum",
 }
 EXPECTED_SIZES = {"PL_OFF_SKB_HEAD": 8, "PL_OFF_SKB_DATA": 8, "PL_OFF_SKB_LEN": 4,
+                  "PL_OFF_SKB_DATA_LEN": 4,
                   "PL_OFF_SKB_MAC_HEADER": 2, "PL_OFF_SKB_DEV": 8, "PL_OFF_DEV_IFINDEX": 4,
                   "PL_OFF_DEV_NET": 8, "PL_OFF_NET_INUM": 4}
 
@@ -199,5 +201,33 @@ def skb_offsets():
         if size != EXPECTED_SIZES[define]:
             raise EnvironmentProblem(f"kernel BTF: {path} is {size} bytes, pktlab reads "
                                      f"{EXPECTED_SIZES[define]}; please report this kernel")
+        out[define] = off
+    return out
+
+
+# What the recv hook reads to know a thread's network namespace (current->nsproxy->net_ns
+# ->net_cookie): tracepoint programs may not call bpf_get_netns_cookie().
+NETNS_FIELDS = {
+    "PL_OFF_TASK_NSPROXY": ("task_struct.nsproxy", 8),
+    "PL_OFF_NSPROXY_NET": ("nsproxy.net_ns", 8),
+    "PL_OFF_NET_COOKIE": ("net.net_cookie", 8),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def netns_offsets():
+    """{define: byte offset} for the recv hook's namespace test, checked for their sizes."""
+    btf = vmlinux()
+    out = {}
+    for define, (path, want) in NETNS_FIELDS.items():
+        try:
+            off, size = btf.offset(path)
+        except KeyError as e:
+            raise EnvironmentProblem(f"kernel BTF: {e}; the recv hook needs it to tell the "
+                                     "lab's threads from others (Linux 5.14 or newer has "
+                                     "net.net_cookie)") from None
+        if size != want:
+            raise EnvironmentProblem(f"kernel BTF: {path} is {size} bytes, pktlab reads {want}; "
+                                     "please report this kernel")
         out[define] = off
     return out

@@ -2,8 +2,8 @@
 
 Lives here: network namespaces (netns) and netlink from any thread (nl); the lab itself (labs),
 the proof that pktlab made it (state), its removal and the cleaning of stale labs (removal), the
-attachment guard (guard); frame injection (inject); child processes that die with their owner
-(spawn).
+attachment guard (guard); the lab's own cgroup v2, proven like its namespaces (cgroup); frame
+injection (inject); child processes that die with their owner (spawn).
 
 May import: packet and the base modules. Never kernel: programs are attached to a lab by
 pktlab.kernel, the lab only knows its interfaces.
@@ -13,6 +13,8 @@ pktlab.kernel, the lab only knows its interfaces.
 """
 
 # the room's front door: what code outside the room uses
+from .cgroup import (LabCgroup, cgroup2_mount, require_cgroup2,  # noqa: F401
+                     v1_net_controllers)
 from .guard import HOST_INTERFACES_REFUSED, check_interface  # noqa: F401
 from .labs import DUT_IP4, DUT_IP6, SRC_IP4, SRC_IP6, Lab  # noqa: F401
 from .removal import (clean_labs, clean_stale, describe_labs, lab_processes,  # noqa: F401

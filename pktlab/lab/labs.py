@@ -48,6 +48,7 @@ class Lab(Owned):
         self.name = name
         self.state = None
         self._owned = []   # Attachments registered by hooks, closed before the lab goes
+        self._cgroup = None
 
     # names -------------------------------------------------------------------------------------
     @property
@@ -187,6 +188,17 @@ class Lab(Owned):
                                                         f"did not come up within {timeout}s")
                     time.sleep(0.01)
 
+    def cgroup(self, mountinfo=None):
+        """The lab's own cgroup v2 (pktlab/lab/cgroup.py), made on first use and removed with
+        the lab; EnvironmentProblem when this machine has no cgroup v2."""
+        from .cgroup import LabCgroup
+        if self.closed:
+            raise LabError(errno.ESHUTDOWN, "lab cgroup: the lab is closed; open it first")
+        if self._cgroup is None or self._cgroup.closed:
+            with _signals_held():
+                self._cgroup = LabCgroup(self, mountinfo)
+        return self._cgroup
+
     def own(self, attachment):
         """Register an attachment to be closed before the lab is torn down."""
         self._owned.append(attachment)
@@ -205,6 +217,11 @@ class Lab(Owned):
             try:
                 self._owned.pop().close()
             except Exception as e:  # keep going: the rest must still be removed
+                errors.append(e)
+        if self._cgroup is not None:
+            try:
+                self._cgroup.close()        # (remove_lab would, from the state's record)
+            except Exception as e:
                 errors.append(e)
         try:
             remove_lab(self.state)

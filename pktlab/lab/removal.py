@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import netns
 from ..errors import LabError
+from .cgroup import remove_cgroup
 from .state import (NS_RE, SIDES, LabState, close_all, foreign_namespaces, is_stale,
                     list_labs, namespace_verdict, open_proven)
 
@@ -156,6 +157,7 @@ def remove_lab(state, wait=True):
             if state.owner_pid > 0 and state.owner_alive():
                 spare.add(state.owner_pid)       # `down` of a live lab ends its children only
             res.processes = _end_processes({state.ns(s): fd for s, fd in fds.items()}, spare)
+            _remove_cgroup(state, res)
             _delete_veth(state, fds)
             for side in SIDES:
                 ns = state.ns(side)
@@ -171,6 +173,21 @@ def remove_lab(state, wait=True):
             # an older pktlab's record stays while its namespaces do: it is what explains them
             _unlink_state(state.name, lock)
     return res
+
+
+def _remove_cgroup(state, res):
+    """The lab's cgroup (cgroup.py), when its state proves it: this boot's, the recorded id."""
+    record = state.extra.get("cgroup")
+    if not record:
+        return
+    if not state.provable:
+        if record.get("path") and os.path.isdir(record["path"]):
+            res.left_alone.append(f"cgroup {record['path']}: its state file is from an "
+                                  "earlier boot, which proves nothing of this one's cgroups")
+        return
+    why = remove_cgroup(record)
+    if why:
+        res.left_alone.append(why)
 
 
 def _delete_veth(state, fds):

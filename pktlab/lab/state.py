@@ -21,6 +21,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 
 from . import netns
+from .cgroup import cgroup2_mount, path_for
 
 STATE_DIR = "/run/pktlab/labs"
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}[0-9a-f]{6}$")
@@ -283,6 +284,9 @@ def leftovers(name):
     """What of lab `name` still exists (namespaces, state file): [] after a clean teardown."""
     ns_src, ns_dut, _, _ = names_for(name)
     left = [f"netns {n}" for n in (ns_src, ns_dut) if netns.exists(n)]
+    root = cgroup2_mount()
+    if root and os.path.isdir(path_for(name, root)):
+        left.append(f"cgroup {path_for(name, root)}")
     if os.path.exists(LabState.path_for(name)):
         left.append(f"state {LabState.path_for(name)}")
     return left
