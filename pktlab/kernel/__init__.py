@@ -2,7 +2,9 @@
 
 Lives here: compiling and loading programs with bcc (bpf), the running kernel's BTF (btf),
 attachments that remove exactly what they attached (attach), the hook set with its kprobe
-mechanism fallback (hooks), the per-CPU record rings read from Python (ringbuf), and a
+mechanism fallback (hooks), the socket-end hooks (sockhooks: cgroup-ingress, socket-filter,
+sk-skb, recv) and their attachments (sockattach: cgroup, SO_ATTACH_BPF through pidfd_getfd,
+sockhash, tracepoints), the per-CPU record rings read from Python (ringbuf), and a
 learner's program compiled and loaded with every refusal explained at the learner's line
 (verifier, over progload, whose loader a restricted one can replace).
 
