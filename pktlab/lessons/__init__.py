@@ -22,9 +22,11 @@ Lives here:
     live         LiveLab, open_lab(), close_all(): a notebook's labs and widgets
     reaper       the process that removes a lab whose kernel died (python -m pktlab.lessons --reap)
     benchpanel   the bench in a notebook (lesson 06)
+    socketviews  lesson 09: a learner's program through the verifier explainer, the
+                 connection-tracking firewalls on real flows, the TIME_WAIT trap
     plots        conveyor belt, agreement bars (ax=None, return the figure)
     widgets      the packet stepper, the hook chooser
-    exercises    one module per lesson (ex00 ... ex07) with its checkers; lesson 03's demo
+    exercises    one module per lesson (ex00 ... ex09) with its checkers; lesson 03's demo
 
 Nothing happens at import: the doctor, bcc, scapy, ipywidgets and matplotlib are loaded on
 first use. Names from the rest of pktlab that lessons need are re-exported lazily (module
@@ -37,7 +39,7 @@ A hook the doctor could not prove here is never attached: the lab opens with the
 and every table says why the others are missing. Set ``PKTLAB_PRETEND_MISSING=kprobe`` (or
 ``xdp,tc-ingress``, or ``all``) to see a lesson as a learner without those hooks would.
 
-May import: doctor, replay, bench, kernel, lab, packet and the base modules. The room's modules
+May import: doctor, replay, bench, sockets, kernel, lab, packet and the base modules. The room's modules
 never import this one (it imports them).
 """
 
@@ -54,6 +56,7 @@ from .live import LAB_PREFIX, LiveLab, close_all, open_lab, register_widget
 from .pcaps import (CAPTURE_ENV, capture_info, capture_path, captures, frames, instructor_capture,
                     pcaps_dir, read)
 from .results import BatchView, Belt, ReplayView
+from .socketviews import conntrack, timewait, verify
 from .source import extract_function, show_source
 
 __all__ = [
@@ -61,7 +64,8 @@ __all__ = [
     "capture_path", "captures", "read", "frames", "walk", "walk_record", "cast_table",
     "layers_table", "open_lab", "LiveLab", "close_all", "show_source", "mechanism_table",
     "btf_offsets_table", "btf_offset", "test_run_table", "capture_info", "ctx_table",
-    "xdp_rewrite_demo", "instructor_capture", "bench_panel", "run_bench", "bench_chart", "bench_text", "HOOKS", "WIRE_ORDER", "LAB_PREFIX",
+    "xdp_rewrite_demo", "instructor_capture", "bench_panel", "run_bench", "bench_chart",
+    "bench_text", "HOOKS", "WIRE_ORDER", "LAB_PREFIX", "verify", "conntrack", "timewait",
 ]
 
 # Lazy re-exports: name -> (module, attribute), modules by the name lessons know them by

@@ -142,3 +142,14 @@ def hooks_table():
                      ('<span class="pll-ok">yes</span>' if ok else '<span class="pll-no">no</span>', ""),
                      (esc(how), "" if ok else "pll-expl"), esc(_WHERE[h])])
     return _HooksTable(rows)
+
+
+def not_here(what, hook):
+    """None when `what` can run here (root, and `hook` proven by the doctor), else the NotHere
+    that says why: what a live lesson step returns instead of failing."""
+    from .html import NotHere
+    if os.geteuid() != 0:
+        return NotHere(what, "loading eBPF programs needs root (run JupyterLab with `make lab`)")
+    if not hook_available(hook):
+        return NotHere(what, why_not(hook))
+    return None

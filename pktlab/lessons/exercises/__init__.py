@@ -1,4 +1,4 @@
-"""The lessons' exercises: one module per lesson (ex00 ... ex07), each with its checkers, and
+"""The lessons' exercises: one module per lesson (ex00 ... ex09), each with its checkers, and
 what they share (common). The notebooks call them as ``pl.exercises.check_...``: this package's
 names are that front door.
 
@@ -18,10 +18,13 @@ from .ex04 import check_btf_field
 from .ex05 import check_native_xdp_order
 from .ex06 import check_cheapest_hook
 from .ex07 import check_explained
+from .ex09 import (MISTAKES, check_hash_connected, check_lookup, check_timewait_lookup,
+                   firewall_source, variant_source)
 
 __all__ = [
     "C_EXERCISES", "exercise_source", "check_c", "check_eth_bounds", "check_ihl_minimum",
     "check_dscp", "check_wire_order", "check_btf_field", "check_native_xdp_order",
     "check_vlan_flag", "check_explained", "check_cheapest_hook", "ttl_rewrite_demo",
-    "xdp_program_text",
+    "xdp_program_text", "MISTAKES", "check_lookup", "check_hash_connected",
+    "check_timewait_lookup", "firewall_source", "variant_source",
 ]
