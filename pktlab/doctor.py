@@ -13,7 +13,9 @@ import time
 
 from .errors import PktlabError
 
-HOOK_NAMES = ("xdp", "tc-ingress", "tc-egress", "kprobe")
+PACKET_HOOKS = ("xdp", "tc-ingress", "tc-egress", "kprobe")
+SOCKET_HOOKS = ("cgroup-ingress", "socket-filter", "sk-skb", "recv")
+HOOK_NAMES = PACKET_HOOKS + SOCKET_HOOKS
 
 
 class Check:
@@ -161,24 +163,34 @@ def _check_walker():
 
 
 def cgroup2_mount():
-    """The cgroup v2 mount point, found in /proc/mounts (it is not always /sys/fs/cgroup)."""
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 2 and parts[2] == "cgroup2":
-                    return parts[1]
-    except OSError:
-        pass
-    return None
+    """The cgroup v2 mount point, from /proc/self/mountinfo (it is not always /sys/fs/cgroup)."""
+    from .lab.cgroup import cgroup2_mount as mount
+    return mount()
 
 
 def _check_cgroup2():
+    from .lab.cgroup import MOUNTINFO, mount_fix
     m = cgroup2_mount()
     if m:
-        return Check("cgroup v2", True, f"mounted at {m}")
-    return Check("cgroup v2", False, "no cgroup2 mount (the sock_ops lessons need one)",
-                 "mount -t cgroup2 none /sys/fs/cgroup/unified")
+        return Check("cgroup v2", True, f"mounted at {m} (from {MOUNTINFO})")
+    return Check("cgroup v2", False, f"no cgroup2 mount in {MOUNTINFO}: the socket-end hooks "
+                 "(cgroup-ingress, sk-skb) and lesson 08 attach to a cgroup v2 of the lab's own",
+                 mount_fix())
+
+
+def _check_cgroup_v1_net():
+    """cgroup v1 net_cls / net_prio: once used, cgroup v2 socket matching is off for good."""
+    from .lab.cgroup import v1_net_controllers
+    found = v1_net_controllers()
+    if not found:
+        return Check("cgroup v1 net", True, "no cgroup v1 net_cls/net_prio hierarchy: sockets "
+                     "are matched to their cgroup v2")
+    where = ", ".join(f"{c} at {p}" for p, c in found)
+    return Check("cgroup v1 net", False, f"{where}: once a process uses it, the kernel stops "
+                 "matching sockets to cgroup v2 (dmesg: 'disabling cgroup2 socket matching'); "
+                 "cgroup-ingress and sk-skb then see nothing (the hook probe below says whether "
+                 "it happened)", "unmount the net_cls/net_prio hierarchies, and reboot if "
+                 "cgroup2 socket matching was already disabled")
 
 
 def _check_tool(name, why, fix, required=False):
@@ -193,12 +205,12 @@ def _probe_hooks(checks_ok):
     from .kernel.hooks import HookSet, choose_kprobe_mechanism
     from .lab.inject import Injector
     from .lab import Lab
-    out = {h: {"available": False, "via": None, "why": ""} for h in HOOK_NAMES}
+    out = {h: {"available": False, "via": None, "why": ""} for h in PACKET_HOOKS}
     if not checks_ok:
         why = ("not tried: needs root (see privileges)" if not _is_root() else
                "not tried: bcc or its compile failed (see checks)")
         for h in HOOK_NAMES:
-            out[h]["why"] = why
+            out.setdefault(h, {"available": False, "via": None})["why"] = why
         return out
     frame = (b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
              b"\x45\x00\x00\x1c\x00\x01\x00\x00\x40\x11\x00\x00\x0a\xc8\x00\x01\x0a\xc8\x00\x02"
@@ -209,7 +221,7 @@ def _probe_hooks(checks_ok):
         mech, why = None, {"kprobe": str(e)}
     why_text = "; ".join(f"not {m}: {w}" for m, w in why.items())
     with Lab(prefix="pldoc") as lab:
-        for hook in HOOK_NAMES:
+        for hook in PACKET_HOOKS:
             if hook == "kprobe" and mech is None:
                 out[hook]["why"] = why_text
                 continue
@@ -231,6 +243,49 @@ def _probe_hooks(checks_ok):
                                  f"attached ({via}) and recorded a frame sent across the lab")
             else:
                 out[hook].update(via=via, why=f"attached ({via}) but no record came back")
+        out.update(_probe_socket_hooks(lab))
+    return out
+
+
+def _probe_socket_hooks(lab):
+    """Each socket-end hook alone on a real TCP server in the lab's cgroup, one real request
+    from src: proven when a record carrying the request comes back."""
+    from .kernel.sockhooks import SocketHooks
+    from .lab.cgroup import require_cgroup2, v1_net_controllers
+    from .sockets import apps
+    out = {h: {"available": False, "via": None, "why": ""} for h in SOCKET_HOOKS}
+    try:
+        require_cgroup2()
+        cgroup = lab.cgroup()
+    except PktlabError as e:
+        for h in ("cgroup-ingress", "sk-skb"):
+            out[h]["why"] = str(e)
+        cgroup = None
+    for hook in SOCKET_HOOKS:
+        if cgroup is None and hook in ("cgroup-ingress", "sk-skb"):
+            continue
+        nonce = f"pktlab-doctor-{hook}"
+        try:
+            with SocketHooks(lab, cgroup, [hook]) as sh, \
+                    apps.Server(lab, "tcp", 7001, cgroup=cgroup) as srv:
+                sh.attach_socket(srv.pid, srv.fd)
+                apps.request(lab, "tcp", 7001, nonce)
+                got = [r for r in sh.drain()[hook] if nonce.encode()[:16] in bytes(r["payload"])]
+                via = sh.via[hook]
+        except PktlabError as e:
+            out[hook]["why"] = str(e)
+            continue
+        if got:
+            out[hook].update(available=True, via=via, why="attached and recorded a real request "
+                             "from src to a server in the lab")
+            continue
+        why = f"attached ({via}) but no record of a real request came back"
+        if hook in ("cgroup-ingress", "sk-skb") and v1_net_controllers():
+            where = ", ".join(f"{c} at {p}" for p, c in v1_net_controllers())
+            why += (f": cgroup v1 {where} is mounted, and once used the kernel stops matching "
+                    "sockets to cgroup v2 (dmesg: 'disabling cgroup2 socket matching'); fix: "
+                    "unmount it and reboot")
+        out[hook].update(via=via, why=why)
     return out
 
 
@@ -240,7 +295,8 @@ def run():
     bcc_check, _ = _check_bcc()
     checks.append(bcc_check)
     walker = _check_walker()
-    checks += [_check_headers(), _check_btf(), _check_tracefs(), _check_cgroup2(), walker]
+    checks += [_check_headers(), _check_btf(), _check_tracefs(), _check_cgroup2(),
+               _check_cgroup_v1_net(), walker]
     can_compile = checks[0].ok and bcc_check.ok
     if can_compile:
         checks.append(_check_compile())
@@ -283,7 +339,7 @@ def format_text(report):
     for h, v in report["hooks"].items():
         mark = "ok  " if v["available"] else "no  "
         via = f" via {v['via']}" if v["via"] else ""
-        lines.append(f"  [{mark}] {h:<11}{via}")
+        lines.append(f"  [{mark}] {h:<15}{via}")
         if v["why"]:
             lines.append(f"         {v['why']}")
     lines.append("")

@@ -9,6 +9,8 @@ line"):
     pktlab lab up|down|status|clean [--json]
     pktlab verify FILE.c --hook H [--func NAME] [--json] [--log]
     pktlab conntrack [--flows N] [--max-entries M] [--json]
+    pktlab belt [--traffic http|tcp|udp] [--hooks ...] [--port N] [--to-port N] [--lab NAME]
+                [--json]
 
 --json prints one JSON document on stdout and nothing else there. Exit status: 0 success,
 1 the run worked but found disagreements or lost records, 2 bad input or environment, 130
@@ -33,7 +35,7 @@ import signal
 import sys
 
 from . import commands, console
-from .args import MTU_MAX, MTU_MIN, count, flows, hook, map_entries, mtu, rate
+from .args import MTU_MAX, MTU_MIN, count, flows, hook, map_entries, mtu, port, rate
 from .console import EXIT_INTERRUPTED, BadArguments
 
 
@@ -121,6 +123,23 @@ def build_parser():
     v.add_argument("--json", action="store_true")
     v.add_argument("--log", action="store_true", help="print the verifier's whole log too")
     v.set_defaults(func=commands.cmd_verify)
+
+    bt = sub.add_parser("belt", help="one real request through every hook, from the wire to "
+                                     "the application (socket-end hooks included)")
+    bt.add_argument("--traffic", choices=("http", "tcp", "udp"), default="http",
+                    help="a real server in dut and a client in src (default http)")
+    bt.add_argument("--hooks", default="all",
+                    help="comma-separated: tc-egress,kprobe,xdp,tc-ingress,cgroup-ingress,"
+                         "socket-filter,sk-skb,recv (default: all)")
+    bt.add_argument("--port", type=port, default=None,
+                    help="the server's port (default 8080 http, 7001 tcp, 7002 udp)")
+    bt.add_argument("--to-port", type=port, default=None,
+                    help="aim the client at this port instead (none listens there: the "
+                         "connection is refused)")
+    bt.add_argument("--lab", metavar="NAME", default=None,
+                    help="run in this lab (made by `pktlab lab up`) instead of a fresh one")
+    bt.add_argument("--json", action="store_true")
+    bt.set_defaults(func=commands.cmd_belt)
     return p
 
 

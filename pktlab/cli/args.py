@@ -72,6 +72,18 @@ def map_entries(text):
 
 
 @_argtype
+def port(text):
+    """belt --port / --to-port: a TCP/UDP port."""
+    try:
+        v = int(text, 10)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a port number") from None
+    if not 1 <= v <= 65535:
+        raise ValueError(f"{v}: a port is 1..65535")
+    return v
+
+
+@_argtype
 def mtu(text):
     """--mtu: what a lab can have: IPv6 needs 1280, pktlab labs go up to 9000."""
     try:

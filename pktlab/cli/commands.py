@@ -216,3 +216,24 @@ def cmd_verify(args):
     else:
         print(verifier.format_text(report, show_log=args.log))
     return report.exit_status
+
+
+def cmd_belt(args):
+    """Exit 0: every hook saw the request and agrees, in the kernel's order, nothing left
+    behind; 1: the run worked but found otherwise; 2: bad input or environment."""
+    import json
+    from ..sockets import belt
+    belt.check(args.traffic, args.hooks, args.port, args.to_port)   # before anything is made
+    need_root("pktlab belt")
+    lab = None
+    if args.lab:
+        from ..lab import Lab
+        lab = Lab.adopt(args.lab)
+    try:
+        doc = belt.run_belt(args.traffic, args.hooks, port=args.port, to_port=args.to_port,
+                            lab=lab)
+    finally:
+        if lab is not None:
+            lab.close()             # what the belt added to it: its cgroup; never the lab
+    print(json.dumps(doc, indent=2) if args.json else belt.format_belt(doc))
+    return EXIT_OK if doc["ok"] and not doc["leftovers"] else EXIT_FOUND

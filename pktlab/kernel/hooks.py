@@ -32,6 +32,16 @@ def parse_hooks(spec):
     if spec is None or spec == "all":
         return HOOKS
     names = [h.strip() for h in spec.split(",")] if isinstance(spec, str) else list(spec)
+    from .sockhooks import SOCKET_HOOKS
+    sock = [h for h in names if h in SOCKET_HOOKS]
+    if sock:
+        one = len(sock) == 1
+        raise ValueError(f"hooks {spec!r}: {', '.join(sock)} "
+                         f"{'is a socket-end hook: it sees' if one else 'are socket-end hooks: they see'}"
+                         " only packets delivered to a socket, and a capture replayed into a "
+                         "lab has no handshake and no socket to deliver to. Follow real "
+                         f"traffic through them with `pktlab belt --hooks {','.join(sock)}`; "
+                         f"here choose from {', '.join(HOOKS)}")
     bad = [h for h in names if h not in HOOKS]
     if bad or not names:
         raise ValueError(f"hooks {spec!r}: choose from {', '.join(HOOKS)} (comma-separated)")

@@ -35,6 +35,11 @@ SOCKET_HOOKS = ("cgroup-ingress", "socket-filter", "sk-skb", "recv")
 #: hook -> (what it sees: the belt's "view", where the walk enters: walker.ENTRIES)
 VIEWS = {"cgroup-ingress": ("l3", "net"), "socket-filter": ("l4", "l4"),
          "sk-skb": ("payload", "payload"), "recv": ("app", "payload")}
+#: how each hook attaches, in words (the doctor's and the belt's "via")
+VIA = {"cgroup-ingress": "cgroup_skb ingress on the lab's cgroup v2",
+       "socket-filter": "SO_ATTACH_BPF on the server's socket (pidfd_getfd)",
+       "sk-skb": "sk_skb stream verdict on a sockhash (sock_ops adds accepted sockets)",
+       "recv": "tracepoints recvfrom/read/recvmsg + sock:sock_recv_length, lab netns only"}
 #: hook -> (source, main function, bcc program type)
 PROGRAMS = {
     "cgroup-ingress": ("cgroup_ingress.bpf.c", "pktlab_cgroup_ingress", "CGROUP_SKB"),
@@ -157,6 +162,7 @@ class SocketHooks(Owned):
         self.programs = {}
         self.attachments = []
         self.via = {}
+        self.where = {}          # hook -> where exactly it is attached (paths, pids)
         self.sockmap_fd = None
         self._map_ids = []
 
@@ -181,11 +187,12 @@ class SocketHooks(Owned):
 
     def _attach(self, hook):
         prog = self.programs[hook] = load(hook, precise_ts=self.precise_ts, slots=self.slots)
+        self.via[hook] = VIA[hook]
         if hook == "cgroup-ingress":
             self._own(CgroupAttachment(prog.fd, self.cgroup, "inet_ingress"))
-            self.via[hook] = f"cgroup_skb ingress on {self.cgroup.path}"
+            self.where[hook] = f"cgroup {self.cgroup.path}"
         elif hook == "socket-filter":
-            self.via[hook] = "SO_ATTACH_BPF (not yet on a socket)"
+            self.where[hook] = "no socket yet (attach_socket)"
         elif hook == "sk-skb":
             b = bpf.bcc()
             lib = b.libbcc.lib
@@ -196,8 +203,8 @@ class SocketHooks(Owned):
             ops = prog.bpf.load_func(b"pktlab_sockops", b.BPF.SOCK_OPS)
             self._own(SockmapAttachment(prog.fd, self.sockmap_fd))
             self._own(CgroupAttachment(ops.fd, self.cgroup, "sock_ops"))
-            self.via[hook] = (f"sk_skb stream verdict on a sockhash; sock_ops on "
-                              f"{self.cgroup.path} puts each accepted socket there")
+            self.where[hook] = (f"sockhash map id {self._map_ids[-1]}; sock_ops on cgroup "
+                                f"{self.cgroup.path}")
         elif hook == "recv":
             cookie = self.lab.state.cookie("dut")
             if not cookie:
@@ -207,8 +214,7 @@ class SocketHooks(Owned):
             cfg[cfg.Key(0)] = cfg.Leaf(cookie)
             for tp, fn in RECV_TRACEPOINTS:
                 self._own(TracepointAttachment(prog.bpf, tp, fn))
-            self.via[hook] = ("tracepoints sys_enter/exit_{recvfrom,read,recvmsg} + "
-                              "sock:sock_recv_length, dut's netns cookie")
+            self.where[hook] = f"threads of netns cookie {cookie} ({self.lab.ns_dut})"
 
     def attach_socket(self, pid, fd):
         """The socket filter on process `pid`'s socket `fd` (a listener: its accepted sockets
@@ -217,7 +223,7 @@ class SocketHooks(Owned):
             return None
         att = self._own(SocketFilterAttachment(self.programs["socket-filter"].fd, pid, fd,
                                                self.lab.state.cookie("dut")))
-        self.via["socket-filter"] = f"SO_ATTACH_BPF on process {pid}'s socket (fd {fd})"
+        self.where["socket-filter"] = f"process {pid}'s socket, fd {fd}"
         return att
 
     def insert_socket(self, pid, fd):

@@ -222,7 +222,8 @@ class LabCgroup(Owned):
         why = remove_cgroup(record)
         if why:
             raise LabError(errno.EPERM, why)
-        if self.lab.state.extra.pop("cgroup", None) is not None and not self.lab.closed:
+        if not self.lab.closed:         # (a closing lab's removal reads the record)
+            self.lab.state.extra.pop("cgroup", None)
             self.lab.state.save()
 
     def __repr__(self):

@@ -49,6 +49,7 @@ class Lab(Owned):
         self.state = None
         self._owned = []   # Attachments registered by hooks, closed before the lab goes
         self._cgroup = None
+        self.adopted = False    # an existing lab used by this object (adopt): never removed
 
     # names -------------------------------------------------------------------------------------
     @property
@@ -91,6 +92,26 @@ class Lab(Owned):
 
     def netns_inode(self, side):
         return netns.inode(self.ns(side))
+
+    @classmethod
+    def adopt(cls, name):
+        """An existing lab, one `pktlab lab up` made, proven by its state file, to attach to:
+        close() removes what this object added (attachments, its cgroup), never the lab."""
+        from .state import SIDES, namespace_verdict
+        try:
+            state = LabState.load(name)
+        except (OSError, ValueError, TypeError) as e:
+            raise LabError(errno.ENOENT, f"lab {name}: no such lab ({e.__class__.__name__}); "
+                                         "see `pktlab lab status`, or make one with `pktlab "
+                                         "lab up`") from None
+        for side in SIDES:
+            why = namespace_verdict(state, side)
+            if why != "pktlab":
+                raise LabError(errno.EPERM, f"lab {name}: namespace {state.ns(side)}: {why}")
+        lab = cls(prefix=name[:1], mtu=state.mtu, name=name)
+        lab.state, lab.adopted = state, True
+        lab._hold()
+        return lab
 
     # lifecycle (pktlab.owned.Owned: `with` brings the lab up and tears it down) -----------------
     def open(self):
@@ -223,10 +244,14 @@ class Lab(Owned):
                 self._cgroup.close()        # (remove_lab would, from the state's record)
             except Exception as e:
                 errors.append(e)
-        try:
-            remove_lab(self.state)
-        except Exception as e:
-            errors.append(e)
+        if self.adopted:
+            if self._cgroup is not None and self.state.extra.pop("cgroup", None) is not None:
+                self.state.save()
+        else:
+            try:
+                remove_lab(self.state)
+            except Exception as e:
+                errors.append(e)
         if errors:
             raise errors[0]
 

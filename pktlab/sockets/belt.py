@@ -110,7 +110,8 @@ class Belt(Owned):
         want = [h for h in self.hooks if h not in self.unavailable]
         self._attach_packet_hooks([h for h in want if h in PACKET_HOOKS])
         sock = [h for h in want if h not in PACKET_HOOKS]
-        cgroup = self.lab.cgroup() if sock else None
+        # the cgroup only for the hooks that attach there: socket-filter and recv need none
+        cgroup = self.lab.cgroup() if {"cgroup-ingress", "sk-skb"} & set(sock) else None
         if sock:
             from ..kernel.sockhooks import SocketHooks
             self.sockhooks = SocketHooks(self.lab, cgroup, sock, precise_ts=True).open()
