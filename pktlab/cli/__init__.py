@@ -12,6 +12,9 @@ line"):
     pktlab belt [--traffic http|tcp|udp] [--hooks ...] [--port N] [--to-port N] [--lab NAME]
                 [--json]
 
+    pktlab mptcp [--paths 2|3] [--policy none|no-path=N|max-joins=K|only-from=NET]
+                 [--seconds S] [--drop-path N | --path-down N] [--json]
+
 --json prints one JSON document on stdout and nothing else there. Exit status: 0 success,
 1 the run worked but found disagreements or lost records, 2 bad input or environment, 130
 interrupted (Ctrl-C or SIGTERM: everything the run made has been removed), 141 the reader of
@@ -140,7 +143,28 @@ def build_parser():
                     help="run in this lab (made by `pktlab lab up`) instead of a fresh one")
     bt.add_argument("--json", action="store_true")
     bt.set_defaults(func=commands.cmd_belt)
+    _mptcp_parser(sub)
     return p
+
+
+def _mptcp_parser(sub):
+    from .args import seconds
+    m = sub.add_parser("mptcp", help="a real MPTCP transfer over 2 or 3 paths under an eBPF "
+                                     "path policy, seen by sock_ops")
+    m.add_argument("--paths", type=int, choices=(2, 3), default=2,
+                   help="paths between src and dut (default 2)")
+    m.add_argument("--policy", default="none",
+                   help="none, no-path=N, max-joins=K, only-from=A.B.C.D/L, or several with "
+                        "commas (default none)")
+    m.add_argument("--seconds", type=seconds, default=4.0,
+                   help="how long the client sends (default 4)")
+    fault = m.add_mutually_exclusive_group()
+    fault.add_argument("--drop-path", type=int, metavar="N",
+                       help="black-hole path N from 1 s to 4 s (TC drop): the RTO back-off")
+    fault.add_argument("--path-down", type=int, metavar="N",
+                       help="set path N's link down at 1 s, for good")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=commands.cmd_mptcp)
 
 
 def main(argv=None):

@@ -107,6 +107,32 @@ def hook(text):
     return text
 
 
+@_argtype
+def seconds(text):
+    """mptcp --seconds: how long the transfer lasts."""
+    import math
+    from ..mptcp.run import SECONDS_MAX, SECONDS_MIN
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(v) or not SECONDS_MIN <= v <= SECONDS_MAX:
+        raise ValueError(f"{text}: a transfer lasts {SECONDS_MIN:g}..{SECONDS_MAX:g} s")
+    return v
+
+
+def check_mptcp(args):
+    """mptcp's policy against its paths, and the faults' paths: (policy, drop, down), or one
+    line (exit 2) before any lab."""
+    from .. import mptcp
+    drop = (args.drop_path, 1.0, 3.0) if args.drop_path is not None else None
+    down = (args.path_down, 1.0) if args.path_down is not None else None
+    try:
+        return mptcp.check(args.paths, args.policy, args.seconds, drop, down)
+    except ValueError as e:
+        raise ValueError(f"mptcp: {e}") from None
+
+
 def check_verify(args):
     """verify's file, read now (missing, a directory, not text: one line, exit 2)."""
     from ..kernel.verifier import read_source

@@ -237,3 +237,16 @@ def cmd_belt(args):
             lab.close()             # what the belt added to it: its cgroup; never the lab
     print(json.dumps(doc, indent=2) if args.json else belt.format_belt(doc))
     return EXIT_OK if doc["ok"] and not doc["leftovers"] else EXIT_FOUND
+
+
+def cmd_mptcp(args):
+    """Exit 0: the transfer completed, every sock_ops event was read, nothing left behind;
+    1: the run worked but found otherwise; 2: bad input or environment."""
+    import json
+    from .. import mptcp
+    from .args import check_mptcp
+    pol, drop, down = check_mptcp(args)            # before any lab
+    need_root("pktlab mptcp")
+    res = mptcp.run_mptcp(args.paths, pol, args.seconds, drop=drop, down=down)
+    print(json.dumps(res.doc, indent=2) if args.json else mptcp.format_text(res.doc))
+    return EXIT_OK if mptcp.ok(res.doc) else EXIT_FOUND

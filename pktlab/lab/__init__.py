@@ -2,8 +2,9 @@
 
 Lives here: network namespaces (netns) and netlink from any thread (nl); the lab itself (labs),
 the proof that pktlab made it (state), its removal and the cleaning of stale labs (removal), the
-attachment guard (guard); the lab's own cgroup v2, proven like its namespaces (cgroup); frame
-injection (inject); child processes that die with their owner (spawn).
+attachment guard (guard); the lab's own cgroup v2, proven like its namespaces (cgroup); more
+veth pairs between its namespaces, recorded like it (veths: the MPTCP paths); frame injection
+(inject); child processes that die with their owner (spawn).
 
 May import: packet and the base modules. Never kernel: programs are attached to a lab by
 pktlab.kernel, the lab only knows its interfaces.
@@ -19,5 +20,6 @@ from .guard import HOST_INTERFACES_REFUSED, check_interface  # noqa: F401
 from .labs import DUT_IP4, DUT_IP6, SRC_IP4, SRC_IP6, Lab  # noqa: F401
 from .removal import (clean_labs, clean_stale, describe_labs, lab_processes,  # noqa: F401
                       remove_lab)
+from .veths import ExtraVeth  # noqa: F401
 from .state import (DEFAULT_PREFIX, PREFIX_RE, STATE_DIR, LabState,  # noqa: F401
                     foreign_namespaces, is_stale, leftovers, list_labs)

@@ -32,8 +32,9 @@ def _why_not_a_lab_interface(ifname, ns):
     if verdict != "pktlab":
         return (f"namespace {ns} is named like lab {st.name} but pktlab cannot prove it made it "
                 f"({verdict})")
-    if ifname != st.ifname(side):
-        return f"{ifname} is not lab {st.name}'s interface in {ns} (that is {st.ifname(side)})"
+    if ifname not in st.interfaces(side):
+        return (f"{ifname} is not lab {st.name}'s interface in {ns} (those are "
+                f"{', '.join(st.interfaces(side))})")
     return None
 
 

@@ -191,22 +191,25 @@ def _remove_cgroup(state, res):
 
 
 def _delete_veth(state, fds):
+    """The lab's veth and the extra pairs it recorded (veths.py), each end whose namespace is
+    proven (deleting one end of a pair deletes both: the other is then simply not found)."""
     from .nl import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
     for side in SIDES:
         if side not in fds:
             continue
-        ns, ifn = state.ns(side), state.ifname(side)
-        try:
-            with IPRoute(netns=ns) as ipr:
-                idx = ipr.link_lookup(ifname=ifn)
-                if idx:
-                    ipr.link("del", index=idx[0])
-        except NetlinkError as e:
-            if e.code != errno.ENODEV:
-                raise LabError(e.code, f"lab {state.name}: delete {ifn}: {e}") from e
-        except FileNotFoundError:
-            pass        # another remover took the namespace's name meanwhile
+        ns = state.ns(side)
+        for ifn in reversed(state.interfaces(side)):
+            try:
+                with IPRoute(netns=ns) as ipr:
+                    idx = ipr.link_lookup(ifname=ifn)
+                    if idx:
+                        ipr.link("del", index=idx[0])
+            except NetlinkError as e:
+                if e.code != errno.ENODEV:
+                    raise LabError(e.code, f"lab {state.name}: delete {ifn}: {e}") from e
+            except FileNotFoundError:
+                break       # another remover took the namespace's name meanwhile
 
 
 # listing ---------------------------------------------------------------------------------------
@@ -242,6 +245,7 @@ def describe_labs():
             fds.update({st.ns(s): fd for s, fd in proven.items()})
             out.append({"name": st.name, "ns": [st.ns_src, st.ns_dut],
                         "interfaces": [st.if_src, st.if_dut], "owner_pid": st.owner_pid,
+                        "extra_interfaces": st.interfaces("src")[1:] + st.interfaces("dut")[1:],
                         "stale": is_stale(st), "pktlab": True,
                         "namespaces": {st.ns(s): ("pktlab" if s in proven else
                                                   namespace_verdict(st, s)) for s in SIDES},

@@ -76,6 +76,12 @@ class LabState:
     def ifname(self, side):
         return {"src": self.if_src, "dut": self.if_dut}[side]
 
+    def interfaces(self, side):
+        """Every interface of the lab on `side`: its veth end, then the ends of the extra pairs
+        it recorded (veths.py), the only ones the attachment guard accepts."""
+        from .veths import recorded
+        return [self.ifname(side)] + [v[side] for v in recorded(self)]
+
     @property
     def provable(self):
         """Whether this record can prove anything: written this boot, by a pktlab that records
