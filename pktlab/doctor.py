@@ -15,7 +15,9 @@ from .errors import PktlabError
 
 PACKET_HOOKS = ("xdp", "tc-ingress", "tc-egress", "kprobe")
 SOCKET_HOOKS = ("cgroup-ingress", "socket-filter", "sk-skb", "recv")
-HOOK_NAMES = PACKET_HOOKS + SOCKET_HOOKS
+CONNECTION_HOOKS = ("sock-ops",)
+HOOK_NAMES = PACKET_HOOKS + SOCKET_HOOKS + CONNECTION_HOOKS
+MPTCP_SYSCTL = "/proc/sys/net/mptcp/enabled"
 
 
 class Check:
@@ -29,8 +31,8 @@ class Check:
 #: what works without root, and what does not (the doctor tells a normal user both)
 WITHOUT_ROOT = ("`pktlab cast PCAP` (the userspace walk of every frame)",
                 "lesson 01 (notebooks/01-casting-headers.ipynb, casting headers in Python)")
-NEEDS_ROOT = ("pktlab replay", "pktlab bench", "pktlab lab up|down|clean",
-              "lessons 02-07 (hooks in a live lab)")
+NEEDS_ROOT = ("pktlab replay", "pktlab bench", "pktlab lab up|down|clean", "pktlab mptcp",
+              "lessons 02-10 (hooks in a live lab)")
 SUDO_FIX = "run it as root: `sudo .venv/bin/pktlab doctor` (or `make lab` as root)"
 
 
@@ -289,6 +291,49 @@ def _probe_socket_hooks(lab):
     return out
 
 
+def _probe_mptcp(checks_ok):
+    """In a throwaway lab: net.mptcp.enabled in its namespaces (the check "mptcp", with the
+    fix), and the sock-ops hook proven on a real connection ({"sock-ops": {...}})."""
+    hook = {"available": False, "via": None, "why": ""}
+    if not checks_ok:
+        hook["why"] = ("not tried: needs root (see privileges)" if not _is_root() else
+                       "not tried: bcc or its compile failed (see checks)")
+        return _check_mptcp_host(), {"sock-ops": hook}
+    from .lab import Lab
+    from .lab.cgroup import require_cgroup2
+    from . import mptcp
+    with Lab(prefix="pldoc") as lab:
+        why = mptcp.why_mptcp_not(lab)
+        check = (Check("mptcp", False, why, "a kernel with CONFIG_MPTCP=y" if "CONFIG_MPTCP"
+                       in why else f"sysctl -w net.mptcp.enabled=1 inside the namespace "
+                       f"(`ip netns exec <lab>-dut sysctl -w net.mptcp.enabled=1`); pktlab's "
+                       "labs start with it on unless the kernel says otherwise")
+                 if why else
+                 Check("mptcp", True, "net.mptcp.enabled = 1 in a lab's namespaces "
+                       "(per namespace; socket(IPPROTO_MPTCP) works there)"))
+        try:
+            require_cgroup2()
+            ok, via, text = mptcp.prove_sockops(lab)
+            hook.update(available=ok, via=via if ok else None, why=text)
+        except PktlabError as e:
+            hook["why"] = str(e)
+    return check, {"sock-ops": hook}
+
+
+def _check_mptcp_host():
+    """Without a lab (not root): what this namespace says, which is not a lab's."""
+    try:
+        with open(MPTCP_SYSCTL) as f:
+            v = f.read().strip()
+    except FileNotFoundError:
+        return Check("mptcp", False, f"no {MPTCP_SYSCTL}: this kernel has no MPTCP",
+                     "a kernel with CONFIG_MPTCP=y (lesson 10 needs it)")
+    except OSError as e:
+        return Check("mptcp", False, f"{MPTCP_SYSCTL}: {e.strerror}", SUDO_FIX)
+    return Check("mptcp", v == "1", f"net.mptcp.enabled = {v} here (not checked in a lab: "
+                 "that needs root, and the setting is per namespace)", SUDO_FIX)
+
+
 def run():
     """All checks: (report dict, exit status)."""
     checks = [_check_root(), _check_bpf_syscall()]
@@ -319,6 +364,14 @@ def run():
     except PktlabError as e:
         hooks = {h: {"available": False, "via": None, "why": f"lab failed: {e}"}
                  for h in HOOK_NAMES}
+    try:
+        mptcp_check, more = _probe_mptcp(core_ok)
+    except PktlabError as e:
+        mptcp_check = Check("mptcp", False, f"lab failed: {e}", "see the checks above")
+        more = {h: {"available": False, "via": None, "why": f"lab failed: {e}"}
+                for h in CONNECTION_HOOKS}
+    checks.append(mptcp_check)
+    hooks.update(more)
     lab_ok = core_ok and hooks["xdp"]["available"] and hooks["tc-ingress"]["available"]
     report = {"ok": lab_ok, "checks": [c.to_dict() for c in checks], "hooks": hooks,
               "kernel": platform.release(), "root": _is_root(),

@@ -25,7 +25,7 @@ from .plot import plot_bytes, plot_timeline
 from .pm import enabled as mptcp_enabled
 from .pm import why_not as why_mptcp_not
 from .policy import PathPolicy, check_entry, parse as parse_policy, text_of as policy_text
-from .run import MptcpRun, check, format_text, ok, run_mptcp
+from .run import MptcpRun, check, format_text, ok, prove_sockops, run_mptcp
 from .sockops import SockOps, byte_order, peer_token
 from .timeline import group, rto_series
 from .timeline import text as timeline_text
@@ -33,5 +33,5 @@ from .timeline import text as timeline_text
 # the room's front door: what code outside the room uses
 __all__ = ["PATHS", "Paths", "addrs", "check_paths", "plot_bytes", "plot_timeline",
            "mptcp_enabled", "why_mptcp_not", "PathPolicy", "check_entry", "parse_policy",
-           "policy_text", "MptcpRun", "check", "format_text", "ok", "run_mptcp", "SockOps",
+           "policy_text", "MptcpRun", "check", "format_text", "ok", "prove_sockops", "run_mptcp", "SockOps",
            "byte_order", "peer_token", "group", "rto_series", "timeline_text"]

@@ -25,6 +25,7 @@ payload: what the client's subflows on that path had acknowledged (tcp_info byte
 import time
 
 from ..lab import Lab, lab_processes, leftovers as lab_leftovers
+from . import pm
 from .paths import PORT, Paths, check_paths
 from .pathdrop import PathSwitch
 from .peers import Client, Server
@@ -301,3 +302,35 @@ def ok(doc):
     nothing left behind."""
     return doc["transfer"]["complete"] and not doc["events_lost"] and not doc["leftovers"]
 
+
+
+def prove_sockops(lab):
+    """The doctor's proof of the sock-ops hook: the program on `lab`'s cgroup, one real
+    connection (MPTCP where the namespace allows it, else TCP) from a client in src to a
+    server in dut, both in the cgroup. Returns (ok, via, why)."""
+    proto = "mptcp" if pm.why_not(lab) is None else "tcp"
+    cg = lab.cgroup()
+    with SockOps(lab, cg) as so:
+        with Server(lab, cg, PORT, proto) as srv:
+            cli = Client(lab, cg, PORT, 1000, proto=proto, timeout=5.0)
+            try:
+                cli.check(cli.result(timeout=15), lab.ns_src)
+                srv.result(timeout=15)
+            finally:
+                cli.close()
+        time.sleep(0.05)
+        so.poll()
+        events = so.events
+    via = "SOCK_OPS on the lab's cgroup v2 (the program sets its own callback flags)"
+    ops = {(e["side"], e["op"]) for e in events}
+    want = {("src", "TCP_CONNECT_CB"), ("src", "ACTIVE_ESTABLISHED_CB"),
+            ("dut", "PASSIVE_ESTABLISHED_CB"), ("src", "STATE_CB")}
+    if not want <= ops:
+        return False, via, (f"attached, but a real {proto} connection gave only "
+                            f"{sorted(op for _s, op in ops) or 'no callbacks'}")
+    tokens = {e.get("token") for e in events if e.get("token")}
+    if proto == "mptcp" and not tokens:
+        return False, via, "attached and saw a real MPTCP connection, but read no token"
+    return True, via, (f"attached and followed a real {proto} connection from src to dut: "
+                       "connect, established on both sides, state changes" +
+                       ("; its MPTCP tokens read at BTF offsets" if tokens else ""))
