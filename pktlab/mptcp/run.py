@@ -22,8 +22,10 @@ arrived at dut on that path (the policy program's counter, frames with their Eth
 payload: what the client's subflows on that path had acknowledged (tcp_info bytes_acked).
 """
 
+import errno
 import time
 
+from ..errors import LabError
 from ..lab import Lab, lab_processes, leftovers as lab_leftovers
 from . import pm
 from .paths import PORT, Paths, check_paths
@@ -35,7 +37,12 @@ from .timeline import group, rto_series, trap
 
 CHUNK, GAP = 1 << 16, 0.02
 SECONDS_MIN, SECONDS_MAX = 0.5, 60.0
+#: a client that makes no progress for this long gives up (its socket's timeout)
+CLIENT_STALL_S = 6.0
 POLL_S = 0.05
+#: a client that failed this way is a finding (the transfer did not complete), not an error
+TRANSFER_FAILED = (errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE, errno.ENETUNREACH,
+                   errno.EHOSTUNREACH, errno.ECONNABORTED)
 #: after the client's last byte: the closing callbacks (FIN, TIME_WAIT) still come
 SETTLE_S = 0.3
 
@@ -73,9 +80,10 @@ class MptcpRun:
         self.events, self.joins, self.marks = [], [], []
         self.client = self.server = None
         self.counts, self.lost, self.policy_stats = {}, 0, {}
-        self.t0_ns = time.monotonic_ns()
+        self.start_ns = time.monotonic_ns()     # the client's start, once there is one
         self.paths_n, self.policy, self.doc = 0, None, {}
         self.addr_path = {}
+        self.client_error = None
 
     def connections(self):
         return group(self.events)[0]
@@ -90,7 +98,8 @@ def _drive(run, lab, paths, so, pol, sw, seconds, drop, down):
     cg = lab.cgroup()
     nbytes = int(seconds / GAP) * CHUNK
     with Server(lab, cg, PORT) as srv:
-        cli = Client(lab, cg, PORT, nbytes, CHUNK, GAP, timeout=max(10.0, seconds))
+        cli = Client(lab, cg, PORT, nbytes, CHUNK, GAP, timeout=CLIENT_STALL_S)
+        run.start_ns = time.monotonic_ns()
         try:
             t0, dark_on, dark_off, is_down = time.monotonic(), False, False, False
             deadline = t0 + seconds * 3 + 30
@@ -113,8 +122,16 @@ def _drive(run, lab, paths, so, pol, sw, seconds, drop, down):
                 time.sleep(POLL_S)
             if sw is not None and not dark_off:
                 sw.dark()
-            run.client = cli.check(cli.result(timeout=15), lab.ns_src)
-            run.server = srv.result(timeout=15)
+            run.client = cli.result(timeout=15)
+            try:
+                cli.check(run.client, lab.ns_src)
+            except LabError as e:
+                if e.errno not in TRANSFER_FAILED:
+                    raise
+                run.client_error = str(e)     # the run worked: the transfer did not
+                srv.close()
+            else:
+                run.server = srv.result(timeout=15)
         finally:
             cli.close()
     time.sleep(SETTLE_S)
@@ -214,14 +231,15 @@ def summarize(run, elapsed, left):
         "leftovers": left,
         "transfer": {"sent": c.get("sent", 0), "received": s.get("received", 0),
                      "seconds": c.get("seconds"),
-                     "complete": bool(c.get("sent")) and c.get("server_got") == c.get("sent")},
+                     "complete": bool(c.get("ok")) and c.get("server_got") == c.get("sent"),
+                     "error": run.client_error},
         "joins": [_join_doc(v, run) for v in _by_join(run.joins).values()],
         "tokens": {"src": f"{c['info']['token']:08x}" if c.get("info") else None,
                    "dut": f"{s['info']['token']:08x}" if s.get("info") else None},
         "connections": [x.to_dict() for x in conns],
         "byte_order": trap(run.events),
         "rto": rto,
-        "marks": [{"t_s": round((t - run.t0_ns) / 1e9, 3), "what": w if isinstance(w, str)
+        "marks": [{"t_s": round((t - run.start_ns) / 1e9, 3), "what": w if isinstance(w, str)
                    else f"dark mask {w:#x}"} for t, w in run.marks],
         "events_lost": run.lost,
         "elapsed_s": round(elapsed, 2),
@@ -252,9 +270,8 @@ def _rto(run):
         return []
     hz = kernel_hz()
     side = {e["cookie"]: (e["side"], e["local"]) for e in run.events}
-    # from the moment a path went dark (the RTO demo), else from the first callback
-    t_ref = next((t for t, w in run.marks if not isinstance(w, str) and w),
-                 min(e["t_ns"] for e in run.events))
+    # from the moment a path went dark (the RTO demo), else from the client's start
+    t_ref = next((t for t, w in run.marks if not isinstance(w, str) and w), run.start_ns)
     out = []
     for cookie, rows in series.items():
         who, local = side[cookie]
@@ -272,7 +289,7 @@ def format_text(doc):
     lines = [f"policy {doc['policy']}: {doc['subflows']['established']} subflow(s) established, "
              f"{doc['subflows']['refused']} join(s) refused; transfer {t['sent']:,} bytes sent, "
              f"{t['received']:,} received in {t['seconds']} s "
-             f"({'complete' if t['complete'] else 'INCOMPLETE'})",
+             f"({'complete' if t['complete'] else 'INCOMPLETE: ' + str(t['error'])})",
              f"tokens: client {doc['tokens']['src']}, server {doc['tokens']['dut']}", "",
              "  path  subflows  bytes into dut  payload acked"]
     for p, v in doc["paths"].items():
@@ -282,7 +299,7 @@ def format_text(doc):
         lines.append(f"  join {j['from']} -> {j['to']} token {j['token']} on path {j['path']}: "
                      f"{j['verdict']} ({j['why']}); SYNs at {j['syn_times_s']} s")
     for m in doc["marks"]:
-        lines.append(f"  at {m['t_s']:.3f} s: {m['what']}")
+        lines.append(f"  at {m['t_s']:.3f} s into the transfer: {m['what']}")
     for r in doc["rto"]:
         lines.append(f"  RTO_CB {r['side']} path {r['path']} at {r['t_s']:+.3f} s: "
                      f"retransmits {r['retransmits']}, rto {r['rto_jiffies']} jiffies "
