@@ -144,13 +144,18 @@ def test_notebook_runs_top_to_bottom(stem):
 
 
 def _hooks_opened(nb):
-    """The hooks a notebook's pl.open_lab(...) cells ask for, in pktlab's order."""
+    """The hooks a notebook's pl.open_lab(...) and pl.open_belt(...) cells ask for."""
     from pktlab.kernel.hooks import parse_hooks
+    from pktlab.sockets.belt import parse_belt_hooks
     asked = []
     for cell in nb.cells:
-        for m in re.finditer(r"open_lab\(([^)]*)\)", cell.source if cell.cell_type == "code"
-                             else ""):
+        src = cell.source if cell.cell_type == "code" else ""
+        for m in re.finditer(r"open_lab\(([^)]*)\)", src):
             asked += parse_hooks(ast.literal_eval(m.group(1)) if m.group(1).strip() else "all")
+        for m in re.finditer(r"open_belt\(([^)]*)\)", src):
+            call = ast.parse(f"f({m.group(1)})").body[0].value
+            kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+            asked += parse_belt_hooks(kw.get("hooks", "all"))
     return tuple(dict.fromkeys(asked))
 
 
@@ -196,6 +201,7 @@ def assert_live_where_the_doctor_says(stem, nb):
     ("02-xdp", "all", None),
     ("04-kprobe", "kprobe", "xdp"),
     ("05-conveyor-belt", "kprobe,xdp", "tc-ingress"),
+    ("08-socket-end", "cgroup-ingress,sk-skb", "recv"),
 ])
 def test_notebook_without_its_hooks_says_why_and_runs_on(stem, missing, live):
     """A learner's machine without the hook: the reason is shown, and the notebook ends."""
@@ -265,6 +271,22 @@ def test_question_checkers_accept_the_answers_in_the_solutions():
     with pl.open_lab(["tc-ingress"]) as lab:
         assert exercises.check_explained([1, 2, 3, 4, 5], lab, "vlan.pcap").passed
         assert not exercises.check_explained([1], lab, "vlan.pcap").passed
+    assert lesson_namespaces() == []
+
+
+def test_lesson_08_checkers_accept_the_solutions_and_refuse_the_starting_answers():
+    require_hook("sk-skb")
+    from pktlab.lessons import exercises
+    sol = _solution_module("belt")
+    assert exercises.check_belt_order(sol.ORDER).passed
+    assert not exercises.check_belt_order([]).passed
+    assert not exercises.check_belt_order(list(reversed(sol.ORDER))).passed
+    assert exercises.check_only_above(sol.FIELD).passed
+    assert not exercises.check_only_above("").passed
+    assert not exercises.check_only_above("sport").passed       # the TCP header: both see it
+    assert exercises.check_insert_moment(sol.OP).passed          # measured in a real lab
+    assert not exercises.check_insert_moment("BPF_SOCK_OPS_TCP_CONNECT_CB").passed
+    assert not exercises.check_insert_moment("BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB").passed
     assert lesson_namespaces() == []
 
 

@@ -116,8 +116,9 @@ def _field_offset(fmt, event, name, size):
     raise EnvironmentProblem(f"tracepoint {event}: no field {name}")
 
 
-def load(hook, *, precise_ts=True, slots=None):
-    """Load a socket-end hook's program (leased, but sk-skb's is its own: see the docstring)."""
+def load(hook, *, precise_ts=True, slots=None, text=None):
+    """Load a socket-end hook's program (leased, but sk-skb's is its own: see the docstring).
+    `text`: another version of its source (a lesson's variant), compiled and freed alike."""
     source, fn, ptype = PROGRAMS[hook]
     cflags = list(bpf.transport_cflags(slots=slots, precise_ts=precise_ts))
     if hook == "recv":
@@ -126,7 +127,10 @@ def load(hook, *, precise_ts=True, slots=None):
         cflags += [f"-D{k}={v}" for k, v in sorted(offs.items())]
     if hook == "sk-skb":
         from .. import resources
-        return bpf.Program(resources.snippet_path(source), fn, ptype, cflags)
+        return bpf.Program(None if text else resources.snippet_path(source), fn, ptype, cflags,
+                           text=text)
+    if text is not None:
+        return bpf.compile_program(None, fn, ptype, cflags, text=text)
     return bpf.compile_program(source, fn, ptype, cflags)
 
 
@@ -155,8 +159,10 @@ class SocketHooks(Owned):
     The socket filter is attached later, to a socket (attach_socket): the server must exist.
     """
 
-    def __init__(self, lab, cgroup, hooks=SOCKET_HOOKS, precise_ts=True, slots=None):
+    def __init__(self, lab, cgroup, hooks=SOCKET_HOOKS, precise_ts=True, slots=None,
+                 texts=None):
         self.lab, self.cgroup = lab, cgroup
+        self.texts = dict(texts or {})     # hook -> a variant of its source
         self.hooks = parse_socket_hooks(hooks)
         self.precise_ts, self.slots = precise_ts, slots
         self.programs = {}
@@ -186,7 +192,8 @@ class SocketHooks(Owned):
         return att
 
     def _attach(self, hook):
-        prog = self.programs[hook] = load(hook, precise_ts=self.precise_ts, slots=self.slots)
+        prog = self.programs[hook] = load(hook, precise_ts=self.precise_ts, slots=self.slots,
+                                          text=self.texts.get(hook))
         self.via[hook] = VIA[hook]
         if hook == "cgroup-ingress":
             self._own(CgroupAttachment(prog.fd, self.cgroup, "inet_ingress"))

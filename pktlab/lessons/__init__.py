@@ -18,10 +18,13 @@ Lives here:
     casting      a header cast over a frame, field by field; the walker's layers
     source       the C the lessons show (bpf_snippets/)
     kernelviews  kprobe mechanisms, BTF offsets, xdp_md / __sk_buff, test runs of a capture
-    results      ReplayView, BatchView, Belt: replays, batches and one packet at every hook
+    results      ReplayView, BatchView, Belt: replays, batches and one packet at every hook;
+                 RequestBelt: one real request at every hook, the socket end included
     live         LiveLab, open_lab(), close_all(): a notebook's labs and widgets
     reaper       the process that removes a lab whose kernel died (python -m pktlab.lessons --reap)
     benchpanel   the bench in a notebook (lesson 06)
+    sockend      lesson 08: LiveBelt, open_belt(): one real request through every hook, the
+                 socket end included; the L7 peek, the filter's inheritance, the late insert
     socketviews  lesson 09: a learner's program through the verifier explainer, the
                  connection-tracking firewalls on real flows, the TIME_WAIT trap
     plots        conveyor belt, agreement bars (ax=None, return the figure)
@@ -48,14 +51,15 @@ never import this one (it imports them).
 from .benchpanel import bench_chart, bench_panel, bench_text, run_bench
 from .casting import cast_table, layers_table
 from .exercises.ex03 import xdp_rewrite_demo
-from .here import (HOOKS, PRETEND_ENV, WIRE_ORDER, doctor, doctor_table, hook_available,
-                   hooks_table, in_lab_thread, why_not)
+from .here import (BELT_ORDER, HOOKS, PRETEND_ENV, SOCKET_HOOKS, WIRE_ORDER, doctor,
+                   doctor_table, hook_available, hooks_table, in_lab_thread, why_not)
 from .html import CSS, HTML, NotHere, Text, badge, esc, table
 from .kernelviews import btf_offset, btf_offsets_table, ctx_table, mechanism_table, test_run_table
 from .live import LAB_PREFIX, LiveLab, close_all, open_lab, register_widget
 from .pcaps import (CAPTURE_ENV, capture_info, capture_path, captures, frames, instructor_capture,
                     pcaps_dir, read)
-from .results import BatchView, Belt, ReplayView
+from .results import BatchView, Belt, ReplayView, RequestBelt
+from .sockend import LiveBelt, open_belt
 from .socketviews import conntrack, timewait, verify
 from .source import extract_function, show_source
 
@@ -66,6 +70,7 @@ __all__ = [
     "btf_offsets_table", "btf_offset", "test_run_table", "capture_info", "ctx_table",
     "xdp_rewrite_demo", "instructor_capture", "bench_panel", "run_bench", "bench_chart",
     "bench_text", "HOOKS", "WIRE_ORDER", "LAB_PREFIX", "verify", "conntrack", "timewait",
+    "open_belt", "LiveBelt", "RequestBelt", "BELT_ORDER", "SOCKET_HOOKS",
 ]
 
 # Lazy re-exports: name -> (module, attribute), modules by the name lessons know them by
@@ -83,6 +88,7 @@ _LAZY = {
     "BenchPanel": ("bench", "BenchPanel"),
     "plot_bench": ("bench", "plot"),
     "conveyor_belt": ("plots", "conveyor_belt"),
+    "belt_views": ("plots", "belt_views"),
     "agreement_plot": ("plots", "agreement"),
     "walk": ("views", "walk"),
     "walk_record": ("walker", "walk_record"),

@@ -14,6 +14,10 @@ from .html import HTML, esc, table
 
 HOOKS = ("xdp", "tc-ingress", "tc-egress", "kprobe")
 WIRE_ORDER = ("tc-egress", "kprobe", "xdp", "tc-ingress")
+#: the socket-end hooks (lesson 08): they see only real traffic to a real socket
+SOCKET_HOOKS = ("cgroup-ingress", "socket-filter", "sk-skb", "recv")
+#: every hook, in the order one request meets them, from src's wire to dut's application
+BELT_ORDER = WIRE_ORDER + SOCKET_HOOKS
 PRETEND_ENV = "PKTLAB_PRETEND_MISSING"
 
 
@@ -44,7 +48,8 @@ def _pretend_missing():
     v = os.environ.get(PRETEND_ENV, "").strip()
     if not v:
         return ()
-    return HOOKS if v == "all" else tuple(h.strip() for h in v.split(",") if h.strip())
+    return HOOKS + SOCKET_HOOKS if v == "all" else tuple(h.strip() for h in v.split(",")
+                                                         if h.strip())
 
 
 def doctor(refresh=False):
@@ -61,7 +66,7 @@ def doctor(refresh=False):
                 report = {"ok": False, "kernel": os.uname().release, "checks": [root],
                           "hooks": {h: {"available": False, "via": None,
                                         "why": f"{root['detail']}; fix: {root['fix']}"}
-                                    for h in HOOKS}}
+                                    for h in HOOKS + SOCKET_HOOKS}}
             else:
                 report, _ = in_lab_thread(d.run)
             for h in _pretend_missing():
@@ -116,6 +121,11 @@ _WHERE = {
     "kprobe": "__netif_receive_skb_core on dut: a kernel function, reading the sk_buff",
     "xdp": "dut veth: the raw frame, before the kernel builds an skb (generic mode)",
     "tc-ingress": "dut veth, clsact ingress: the skb, after the stack untagged VLANs",
+    "cgroup-ingress": "the lab server's cgroup v2: from the IP header, once the packet has a "
+                      "socket",
+    "socket-filter": "the server's socket (SO_ATTACH_BPF): from the TCP/UDP header",
+    "sk-skb": "a sockmap holding the server's sockets: the payload only",
+    "recv": "where the application receives (recvfrom and friends): the bytes it got",
 }
 
 
@@ -133,8 +143,10 @@ def hooks_table():
     """Each hook: available or not, how it attaches here or why it cannot."""
     rep = doctor()
     rows = []
-    for h in WIRE_ORDER:
-        info = rep["hooks"][h]
+    for h in BELT_ORDER:
+        info = rep["hooks"].get(h)
+        if info is None:
+            continue
         ok = info["available"]
         how = (f"via {info['via']}" + (f" — {info['why']}" if h == "kprobe" and info["why"] else "")
                if ok else why_not(h))

@@ -1,10 +1,11 @@
 """Views of results: a replay's agreement table (ReplayView), a batch frame by frame
-(BatchView), one packet at every hook in time order (Belt), and a record in a few words.
+(BatchView), one packet at every hook in time order (Belt), one real request through every
+hook, the socket end included (RequestBelt, lesson 08), and a record in a few words.
 """
 
 import os
 
-from .here import WIRE_ORDER
+from .here import BELT_ORDER, WIRE_ORDER
 from .html import HTML, badge, esc, table
 
 
@@ -119,7 +120,7 @@ class Belt(HTML):
         self.via = via
         self.times = {}
         self.records = {}
-        for h in WIRE_ORDER:
+        for h in BELT_ORDER:
             r = step.batch.hooks.get(h)
             if r is None or int(r.verdict[0]) > compare.DISAGREE:
                 continue
@@ -158,3 +159,66 @@ class Belt(HTML):
     def plot(self, ax=None):
         from .plots import conveyor_belt
         return conveyor_belt(self, ax=ax)
+
+
+class RequestBelt(HTML):
+    """One real request at every hook, from src's wire to dut's application (a BeltRun of
+    pktlab.sockets.belt): when each saw it, what it saw, and its verdict against the walker
+    entered at its layer. ``times``/``order()``/``plot()`` as Belt's, so lesson 05's plots take
+    it; ``views()`` is the picture of what each hook sees of the frame."""
+
+    FIELDS = ("frame_len", "status", "layer", "payload_off", "sport", "dport", "l7")
+
+    def __init__(self, run, unavailable=None):
+        from ..packet import record as R
+        self.run = run
+        self.times = dict(run.times)
+        self.unavailable = {**dict(run.unavailable), **dict(unavailable or {})}
+        t0 = min(self.times.values()) if self.times else 0
+        rows = []
+        for h in run.order:
+            v, rec = run.hooks[h], run.record(h)
+            verdict = ("agree" if v["agree"] and not v["explained"] else
+                       "explained" if v["agree"] else "disagree")
+            cells = [(f"<b>{esc(h)}</b>", ""), (esc(_VIEW_WORDS.get(h, "")), ""),
+                     (f"{(self.times[h] - t0) / 1000:.1f}", "pll-num"), (badge(verdict), "")]
+            for fld in self.FIELDS:
+                x = int(getattr(rec, fld))
+                text = (R.status_name(x) if fld == "status" else R.layer_name(x)
+                        if fld == "layer" else R.l7_name(x) if fld == "l7" else str(x))
+                cells.append((esc(text), "pll-num"))
+            cells.append((esc(v["explained"] or ", ".join(v["disagree"])), "pll-expl"
+                          if v["explained"] else ""))
+            rows.append(cells)
+        for h in BELT_ORDER:
+            if h not in run.order and (h in self.unavailable or h in run.hooks):
+                why = self.unavailable.get(h) or "attached, but it did not see the request"
+                rows.append([(f"<b>{esc(h)}</b>", ""), (esc(_VIEW_WORDS.get(h, "")), ""),
+                             ("", ""), (badge("off", "not here"), "")] +
+                            [("", "")] * len(self.FIELDS) + [(esc(why), "pll-expl")])
+        head = (f"<p>one {esc(run.traffic)} request (<code>{esc(run.nonce)}</code>, "
+                f"{len(run.frame)} bytes on the wire), in the order the hooks saw it</p>")
+        body = head + table(["hook", "sees", "µs after the first", "verdict", *self.FIELDS,
+                             "explained / differs"], rows, raw=True)
+        whose = "the kernel's order" if run.kernel_order else "NOT the kernel's order"
+        body += (f"<p class='pll-note'>{esc(' → '.join(run.order))}: {esc(whose)}; each "
+                 "record is judged against the walker entered at that hook's layer over the "
+                 "frame captured leaving src</p>")
+        super().__init__(body)
+
+    def order(self):
+        return list(self.run.order)
+
+    def plot(self, ax=None):
+        from .plots import conveyor_belt
+        return conveyor_belt(self, ax=ax)
+
+    def views(self, ax=None):
+        from .plots import belt_views
+        return belt_views(self.run, ax=ax)
+
+
+_VIEW_WORDS = {"tc-egress": "the frame", "kprobe": "the frame", "xdp": "the frame",
+               "tc-ingress": "the frame", "cgroup-ingress": "from the IP header",
+               "socket-filter": "from the TCP/UDP header", "sk-skb": "the payload",
+               "recv": "the app's bytes"}

@@ -17,7 +17,7 @@ notebook, closes them all.
 
 import os
 
-from .here import HOOKS, WIRE_ORDER, doctor, why_not
+from .here import BELT_ORDER, HOOKS, WIRE_ORDER, doctor, why_not
 from .html import CSS, badge, esc
 from .live import open_lab, register_widget
 from .pcaps import capture_path, captures, pcaps_dir, read
@@ -34,8 +34,8 @@ class HookChooser:
         rep = doctor()
         value = tuple(hooks if value is None else value)
         self.boxes = {}
-        for h in WIRE_ORDER:
-            if h not in hooks:
+        for h in BELT_ORDER:
+            if h not in hooks or h not in rep["hooks"]:
                 continue
             info = rep["hooks"][h]
             ok = bool(info["available"])
@@ -56,7 +56,7 @@ class HookChooser:
 
     @property
     def value(self):
-        return tuple(h for h in HOOKS if h in self.boxes and self.boxes[h].value)
+        return tuple(h for h in BELT_ORDER if h in self.boxes and self.boxes[h].value)
 
     def observe(self, fn):
         self._callbacks.append(fn)

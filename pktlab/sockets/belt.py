@@ -21,7 +21,6 @@ namespaces, cgroup, the sockhash, the server and client processes).
 """
 
 import errno
-import os
 import secrets
 import shutil
 
@@ -78,12 +77,14 @@ class Belt(Owned):
     module docstring). `lab`: use this open lab (its cgroup, which goes with it) instead of a
     fresh one. Hooks this machine cannot attach are left out, with why (`unavailable`)."""
 
-    def __init__(self, traffic="http", hooks="all", lab=None, port=None, xdp_mode="generic"):
+    def __init__(self, traffic="http", hooks="all", lab=None, port=None, xdp_mode="generic",
+                 texts=None):
         self.traffic, self.hooks, self.port = check(traffic, hooks, port)
+        self.texts = texts          # {socket-end hook: a variant of its source} (lessons)
         self.xdp_mode = xdp_mode
         self.lab, self._own_lab = lab, lab is None
         self.unavailable = {}
-        self.hookset = self.sockhooks = self.server = self.capture = None
+        self.hookset = self.sockhooks = self.server = self.capture = self.cgroup = None
         self.offloads = ""
         self.via = {}
         self._map_ids, self._pids = [], []
@@ -112,9 +113,11 @@ class Belt(Owned):
         sock = [h for h in want if h not in PACKET_HOOKS]
         # the cgroup only for the hooks that attach there: socket-filter and recv need none
         cgroup = self.lab.cgroup() if {"cgroup-ingress", "sk-skb"} & set(sock) else None
+        self.cgroup = cgroup
         if sock:
             from ..kernel.sockhooks import SocketHooks
-            self.sockhooks = SocketHooks(self.lab, cgroup, sock, precise_ts=True).open()
+            self.sockhooks = SocketHooks(self.lab, cgroup, sock, precise_ts=True,
+                                         texts=self.texts).open()
             self.via.update(self.sockhooks.via)
             self._map_ids = self.sockhooks.map_ids()
         self.server = apps.Server(self.lab, self.traffic, self.port, cgroup=cgroup)

@@ -18,6 +18,7 @@ from .ex04 import check_btf_field
 from .ex05 import check_native_xdp_order
 from .ex06 import check_cheapest_hook
 from .ex07 import check_explained
+from .ex08 import check_belt_order, check_insert_moment, check_only_above
 from .ex09 import (MISTAKES, check_hash_connected, check_lookup, check_timewait_lookup,
                    firewall_source, variant_source)
 
@@ -26,5 +27,6 @@ __all__ = [
     "check_dscp", "check_wire_order", "check_btf_field", "check_native_xdp_order",
     "check_vlan_flag", "check_explained", "check_cheapest_hook", "ttl_rewrite_demo",
     "xdp_program_text", "MISTAKES", "check_lookup", "check_hash_connected",
-    "check_timewait_lookup", "firewall_source", "variant_source",
+    "check_timewait_lookup", "firewall_source", "variant_source", "check_belt_order",
+    "check_only_above", "check_insert_moment",
 ]
