@@ -433,3 +433,33 @@ def test_doctor_checks_mptcp_and_proves_sock_ops():
     hook = rep["hooks"]["sock-ops"]
     assert hook["available"] and "real mptcp connection" in hook["why"]
 
+
+
+# --- lesson 10's exercises: the solutions pass, the starting answers do not ----------------------
+
+def test_lesson10_checkers_accept_the_solutions_and_refuse_the_starting_answers():
+    require_hook("sock-ops")
+    from pktlab.lessons import exercises
+    rto = mptcp_run(2, "none", seconds=6.0, drop=(1, 1.0, 3.0))
+    want = [r["rto_jiffies"] for r in rto.doc["rto"] if r["side"] == "src" and r["path"] == 1]
+    assert exercises.check_rto_reading(want, rto).passed
+    assert not exercises.check_rto_reading([], rto).passed
+    from pktlab.kernel.bpf import kernel_hz
+    ms = [round(j * 1000 / kernel_hz()) for j in want]
+    assert "milliseconds" in repr(exercises.check_rto_reading(ms, rto))
+
+    run = mptcp_run(2, "none")
+    assert exercises.check_join_token(lambda opt: int.from_bytes(opt[4:8], "big"), run).passed
+    assert not exercises.check_join_token(lambda opt: None, run).passed
+    little = exercises.check_join_token(lambda opt: int.from_bytes(opt[4:8], "little"), run)
+    assert not little.passed and "wrong order" in repr(little)
+    assert not exercises.check_join_token(lambda opt: 1 / 0, run).passed
+
+    assert not exercises.check_only_path1_policy("").passed
+    assert "does not look at where a join comes from" in \
+        repr(exercises.check_only_path1_policy("no-path=2,no-path=3"))
+    assert "also holds" in repr(exercises.check_only_path1_policy("only-from=10.0.0.0/8"))
+    assert "refused before it reaches the map" in \
+        repr(exercises.check_only_path1_policy("only-from=10.200.0.1/24"))
+    assert exercises.check_only_path1_policy("only-from=10.200.0.0/24").passed
+    assert lab_namespaces() == []

@@ -27,9 +27,12 @@ Lives here:
                  socket end included; the L7 peek, the filter's inheritance, the late insert
     socketviews  lesson 09: a learner's program through the verifier explainer, the
                  connection-tracking firewalls on real flows, the TIME_WAIT trap
+    mptcpviews   lesson 10: a real MPTCP transfer under a path policy (MptcpView: subflows,
+                 connections by token, the sock_ops timeline, the byte-order trap, RTOs, plots),
+                 the policy switcher widget
     plots        conveyor belt, agreement bars (ax=None, return the figure)
     widgets      the packet stepper, the hook chooser
-    exercises    one module per lesson (ex00 ... ex09) with its checkers; lesson 03's demo
+    exercises    one module per lesson (ex00 ... ex10) with its checkers; lesson 03's demo
 
 Nothing happens at import: the doctor, bcc, scapy, ipywidgets and matplotlib are loaded on
 first use. Names from the rest of pktlab that lessons need are re-exported lazily (module
@@ -42,7 +45,7 @@ A hook the doctor could not prove here is never attached: the lab opens with the
 and every table says why the others are missing. Set ``PKTLAB_PRETEND_MISSING=kprobe`` (or
 ``xdp,tc-ingress``, or ``all``) to see a lesson as a learner without those hooks would.
 
-May import: doctor, replay, bench, sockets, kernel, lab, packet and the base modules. The room's modules
+May import: doctor, replay, bench, sockets, mptcp, kernel, lab, packet and the base modules. The room's modules
 never import this one (it imports them).
 """
 
@@ -60,6 +63,8 @@ from .pcaps import (CAPTURE_ENV, capture_info, capture_path, captures, frames, i
                     pcaps_dir, read)
 from .results import BatchView, Belt, ReplayView, RequestBelt
 from .sockend import LiveBelt, open_belt
+from .mptcpviews import (MptcpView, PolicySwitcher, mptcp_available, mptcp_run,
+                         policy_switcher, sockops_offsets)
 from .socketviews import conntrack, timewait, verify
 from .source import extract_function, show_source
 
@@ -70,6 +75,8 @@ __all__ = [
     "btf_offsets_table", "btf_offset", "test_run_table", "capture_info", "ctx_table",
     "xdp_rewrite_demo", "instructor_capture", "bench_panel", "run_bench", "bench_chart",
     "bench_text", "HOOKS", "WIRE_ORDER", "LAB_PREFIX", "verify", "conntrack", "timewait",
+    "mptcp_run", "policy_switcher", "mptcp_available", "MptcpView", "PolicySwitcher",
+    "sockops_offsets",
     "open_belt", "LiveBelt", "RequestBelt", "BELT_ORDER", "SOCKET_HOOKS",
 ]
 

@@ -16,6 +16,10 @@ connection: every socket whose tokens overlap belongs to it.
 
 from .sockops import OPS, STATES, byte_order
 
+#: the callbacks that ask the program for a value (its return value in skops->reply)
+ASKS = {"TIMEOUT_INIT": "for the SYN's retransmission timeout",
+        "RWND_INIT": "for the initial receive window",
+        "NEEDS_ECN": "whether to use ECN"}
 #: callbacks that come once per packet or ACK: left out of the text timeline unless asked
 CHATTY = ("RTT_CB", "PARSE_HDR_OPT_CB")
 
@@ -138,8 +142,9 @@ def describe(e):
         opt = e.get("mptcp_option")
         return (f"cb_flags {e['cb_flags']:#x} -> set {e['set_ret']}" +
                 (f"; {opt['subtype']} ({opt['len']} bytes)" if opt else ""))
-    if op in ("TIMEOUT_INIT", "RWND_INIT", "NEEDS_ECN"):
-        return "(a request socket: asks for a value, before the handshake is done)"
+    if op in ASKS:
+        where = "" if e["fullsock"] else " (of the request socket, before the handshake is done)"
+        return f"asks the program {ASKS[op]}{where}; no answer: the default"
     return ""
 
 

@@ -1,4 +1,4 @@
-"""The lessons' exercises: one module per lesson (ex00 ... ex09), each with its checkers, and
+"""The lessons' exercises: one module per lesson (ex00 ... ex10), each with its checkers, and
 what they share (common). The notebooks call them as ``pl.exercises.check_...``: this package's
 names are that front door.
 
@@ -21,6 +21,7 @@ from .ex07 import check_explained
 from .ex08 import check_belt_order, check_insert_moment, check_only_above
 from .ex09 import (MISTAKES, check_hash_connected, check_lookup, check_timewait_lookup,
                    firewall_source, variant_source)
+from .ex10 import check_join_token, check_only_path1_policy, check_rto_reading
 
 __all__ = [
     "C_EXERCISES", "exercise_source", "check_c", "check_eth_bounds", "check_ihl_minimum",
