@@ -23,6 +23,18 @@ from conftest import REPO, require_hook, require_root
 RUNS = {}
 
 
+def require_sockops():
+    """Skip where the doctor found the sock-ops hook missing on this machine; but a program
+    that attached and missed callbacks is pktlab's bug, not the machine's: that fails."""
+    require_root()
+    from conftest import doctor_report
+    info = doctor_report()["hooks"]["sock-ops"]
+    if not info["available"] and info["why"].startswith("attached"):
+        pytest.fail(f"the sock-ops hook attached but its program missed callbacks: "
+                    f"{info['why']}", pytrace=False)
+    require_hook("sock-ops")
+
+
 def mptcp_run(paths, policy, **kw):
     """One run per (paths, policy, options), shared by the tests that read it."""
     key = (paths, policy, tuple(sorted(kw.items())))
@@ -183,7 +195,7 @@ def test_extra_veths_are_the_labs_own_and_go_with_it(lab):
     (3, "only-from=10.200.0.0/24", 1, 2),
 ])
 def test_subflows_per_policy(paths, policy, established, refused):
-    require_hook("sock-ops")
+    require_sockops()
     doc = mptcp_run(paths, policy).doc
     assert doc["policy"] == policy
     assert doc["subflows"] == {"established": established, "refused": refused}, doc["joins"]
@@ -203,7 +215,7 @@ def test_subflows_per_policy(paths, policy, established, refused):
 def test_a_refused_join_is_retried_and_counted_once(paths, policy):
     """Its SYNs come back about a second apart (the SYN's initial RTO, then linear timeouts);
     each is the same join (token + 4-tuple): refused again, never counted as a new one."""
-    require_hook("sock-ops")
+    require_sockops()
     res = mptcp_run(paths, policy)
     drops = [j for j in res.doc["joins"] if j["verdict"] == "drop"]
     assert len(drops) == 1
@@ -223,7 +235,7 @@ def test_a_refused_join_is_retried_and_counted_once(paths, policy):
 
 
 def test_sockops_timeline_has_the_callbacks_and_shows_the_byte_order_trap():
-    require_hook("sock-ops")
+    require_sockops()
     res = mptcp_run(2, "none")
     counts = res.doc["sockops"]
     for cb in ("TCP_LISTEN_CB", "TCP_CONNECT_CB", "ACTIVE_ESTABLISHED_CB",
@@ -256,7 +268,7 @@ def test_sockops_timeline_has_the_callbacks_and_shows_the_byte_order_trap():
 
 
 def test_subflows_group_by_token_as_mptcp_info_says():
-    require_hook("sock-ops")
+    require_sockops()
     res = mptcp_run(2, "none")
     conns = res.connections()
     assert len(conns) == 1
@@ -282,7 +294,7 @@ def test_subflows_group_by_token_as_mptcp_info_says():
 
 
 def test_rto_backs_off_while_a_path_is_dark_and_mptcp_moves_the_data():
-    require_hook("sock-ops")
+    require_sockops()
     res = mptcp_run(2, "none", seconds=6.0, drop=(1, 1.0, 3.0))
     doc = res.doc
     assert doc["transfer"]["complete"] and doc["leftovers"] == []
@@ -299,7 +311,7 @@ def test_rto_backs_off_while_a_path_is_dark_and_mptcp_moves_the_data():
 
 
 def test_a_path_down_mid_transfer_is_handled():
-    require_hook("sock-ops")
+    require_sockops()
     doc = mptcp_run(2, "none", down=(1, 1.0)).doc
     assert doc["transfer"]["complete"] and doc["leftovers"] == []
     assert [m["what"] for m in doc["marks"]] == ["path 1 down"]
@@ -309,7 +321,7 @@ def test_a_path_down_mid_transfer_is_handled():
 def test_no_path_left_is_a_finding_said_in_one_line(capsys):
     """Path 1 down for good and path 2 refused by the policy: the transfer cannot complete;
     the run says so (exit 1), and leaves nothing behind."""
-    require_hook("sock-ops")
+    require_sockops()
     from pktlab.cli import main
     assert main(["mptcp", "--policy", "no-path=2", "--path-down", "1", "--seconds", "2",
                  "--json"]) == 1
@@ -321,7 +333,7 @@ def test_no_path_left_is_a_finding_said_in_one_line(capsys):
 
 
 def test_mptcp_disabled_is_said_with_the_fix(lab, capsys, monkeypatch):
-    require_hook("sock-ops")
+    require_sockops()
     from pktlab.errors import EnvironmentProblem
     from pktlab.lab import LabState, netns
     from pktlab.mptcp import run_mptcp
@@ -349,7 +361,7 @@ def test_mptcp_disabled_is_said_with_the_fix(lab, capsys, monkeypatch):
 
 def test_the_server_says_enoprotoopt_in_one_line(lab):
     """The ends' own refusal, if MPTCP goes off after the check: the server says why."""
-    require_hook("sock-ops")
+    require_sockops()
     from pktlab.errors import EnvironmentProblem
     from pktlab.lab import netns
     from pktlab.mptcp.peers import Server
@@ -359,7 +371,7 @@ def test_the_server_says_enoprotoopt_in_one_line(lab):
 
 
 def test_policy_switched_live_and_nonsense_refused_before_the_map(lab):
-    require_hook("sock-ops")
+    require_sockops()
     from pktlab.mptcp import Paths, PathPolicy
     from pktlab.mptcp.policy import Cfg, defines
     with Paths(lab, 3) as paths, PathPolicy(lab, paths, "no-path=3") as pol:
@@ -383,7 +395,7 @@ def test_policy_switched_live_and_nonsense_refused_before_the_map(lab):
 
 
 def test_ctrl_c_mid_run_removes_everything():
-    require_hook("sock-ops")
+    require_sockops()
     before = lab_namespaces()
     p = subprocess.Popen([sys.executable, "-m", "pktlab.cli", "mptcp", "--seconds", "20"],
                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -407,7 +419,7 @@ def test_ctrl_c_mid_run_removes_everything():
 
 
 def test_command_json_document():
-    require_hook("sock-ops")
+    require_sockops()
     r = subprocess.run([sys.executable, "-m", "pktlab.cli", "mptcp", "--paths", "2", "--policy",
                         "no-path=2", "--seconds", "2", "--json"], cwd=REPO, capture_output=True,
                        text=True, timeout=120)
@@ -429,16 +441,18 @@ def test_doctor_checks_mptcp_and_proves_sock_ops():
     from conftest import doctor_report
     rep = doctor_report()
     check = next(c for c in rep["checks"] if c["name"] == "mptcp")
-    assert check["ok"] and "net.mptcp.enabled = 1" in check["detail"]
+    if not check["ok"] and "CONFIG_MPTCP" in check["detail"]:
+        pytest.skip(f"pktlab doctor: {check['detail']}")
+    assert check["ok"] and "net.mptcp.enabled = 1" in check["detail"], check
     hook = rep["hooks"]["sock-ops"]
-    assert hook["available"] and "real mptcp connection" in hook["why"]
+    assert hook["available"] and "real mptcp connection" in hook["why"], hook
 
 
 
 # --- lesson 10's exercises: the solutions pass, the starting answers do not ----------------------
 
 def test_lesson10_checkers_accept_the_solutions_and_refuse_the_starting_answers():
-    require_hook("sock-ops")
+    require_sockops()
     from pktlab.lessons import exercises
     rto = mptcp_run(2, "none", seconds=6.0, drop=(1, 1.0, 3.0))
     want = [r["rto_jiffies"] for r in rto.doc["rto"] if r["side"] == "src" and r["path"] == 1]
