@@ -8,6 +8,7 @@ checks it):
     doctor               what works on this machine
     replay, bench        replaying captures through the hooks; what each hook costs
     sockets              the socket end: socket-aware firewalls, real flows, the belt
+    mptcp                MPTCP over two or three paths: sock_ops, subflows, an eBPF path policy
     kernel               programs compiled, loaded, attached; BTF; record rings
     lab                  namespaces, veth, injection, child processes
     packet               bytes to records: headers, the walker, captures
