@@ -4,7 +4,9 @@ Starts JupyterLab on localhost with a random token, opens lessons 01 and 02, run
 above the last (Run > Run All Above Selected Cell), then checks what a learner would see: the
 layered hex view rendered, pressing *step* and moving the frame slider change what is shown (in
 02 with the XDP hook's live record of each frame), no cell errored. Then it runs the last cell,
-which closes the lab, and stops JupyterLab; no lab namespace may be left.
+which closes the lab, and stops JupyterLab; no lab namespace may be left. Lesson 08 the same
+way: the belt of one real request rendered with every hook the doctor proved, its plots, and
+the hook chooser: unticking a hook follows a new request without it.
 
 The server serves a scratch copy of notebooks/ (with autosave off): the browser must never write
 outputs into the committed lessons. Screenshots go to test-output/browser/.
@@ -136,6 +138,13 @@ def browser():
             b.close()
 
 
+def _kernel_ready(page, timeout=90_000):
+    """The notebook's kernel is connected and idle: before that the execution indicator says
+    idle already ("No Kernel | Initializing"), and a Run command given then is dropped."""
+    page.wait_for_function(
+        "() => /\\(ipykernel\\) \\| Idle/.test(document.body.innerText)", timeout=timeout)
+
+
 def _menu(page, menu, item):
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(rf"^{menu}$")).first.click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(rf"^{re.escape(item)}$")).first.click()
@@ -185,6 +194,7 @@ def test_lesson_in_jupyterlab(jupyterlab, browser, stem):
             " return p && p.querySelectorAll('.jp-Notebook .jp-Cell').length >= n; }",
             arg=ncells, timeout=60_000)
         panel.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for(timeout=60_000)
+        _kernel_ready(page)
         page.keyboard.press("Control+b")            # hide the file browser: room for the lesson
         # everything but the last cell (which closes the lab): run, then play with the widget
         cells.last.locator(".jp-InputPrompt").click()
@@ -269,6 +279,77 @@ def test_lesson_in_jupyterlab(jupyterlab, browser, stem):
         cells.last.scroll_into_view_if_needed()
         shot("5-closed")
         assert _errors(panel) == []
+        assert lesson_namespaces() == []
+    except Exception:
+        shot("failed")
+        raise
+    finally:
+        page.close()
+
+
+def _open_and_run_above_last(page, jupyterlab, stem):
+    ncells = len(nbformat.read(os.path.join(NB_DIR, stem + ".ipynb"), as_version=4).cells)
+    page.goto(f"{jupyterlab['base']}/lab/tree/{stem}.ipynb?reset&token={jupyterlab['token']}")
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    cells = panel.locator(".jp-Notebook .jp-Cell")
+    page.wait_for_function(
+        "n => { const p = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');"
+        " return p && p.querySelectorAll('.jp-Notebook .jp-Cell').length >= n; }",
+        arg=ncells, timeout=60_000)
+    panel.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for(timeout=60_000)
+    _kernel_ready(page)
+    page.keyboard.press("Control+b")
+    cells.last.locator(".jp-InputPrompt").click()
+    _menu(page, "Run", "Run All Above Selected Cell")
+    page.wait_for_function(
+        "() => { const p = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');"
+        " const pr = [...p.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].slice(0, -1);"
+        " const ind = p.querySelector('.jp-Notebook-ExecutionIndicator');"
+        " return pr.every(x => /\\[\\d+\\]/.test(x.textContent)) &&"
+        " ind && ind.getAttribute('data-status') === 'idle'; }",
+        timeout=RUN_TIMEOUT_MS)
+    return panel, cells
+
+
+def test_lesson_08_in_jupyterlab(jupyterlab, browser):
+    stem = "08-socket-end"
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    shot = lambda name: page.screenshot(path=os.path.join(SHOTS, f"{stem}-{name}.png"))  # noqa: E731
+    from pktlab.sockets.belt import KERNEL_ORDER
+    proved = ({h for h, v in doctor_report()["hooks"].items() if v["available"]} &
+              set(KERNEL_ORDER) if os.geteuid() == 0 else set())
+    try:
+        panel, cells = _open_and_run_above_last(page, jupyterlab, stem)
+        shot("1-ran")
+        assert _errors(panel) == []
+        text = panel.inner_text()
+        if not proved:
+            assert "not run here" in text or "no live belt" in text
+        else:
+            # the belt's table: a row per hook the doctor proved, in the order they saw it
+            run = panel.locator(".jp-OutputArea-output", has_text="in the order the hooks saw it")
+            assert run.count() >= 1
+            belt_text = run.first.inner_text()
+            for h in proved:
+                assert h in belt_text, f"the doctor proved {h}, the belt does not show it"
+            assert panel.locator(".jp-OutputArea-output img").count() >= 2   # plot and views
+            chooser = panel.locator(".pl-belt-chooser").first
+            chooser.scroll_into_view_if_needed()
+            out = chooser.locator(".pl-belt-run")
+            if "recv" in proved:
+                assert "recv" in out.inner_text()
+                before = out.inner_text()
+                box = chooser.locator(".pl-hook-chooser .widget-checkbox", has_text="recv")
+                box.locator("input[type=checkbox]").uncheck()
+                after = _wait_changed(page, out, before, timeout=60_000)
+                assert "recv" not in after and "in the order the hooks saw it" in after, after
+            shot("2-chooser")
+        assert _errors(panel) == []
+        cells.last.locator(".jp-InputPrompt").click()
+        _menu(page, "Run", "Run Selected Cell and Do not Advance")
+        panel.locator(".jp-OutputArea-output", has_text="nothing left behind").wait_for(
+            timeout=60_000)
+        shot("3-closed")
         assert lesson_namespaces() == []
     except Exception:
         shot("failed")

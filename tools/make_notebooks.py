@@ -758,6 +758,14 @@ then is its socket put into the sockhash by hand. About a second:
 """),
         code("belt.late_insert()"),
         md("""
+## Choose the hooks
+
+Tick hooks off and on: the belt attaches the ticked ones around the same server and follows a
+new request through them. (Untick `tc-egress` and watch what the kprobe hook reads of the
+request: exercise 4.)
+"""),
+        code("belt.chooser()"),
+        md("""
 ## Exercises
 
 **1.** Give the eight hooks in the order one request meets them.

@@ -7,6 +7,7 @@
     belt.l7_peek(run)               # the L7 guess at XDP (every header first) and at sk-skb
     belt.filter_inheritance(run)    # the socket filter: set on the listener, ran on accept()'s
     belt.late_insert()              # a reader blocked in recv() before its socket was in the map
+    belt.chooser()                  # tick hooks on and off: a new request through those
 
 A LiveBelt is owned like a LiveLab (pktlab/lessons/live.py): close_all() in the last cell, an
 atexit handler, and a reaper process for a kernel that dies. A hook the doctor could not prove
@@ -121,6 +122,44 @@ class LiveBelt(Owned):
         if self:
             return f"<LiveBelt {self.name}: {', '.join(self.hooks)}>"
         return f"<LiveBelt not live: {self.why()}>"
+
+    @in_lab_thread_method
+    def set_hooks(self, hooks):
+        """Attach another set of hooks around the same server's lab (the doctor's unavailable
+        ones are left out); returns the hooks attached."""
+        from ..sockets.belt import Belt, parse_belt_hooks
+        if not self:
+            return ()
+        want = tuple(h for h in parse_belt_hooks(hooks) if hook_available(h)) if hooks else ()
+        if not want:
+            raise ValueError("tick at least one hook")
+        if want != self.hooks:
+            self.belt.close()
+            self.belt = Belt(self.traffic, want, lab=self.lab).open()
+            self.hooks = self.belt.attached
+        return self.hooks
+
+    def chooser(self):
+        """A hook chooser (pl.HookChooser over all eight hooks): each change attaches the
+        ticked hooks and follows a new request through them, shown below it."""
+        if not self:
+            return NotHere("choosing hooks", self.why())
+        import ipywidgets as w
+        from .widgets import HookChooser
+        ch = HookChooser(hooks=BELT_ORDER, value=self.hooks)
+        out = w.HTML(self.request()._repr_html_())
+        out.add_class("pl-belt-run")
+
+        def changed(hooks):
+            try:
+                self.set_hooks(hooks)
+                out.value = self.request()._repr_html_()
+            except Exception as e:        # a failed attach is shown; the widget stays alive
+                out.value = f"<div class='pll-why'>{esc(e)}</div>"
+        ch.observe(changed)
+        box = w.VBox([ch.widget, out])
+        box.add_class("pl-belt-chooser")
+        return box
 
     # using it ---------------------------------------------------------------------------------
     def request(self):
