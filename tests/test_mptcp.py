@@ -477,3 +477,33 @@ def test_lesson10_checkers_accept_the_solutions_and_refuse_the_starting_answers(
         repr(exercises.check_only_path1_policy("only-from=10.200.0.1/24"))
     assert exercises.check_only_path1_policy("only-from=10.200.0.0/24").passed
     assert lab_namespaces() == []
+
+
+def test_plots_take_an_axis_and_return_the_figure():
+    require_sockops()
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from pktlab.mptcp import plot_bytes, plot_timeline
+    res = mptcp_run(2, "none", seconds=6.0, drop=(1, 1.0, 3.0))
+    fig = plot_timeline(res)
+    ax = fig.axes[0]
+    assert len(ax.get_yticklabels()) == 4, "one row per subflow, both sides"
+    assert "RTO_CB" in [t.get_text() for t in ax.get_legend().get_texts()]
+    fig2, ax2 = plt.subplots()
+    assert plot_bytes(res, ax=ax2) is fig2 and len(ax2.patches) == 4
+    plt.close("all")
+
+
+def test_doctor_says_how_to_turn_mptcp_on_and_proves_sock_ops_on_tcp(monkeypatch):
+    """MPTCP off in the doctor's lab: the check fails with the sysctl fix, and sock-ops is
+    still proven, on a plain TCP connection."""
+    require_sockops()
+    from pktlab import doctor
+    from pktlab.mptcp import pm
+    monkeypatch.setattr(pm, "enabled", lambda ns: 0)
+    check, hooks = doctor._probe_mptcp(True)
+    assert not check.ok and "net.mptcp.enabled = 0" in check.detail
+    assert "sysctl -w net.mptcp.enabled=1" in check.fix
+    assert hooks["sock-ops"]["available"], hooks
+    assert "real tcp connection" in hooks["sock-ops"]["why"]
