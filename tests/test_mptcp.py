@@ -507,3 +507,19 @@ def test_doctor_says_how_to_turn_mptcp_on_and_proves_sock_ops_on_tcp(monkeypatch
     assert "sysctl -w net.mptcp.enabled=1" in check.fix
     assert hooks["sock-ops"]["available"], hooks
     assert "real tcp connection" in hooks["sock-ops"]["why"]
+
+
+@pytest.mark.notebook
+def test_lesson10_without_sock_ops_says_why_and_runs_on():
+    """A learner's machine without the sock-ops hook: every live cell shows the reason, and
+    the notebook runs to its end (NotHere answers whatever a cell does next)."""
+    require_root()
+    from test_notebooks import assert_clean_run, execute, output_text
+    nb, _took = execute("10-mptcp-sockops", {"PKTLAB_PRETEND_MISSING": "sock-ops"},
+                        save_as="10-mptcp-sockops.without-sock-ops")
+    assert_clean_run(nb)
+    shown = "\n".join(output_text(c) for c in nb.cells)
+    assert "pretending it is missing" in shown
+    assert shown.count("not run here") >= 8
+    assert "subflow(s) established" not in shown
+    assert lab_namespaces() == []

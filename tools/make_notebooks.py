@@ -1038,7 +1038,7 @@ A refused join does not go away at once: the client retries its SYN, about a sec
 SYN's first timeout, then linear timeouts), until the connection closes. Each retry is the
 same join:
 """),
-        code("sw.runs[-1].joins()"),
+        code("sw.last().joins()"),
         md("""
 ## What upstream offers, and what the proposals would change
 

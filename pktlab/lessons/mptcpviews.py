@@ -165,6 +165,12 @@ class PolicySwitcher:
         self.out.value = view._repr_html_()
         return view
 
+    def last(self):
+        """The view of the last run (its joins(), timeline()...)."""
+        if not self.runs:
+            return NotHere("the last run", "no policy has run yet")
+        return self.runs[-1]
+
     def history(self):
         """Every policy run here: established and refused subflows, and per path."""
         rows = []
