@@ -18,6 +18,8 @@ WIRE_ORDER = ("tc-egress", "kprobe", "xdp", "tc-ingress")
 SOCKET_HOOKS = ("cgroup-ingress", "socket-filter", "sk-skb", "recv")
 #: every hook, in the order one request meets them, from src's wire to dut's application
 BELT_ORDER = WIRE_ORDER + SOCKET_HOOKS
+#: hooks on connection events, not packets (lesson 10)
+CONNECTION_HOOKS = ("sock-ops",)
 PRETEND_ENV = "PKTLAB_PRETEND_MISSING"
 
 
@@ -48,7 +50,7 @@ def _pretend_missing():
     v = os.environ.get(PRETEND_ENV, "").strip()
     if not v:
         return ()
-    return HOOKS + SOCKET_HOOKS if v == "all" else tuple(h.strip() for h in v.split(",")
+    return HOOKS + SOCKET_HOOKS + CONNECTION_HOOKS if v == "all" else tuple(h.strip() for h in v.split(",")
                                                          if h.strip())
 
 
@@ -66,7 +68,7 @@ def doctor(refresh=False):
                 report = {"ok": False, "kernel": os.uname().release, "checks": [root],
                           "hooks": {h: {"available": False, "via": None,
                                         "why": f"{root['detail']}; fix: {root['fix']}"}
-                                    for h in HOOKS + SOCKET_HOOKS}}
+                                    for h in HOOKS + SOCKET_HOOKS + CONNECTION_HOOKS}}
             else:
                 report, _ = in_lab_thread(d.run)
             for h in _pretend_missing():
