@@ -50,8 +50,9 @@ def _pretend_missing():
     v = os.environ.get(PRETEND_ENV, "").strip()
     if not v:
         return ()
-    return HOOKS + SOCKET_HOOKS + CONNECTION_HOOKS if v == "all" else tuple(h.strip() for h in v.split(",")
-                                                         if h.strip())
+    if v == "all":
+        return HOOKS + SOCKET_HOOKS + CONNECTION_HOOKS
+    return tuple(h.strip() for h in v.split(",") if h.strip())
 
 
 def doctor(refresh=False):
