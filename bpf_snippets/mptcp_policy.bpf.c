@@ -13,8 +13,9 @@
  * Everything else passes (fail open, one exit): the first subflow's MP_CAPABLE handshake,
  * data, ACKs, ADD_ADDR. "Passes" is TC_ACT_UNSPEC, no verdict: another filter on the same hook
  * (the path switch of the RTO demo) still sees the packet, and with none left it goes on;
- * TC_ACT_OK would end the filter chain here. Each MP_JOIN SYN is reported in the ring `joins_seen` with its path,
- * verdict, reason and option bytes; per path, packets and bytes are counted.
+ * TC_ACT_OK would end the filter chain here. Each MP_JOIN SYN is reported in the ring
+ * `joins_seen` with its path, verdict, reason and option bytes; per path, packets and bytes
+ * are counted.
  *
  * Headers are read with pktlab's one parser (pktlab_parse.h); the options walk is here.
  */

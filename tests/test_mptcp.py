@@ -142,7 +142,7 @@ def test_policy_entries_that_make_no_sense_are_refused():
     assert "host bits" in check_entry(Cfg(0, nolimit, net, mask), 2)
 
 
-# --- the lab's extra interfaces ---------------------------------------------------------------------
+# --- the lab's extra interfaces -------------------------------------------------------------------
 
 def test_extra_veths_are_the_labs_own_and_go_with_it(lab):
     from pktlab.errors import LabError
@@ -184,7 +184,7 @@ def test_extra_veths_are_the_labs_own_and_go_with_it(lab):
         assert not ipr.link_lookup(ifname=lab.if_src)
 
 
-# --- real transfers under a policy ------------------------------------------------------------------
+# --- real transfers under a policy ----------------------------------------------------------------
 
 @pytest.mark.parametrize("paths,policy,established,refused", [
     (2, "none", 2, 0),
@@ -449,7 +449,7 @@ def test_doctor_checks_mptcp_and_proves_sock_ops():
 
 
 
-# --- lesson 10's exercises: the solutions pass, the starting answers do not ----------------------
+# --- lesson 10's exercises: the solutions pass, the starting answers do not -----------------------
 
 def test_lesson10_checkers_accept_the_solutions_and_refuse_the_starting_answers():
     require_sockops()

@@ -33,5 +33,6 @@ from .timeline import text as timeline_text
 # the room's front door: what code outside the room uses
 __all__ = ["PATHS", "Paths", "addrs", "check_paths", "plot_bytes", "plot_timeline",
            "mptcp_enabled", "why_mptcp_not", "PathPolicy", "check_entry", "parse_policy",
-           "policy_text", "MptcpRun", "check", "format_text", "ok", "prove_sockops", "run_mptcp", "SockOps",
-           "byte_order", "peer_token", "group", "rto_series", "timeline_text"]
+           "policy_text", "MptcpRun", "check", "format_text", "ok", "prove_sockops",
+           "run_mptcp", "SockOps", "byte_order", "peer_token", "group", "rto_series",
+           "timeline_text"]

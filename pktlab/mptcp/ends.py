@@ -33,7 +33,7 @@ IPPROTO_MPTCP = 262
 SOL_MPTCP = 284
 MPTCP_INFO, MPTCP_TCPINFO, MPTCP_SUBFLOW_ADDRS = 1, 2, 3
 CLONE_NEWNET = 0x40000000
-TCPI_LEN = 248           # struct tcp_info up to total_rto_time (6.x); the kernel copies less if older
+TCPI_LEN = 248           # struct tcp_info up to total_rto_time (6.x); an older kernel copies less
 ADDRS_LEN = 256          # struct mptcp_subflow_addrs: two sockaddr_storage
 SUBFLOWS_MAX = 8
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -256,7 +256,8 @@ def _by_join(joins):
 def _join_doc(syns, run):
     first = syns[0]
     return {"token": f"{first['token']:08x}", "path": first["path"],
-            "from": f"{first['saddr']}:{first['sport']}", "to": f"{first['daddr']}:{first['dport']}",
+            "from": f"{first['saddr']}:{first['sport']}",
+            "to": f"{first['daddr']}:{first['dport']}",
             "verdict": first["verdict"], "why": first["why"],
             "syn_times_s": [round((j["t_ns"] - first["t_ns"]) / 1e9, 3) for j in syns]}
 
@@ -309,7 +310,8 @@ def format_text(doc):
         lines.append(f"  byte order: remote_port raw {b['remote_port_raw']}: ntohs(raw) = "
                      f"{b['ntohs(raw)']}, bswap32(raw) = {b['bswap32(raw)']}; local_port "
                      f"{b['local_port']} (host order)")
-    lines.append("  sock_ops callbacks: " + ", ".join(f"{k} {v}" for k, v in doc["sockops"].items()))
+    lines.append("  sock_ops callbacks: " +
+                 ", ".join(f"{k} {v}" for k, v in doc["sockops"].items()))
     lines.append(f"  leftovers: {doc['leftovers'] or 'none'}")
     return "\n".join(lines)
 
