@@ -6,7 +6,8 @@ layered hex view rendered, pressing *step* and moving the frame slider change wh
 02 with the XDP hook's live record of each frame), no cell errored. Then it runs the last cell,
 which closes the lab, and stops JupyterLab; no lab namespace may be left. Lesson 08 the same
 way: the belt of one real request rendered with every hook the doctor proved, its plots, and
-the hook chooser: unticking a hook follows a new request without it.
+the hook chooser: unticking a hook follows a new request without it. Lesson 09 (another
+engineer's, the socket table as a connection tracker) runs there too, its firewalls' table shown.
 
 The server serves a scratch copy of notebooks/ (with autosave off): the browser must never write
 outputs into the committed lessons. Screenshots go to test-output/browser/.
@@ -351,6 +352,34 @@ def test_lesson_08_in_jupyterlab(jupyterlab, browser):
             timeout=60_000)
         shot("3-closed")
         assert lesson_namespaces() == []
+    except Exception:
+        shot("failed")
+        raise
+    finally:
+        page.close()
+
+
+def test_lesson_09_in_jupyterlab(jupyterlab, browser):
+    """Lesson 09 in JupyterLab: every cell above the last runs without an error, the four
+    firewalls' table is shown (live where the doctor proved TC), the last cell leaves nothing."""
+    stem = "09-socket-table"
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    shot = lambda name: page.screenshot(path=os.path.join(SHOTS, f"{stem}-{name}.png"))  # noqa: E731
+    try:
+        panel, cells = _open_and_run_above_last(page, jupyterlab, stem)
+        shot("1-ran")
+        assert _errors(panel) == []
+        if os.geteuid() == 0 and doctor_report()["hooks"]["tc-ingress"]["available"]:
+            table = panel.locator(".jp-OutputArea-output", has_text="insert_failed")
+            assert table.count() >= 1
+            for firewall in ("hash", "lru_hash", "sk_lookup"):
+                assert firewall in table.first.inner_text()
+        cells.last.locator(".jp-InputPrompt").click()
+        _menu(page, "Run", "Run Selected Cell and Do not Advance")
+        panel.locator(".jp-OutputArea-output", has_text="nothing left behind").wait_for(
+            timeout=60_000)
+        shot("2-closed")
+        assert _errors(panel) == [] and lesson_namespaces() == []
     except Exception:
         shot("failed")
         raise
