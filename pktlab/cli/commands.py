@@ -190,6 +190,8 @@ def cmd_lab(args):
         for ns, verdict in s["namespaces"].items():
             if verdict != "pktlab":
                 print(f"  {ns}: {verdict}")
+        if s.get("cgroup"):
+            print(f"  cgroup {s['cgroup']}")
         for p in s["processes"]:
             print(f"  pid {p['pid']} in {p['ns']}: {p['cmd']}")
     return EXIT_OK

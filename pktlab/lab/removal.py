@@ -249,7 +249,8 @@ def describe_labs():
                         "stale": is_stale(st), "pktlab": True,
                         "namespaces": {st.ns(s): ("pktlab" if s in proven else
                                                   namespace_verdict(st, s)) for s in SIDES},
-                        "processes": []})
+                        "processes": [],
+                        "cgroup": (st.extra.get("cgroup") or {}).get("path")})
         procs = _processes_in(fds)
     finally:
         for fd in fds.values():
