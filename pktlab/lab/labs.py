@@ -257,7 +257,9 @@ class Lab(Owned):
 
     def __repr__(self):
         if self.closed:
-            return f"<Lab {self.name or self.prefix + '…'} (closed)>"
+            # getattr: a Lab whose arguments were refused has no prefix yet either
+            label = self.name or (getattr(self, "prefix", "?") + "…")
+            return f"<Lab {label} (closed)>"
         return (f"<Lab {self.name}: {self.ns_src}/{self.if_src} {SRC_IP4} <-> "
                 f"{self.ns_dut}/{self.if_dut} {DUT_IP4}>")
 

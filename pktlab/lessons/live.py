@@ -169,8 +169,9 @@ class LiveLab(Owned):
         rows = []
         for h in WIRE_ORDER:
             if h in self.hooks and self:
+                # a plain cell: table() escapes it (escaping here too showed `&#x27;`)
                 rows.append([(f"<b>{esc(h)}</b>", ""), (badge("agree", "attached"), ""),
-                             esc(self.via.get(h, ""))])
+                             self.via.get(h, "")])
             elif h in self.unavailable:
                 rows.append([(f"<b>{esc(h)}</b>", ""), (badge("disagree", "not available"), ""),
                              (esc(self.unavailable[h]), "pll-expl")])
