@@ -110,4 +110,14 @@ if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
 else
   say "python packages: ok"
 fi
+# 6. The learner loader's account -----------------------------------------------------------------
+# Learner programs are compiled and loaded by a fresh worker that runs as this system user, with
+# CAP_BPF and CAP_NET_ADMIN only (pktlab/kernel/loader.py); it owns no files and cannot log in.
+if id -u pktlab-loader >/dev/null 2>&1; then
+  say "loader account: ok"
+else
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin --comment "pktlab learner loader" pktlab-loader
+  say "created the system account pktlab-loader (the learner loader's uid)"
+fi
 say "done"
