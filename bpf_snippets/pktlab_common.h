@@ -71,7 +71,7 @@
 #endif
 
 /* Zeroes a record word by word. `volatile` keeps LLVM from turning the loop back into a
- * memset, which for 152 bytes it emits as a libcall BPF cannot make. */
+ * memset, which for a record's size it emits as a libcall BPF cannot make. */
 PL_INLINE void pl_zero(struct pl_record *r)
 {
 	volatile __u64 *w = (volatile __u64 *)r;

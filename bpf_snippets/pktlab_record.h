@@ -109,6 +109,35 @@ typedef uint64_t __u64;
 #define PL_F_IPV6_FRAG 0x08        /* an IPv6 fragment header was present */
 #define PL_F_FRAGMENT 0x10         /* the packet is a fragment (first or later) */
 
+/*
+ * TCP options (tcp_opt_flags): what the option walk found (parse_tcp_options in
+ * pktlab_parse.h). A field of the record is meaningful only when its flag is set: every option
+ * field is zero when its option is absent, and zero is a valid value for some of them (a window
+ * scale of 0, MPTCP subtype 0 = MP_CAPABLE). A later option of the same kind overwrites an
+ * earlier one, as Linux's tcp_parse_options does; a known kind with a length it never has is
+ * skipped like an unknown one.
+ */
+#define PL_TCPO_MSS 0x01           /* maximum segment size: tcp_mss */
+#define PL_TCPO_WSCALE 0x02        /* window scale: tcp_wscale */
+#define PL_TCPO_SACK_PERM 0x04     /* SACK permitted */
+#define PL_TCPO_SACK 0x08          /* SACK blocks: tcp_sack_blocks */
+#define PL_TCPO_TIMESTAMP 0x10     /* timestamps: tcp_ts_val, tcp_ts_ecr */
+#define PL_TCPO_MPTCP 0x20         /* multipath TCP (kind 30): mptcp_subtype, mptcp_subtypes */
+#define PL_TCPO_OTHER 0x40         /* an option skipped undecoded (another kind, or a wrong length) */
+#define PL_TCPO_BAD 0x80           /* the walk stopped at a length below 2, missing, or past the header */
+
+/* MPTCP option subtypes (RFC 8684 section 3; the option's third byte >> 4): mptcp_subtype. */
+#define PL_MPTCP_MP_CAPABLE 0      /* connection setup: version, flags, keys */
+#define PL_MPTCP_MP_JOIN 1         /* a new subflow; its SYN form (length 12) carries the token */
+#define PL_MPTCP_DSS 2             /* data sequence signal: data ACK, mapping */
+#define PL_MPTCP_ADD_ADDR 3        /* an address announced (or echoed) */
+#define PL_MPTCP_REMOVE_ADDR 4     /* address ids withdrawn */
+#define PL_MPTCP_MP_PRIO 5         /* a subflow's backup priority changed */
+#define PL_MPTCP_MP_FAIL 6         /* checksum failure: fall back to TCP */
+#define PL_MPTCP_MP_FASTCLOSE 7    /* the connection closed at once (in a RST or an ACK) */
+#define PL_MPTCP_MP_TCPRST 8       /* why a subflow was reset */
+#define PL_MPTCP_MP_EXPERIMENTAL 15 /* private use */
+
 struct pl_record {
 	__u64 ts_ns;            /* when the hook ran, ns (resolution: pktlab_common.h pl_now); 0 from the walker */
 	__u64 fingerprint;      /* see PL_FNV_* below; matches records to injected frames */
@@ -148,7 +177,17 @@ struct pl_record {
 	__u8 ipv6_ext_count;    /* IPv6 extension headers walked */
 	__u8 l7;                /* PL_L7_* */
 	__u16 parse_end;        /* one past the last frame byte the parse read (headers, peek) */
-	__u16 _reserved[3];     /* zero; room for the next fields */
+	/* TCP options (PL_TCPO_* above: a field counts only when its flag is set) */
+	__u16 tcp_mss;          /* MSS option (host order) */
+	__u8 tcp_wscale;        /* window scale shift count, as sent (a receiver caps it at 14) */
+	__u8 tcp_opt_flags;     /* PL_TCPO_*: the options found, and how the walk ended */
+	__u8 tcp_sack_blocks;   /* SACK option: blocks it carries (1..4) */
+	__u8 mptcp_subtype;     /* the first MPTCP option's subtype (PL_MPTCP_*) */
+	__u32 tcp_ts_val;       /* timestamps option: TSval (host order) */
+	__u32 tcp_ts_ecr;       /* TSecr (host order) */
+	__u32 mptcp_token;      /* MP_JOIN's SYN form (length 12): the receiver's token (host order); else 0 */
+	__u16 mptcp_subtypes;   /* 1 << subtype for every MPTCP option (a RST may carry two) */
+	__u16 _reserved;        /* zero; room for the next field */
 	__u8 payload[PL_PAYLOAD_PEEK]; /* first payload bytes, zero-filled */
 };
 

@@ -377,7 +377,7 @@ def _check(frame, **want):
         if name in ("dst_mac", "src_mac", "src_ip", "dst_ip", "payload"):
             got = bytes(got)
             value = bytes(value).ljust(len(got), b"\0")
-        elif name in ("vlan_tpid", "vlan_tci", "_reserved"):
+        elif name in ("vlan_tpid", "vlan_tci"):
             got = list(got)
             value = list(value) if value else [0] * len(got)
         assert got == value, f"{name}: {got!r} != {value!r}"
@@ -398,7 +398,10 @@ def test_golden_ipv4_tcp_syn_with_options():
            layer=_c("PL_L_TCP"), flags=_c("PL_F_IP_DF"), eth_proto=0x0800, ip_version=4,
            src_ip=bytes([192, 0, 2, 10]), dst_ip=bytes([198, 51, 100, 20]), ttl=64,
            ip4_hdr_len=20, l4_proto=6, ip_tot_len=60, frag_id=1, sport=49152, dport=80,
-           tcp_seq=1, tcp_flags=0x02, tcp_doff=10, payload_off=74, parse_end=54)
+           tcp_seq=1, tcp_flags=0x02, tcp_doff=10, payload_off=74, parse_end=74,
+           tcp_mss=1460, tcp_wscale=7, tcp_ts_val=100000, tcp_ts_ecr=0,
+           tcp_opt_flags=_c("PL_TCPO_MSS") | _c("PL_TCPO_SACK_PERM") | _c("PL_TCPO_TIMESTAMP")
+           | _c("PL_TCPO_WSCALE"))
 
 
 def test_golden_qinq_ipv6_udp_dns():
@@ -586,7 +589,37 @@ def test_other_input_types_are_accepted():
 
 MACS = st.binary(min_size=6, max_size=6)
 OPTION_MENU = [("MSS", 1460, 4), ("WScale", 7, 3), ("SAckOK", b"", 2),
-               ("Timestamp", (12345, 678), 10), ("NOP", None, 1)]
+               ("Timestamp", (12345, 678), 10), ("NOP", None, 1), ("SAck", (5, 9), 10),
+               (30, bytes([0x11, 3]) + bytes.fromhex("a1b2c3d4") + bytes(4), 12),  # MP_JOIN SYN
+               (30, bytes([0x20, 0x01]) + bytes(4), 8),                          # DSS, data ACK
+               (30, bytes([0x51]), 3)]                                           # MP_PRIO
+
+
+def _expected_options(opts):
+    """The record's option fields for options built with scapy, worked out from the menu (what
+    each entry is), in list order: a later option of a kind overwrites an earlier one, the
+    first MPTCP option's subtype is kept. Not from the walker."""
+    want = {"tcp_opt_flags": 0}
+    for name, value, _size in opts:
+        flag = {"MSS": "MSS", "WScale": "WSCALE", "SAckOK": "SACK_PERM", "Timestamp": "TIMESTAMP",
+                "SAck": "SACK", 30: "MPTCP"}.get(name)
+        if flag:
+            want["tcp_opt_flags"] |= R.constants()[f"PL_TCPO_{flag}"]
+        if name == "MSS":
+            want["tcp_mss"] = value
+        elif name == "WScale":
+            want["tcp_wscale"] = value
+        elif name == "Timestamp":
+            want["tcp_ts_val"], want["tcp_ts_ecr"] = value
+        elif name == "SAck":
+            want["tcp_sack_blocks"] = len(value) // 2
+        elif name == 30:
+            sub = value[0] >> 4
+            want.setdefault("mptcp_subtype", sub)
+            want["mptcp_subtypes"] = want.get("mptcp_subtypes", 0) | 1 << sub
+            if sub == 1:
+                want["mptcp_token"] = 0xA1B2C3D4
+    return want
 
 
 @st.composite
@@ -629,8 +662,10 @@ def built_packets(draw):
     if kind == "tcp":
         seq, ack = draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**32 - 1))
         flags = draw(st.integers(0, 255))
-        opts = draw(st.lists(st.sampled_from(OPTION_MENU), max_size=4))
+        opts = draw(st.lists(st.sampled_from(OPTION_MENU), max_size=4)
+                    .filter(lambda o: sum(x[2] for x in o) <= 40))
         optlen = (sum(o[2] for o in opts) + 3) // 4 * 4
+        want.update(_expected_options(opts))
         pkt = pkt / s.TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags,
                           options=[(o[0], o[1]) for o in opts])
         l4len = 20 + optlen
@@ -655,11 +690,10 @@ def built_packets(draw):
     elif payload:
         pkt = pkt / s.Raw(payload)
     off = 14 + 4 * len(tags) + l3len + l4len
-    # parse_end: the peek's end, else the end of the L4 header's fixed part
-    fixed = 20 if kind == "tcp" else 8
+    # parse_end: the peek's end, else the L4 header's end (TCP options are read too)
     want.update(ip_tot_len=l3len + l4len + len(payload), payload_off=off,
                 payload_len=len(payload), payload=payload[:32],
-                parse_end=off + min(len(payload), 32) if payload else off - l4len + fixed)
+                parse_end=off + min(len(payload), 32))
     if payload:
         want["layer"] = R.PL_L_PAYLOAD
     return bytes(pkt), want

@@ -2,9 +2,11 @@
 
 Lives here:
 
-    headers    the declared header layouts and the dispatch table (options: TCP/IPv4 options)
+    headers    the declared header layouts and the dispatch table (options: TCP/IPv4 options,
+               the record's TCP option walk among them)
     record     the record mirrored from bpf_snippets/pktlab_record.h
     walker     the casting walker, the Python twin of the C parser: one frame's record
+    packing    the record's field order as the walker fills it, the fast path's pack functions
     bulk       the same records for many frames at once, the common ones vectorized (numpy)
     views      the layered walk of a frame (its headers and fields) and how it is shown
     frames     what reading a capture yields: frames, problems, link types

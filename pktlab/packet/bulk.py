@@ -277,8 +277,8 @@ def _fill_l4_payload(put, s: _Columns):
     l4layer = np.where(tr, C["PL_L_TCP"], np.where(ur, C["PL_L_UDP"],
                                                     np.where(i4r, C["PL_L_ICMP"],
                                                              C["PL_L_ICMPV6"])))
-    # PL_SEEN: the peek's end, else the L4 header's fixed part (TCP options are not read)
-    pend = np.where(plen > 0, pos + np.minimum(plen, PEEK), np.where(tr, s.l4 + 20, pos))
+    # PL_SEEN: the peek's end, else the L4 header's end (TCP options included: they are read)
+    pend = pos + np.minimum(plen, PEEK)
     put("parse_end", pend)
     put("fingerprint", R.fingerprints_of_prefixes(s.m, s.lens, pend))
     put("layer", np.where(plen > 0, C["PL_L_PAYLOAD"], l4layer))
@@ -316,3 +316,99 @@ def _fill_l4_payload(put, s: _Columns):
     l7 = np.where((l7 == 0) & tls, C["PL_L7_TLS_HANDSHAKE"], l7)
     dns = ur & (plen >= 12) & (np.isin(sport, L7_DNS_PORTS) | np.isin(dport, L7_DNS_PORTS))
     put("l7", np.where(dns, C["PL_L7_DNS"], l7))
+    for name, values in _tcp_options(s).items():
+        put(name, values)
+
+
+def _tcp_options(s: _Columns) -> dict:
+    """parse_tcp_options() for every frame at once: the record's option fields by name. Linux's
+    layouts as words first, as the C does; then one option per step for every frame whose walk
+    goes on, until none does (a step per option of the longest list, not 40)."""
+    import numpy as np
+
+    C = R.constants()
+    k = len(s.lens)
+    out = {name: np.zeros(k, dtype=np.int64) for name in (
+        "tcp_mss", "tcp_wscale", "tcp_opt_flags", "tcp_sack_blocks", "mptcp_subtype",
+        "tcp_ts_val", "tcp_ts_ecr", "mptcp_token", "mptcp_subtypes")}
+    rows = np.flatnonzero(s.tcp & (s.doff > 5))
+    if not len(rows):
+        return out
+    m, start, n = s.m[rows], (s.l4 + 20)[rows], s.doff[rows] * 4 - 20
+    ar = np.arange(len(rows))
+
+    def u32(at, sel=slice(None)):
+        b = m[ar[sel, None], at[:, None] + np.arange(4)].astype(np.int64)
+        return (b[:, 0] << 24) | (b[:, 1] << 16) | (b[:, 2] << 8) | b[:, 3]
+
+    mss, ws, flags, sack, sub, tsv, tse, tok, subs = (np.zeros(len(rows), dtype=np.int64)
+                                                      for _ in range(9))
+    off = np.zeros(len(rows), dtype=np.int64)
+    F = {x: C[f"PL_TCPO_{x}"] for x in ("MSS", "WSCALE", "SACK_PERM", "SACK", "TIMESTAMP",
+                                         "MPTCP", "OTHER", "BAD")}
+    # the words: NOP NOP TS; MSS, SACK_PERM TS, NOP WS
+    w0, w1, w2, w3, w4 = (u32(start + 4 * i) for i in range(5))
+    nnts = (w0 == 0x0101080A) & (n >= 12)
+    tsv = np.where(nnts, w1, tsv)
+    tse = np.where(nnts, w2, tse)
+    flags = np.where(nnts, F["TIMESTAMP"], flags)
+    off = np.where(nnts, 12, off)
+    syn = ~nnts & (w0 >> 16 == 0x0204)
+    mss = np.where(syn, w0 & 0xFFFF, mss)
+    flags = np.where(syn, F["MSS"], flags)
+    off = np.where(syn, 4, off)
+    spts = syn & (n >= 16) & (w1 == 0x0402080A)
+    tsv = np.where(spts, w2, tsv)
+    tse = np.where(spts, w3, tse)
+    flags |= np.where(spts, F["SACK_PERM"] | F["TIMESTAMP"], 0)
+    off = np.where(spts, 16, off)
+    nws = spts & (n >= 20) & (w4 >> 8 == 0x010303)
+    ws = np.where(nws, w4 & 0xFF, ws)
+    flags |= np.where(nws, F["WSCALE"], 0)
+    off = np.where(nws, 20, off)
+    # the walk: a step moves every frame still walking by one option
+    going = np.flatnonzero(off < n)
+    while len(going):
+        o, nn, at = off[going], n[going], start[going] + off[going]
+        kind = m[going, at].astype(np.int64)
+        olen = m[going, at + 1].astype(np.int64)    # used only where it is an option byte
+        nop = kind == C["PL_TCPOPT_NOP"]
+        tlv = (kind != C["PL_TCPOPT_EOL"]) & ~nop
+        bad = tlv & ((o + 2 > nn) | (olen < 2) | (o + olen > nn))
+        flags[going] |= np.where(bad, F["BAD"], 0)
+        ok = tlv & ~bad
+
+        def where(kind_name, cond):
+            return ok & (kind == C[f"PL_TCPOPT_{kind_name}"]) & cond
+        t = where("TIMESTAMP", olen == 10)
+        if t.any():
+            g = going[t]
+            tsv[g], tse[g] = u32(at[t] + 2, g), u32(at[t] + 6, g)
+        mm = where("MSS", olen == 4)
+        if mm.any():
+            g = going[mm]
+            mss[g] = (m[g, at[mm] + 2].astype(np.int64) << 8) | m[g, at[mm] + 3]
+        wsc = where("WSCALE", olen == 3)
+        ws[going[wsc]] = m[going[wsc], at[wsc] + 2]
+        sk = where("SACK", (olen >= 10) & (olen & 7 == 2))
+        sack[going[sk]] = olen[sk] >> 3
+        mp = where("MPTCP", olen >= 3)
+        if mp.any():
+            g = going[mp]
+            st = m[g, at[mp] + 2].astype(np.int64) >> 4
+            sub[g] = np.where(subs[g] == 0, st, sub[g])
+            subs[g] |= 1 << st
+            join = (st == C["PL_MPTCP_MP_JOIN"]) & (olen[mp] == 12)
+            if join.any():
+                tok[g[join]] = u32(at[mp][join] + 4, g[join])
+        sp = where("SACK_PERM", olen == 2)
+        known = t | mm | wsc | sk | mp | sp
+        flags[going] |= (np.where(t, F["TIMESTAMP"], 0) | np.where(mm, F["MSS"], 0)
+                         | np.where(wsc, F["WSCALE"], 0) | np.where(sp, F["SACK_PERM"], 0)
+                         | np.where(sk, F["SACK"], 0) | np.where(mp, F["MPTCP"], 0)
+                         | np.where(ok & ~known, F["OTHER"], 0))
+        off[going] = np.where(nop, o + 1, o + olen)
+        going = going[(nop | ok) & (off[going] < nn)]
+    for name, v in zip(out, (mss, ws, flags, sack, sub, tsv, tse, tok, subs)):
+        out[name][rows] = v
+    return out

@@ -1,18 +1,115 @@
-"""TCP and IPv4 options, decoded for display as details of their layer.
+"""TCP and IPv4 options: the record's option walk, and every option decoded for display.
 
-The TCP option parser knows MSS, window scale, SACK, timestamps, MPTCP with its subtype (RFC
-8684), NOP, EOL and unknown kinds; the IPv4 one lists type-length-value items (RFC 791). Neither
-is part of the record: pl_parse() skips options by the header's length, as the walker does.
+- ``record_option_walk()``: parse_tcp_options() of bpf_snippets/pktlab_parse.h line by line,
+  the part of the walk that fills the record's option fields (MSS, window scale, SACK
+  permitted, SACK blocks, timestamps, the MPTCP subtype and MP_JOIN token, PL_TCPO_* flags);
+- ``parse_tcp_options()``: every TCP option as a layer's detail (the views): MSS, window scale,
+  SACK, timestamps, MPTCP with every subtype of RFC 8684, NOP, EOL, unknown kinds;
+- ``parse_ipv4_options()``: IPv4 options as type-length-value items (RFC 791), display only
+  (the record keeps only their length).
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from typing import Any, Mapping, NamedTuple
 
+from . import record as R
+
 __all__ = ["TCP_OPTION_KINDS", "MPTCP_SUBTYPES", "TcpOption", "parse_tcp_options",
-           "IPV4_OPTION_NAMES", "IPv4Option", "parse_ipv4_options"]
+           "record_option_walk", "IPV4_OPTION_NAMES", "IPv4Option", "parse_ipv4_options"]
+
+
+# --- the record's option walk -------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def record_option_walk():
+    """parse_tcp_options() of pktlab_parse.h, as walk(frame, start, n): the n option bytes of
+    ``frame`` at ``start`` (1..40; the caller checked they are inside the frame) give the
+    record's option fields, in record order: (tcp_mss, tcp_wscale, tcp_opt_flags,
+    tcp_sack_blocks, mptcp_subtype, tcp_ts_val, tcp_ts_ecr, mptcp_token, mptcp_subtypes).
+
+    Built once, with the constants read from the C headers."""
+    C = R.constants()
+    EOL, NOP, MSS, WS = C["PL_TCPOPT_EOL"], C["PL_TCPOPT_NOP"], C["PL_TCPOPT_MSS"], \
+        C["PL_TCPOPT_WSCALE"]
+    SACK_PERM, SACK, TS, MPTCP = C["PL_TCPOPT_SACK_PERM"], C["PL_TCPOPT_SACK"], \
+        C["PL_TCPOPT_TIMESTAMP"], C["PL_TCPOPT_MPTCP"]
+    F_MSS, F_WS, F_SACK_PERM, F_SACK = C["PL_TCPO_MSS"], C["PL_TCPO_WSCALE"], \
+        C["PL_TCPO_SACK_PERM"], C["PL_TCPO_SACK"]
+    F_TS, F_MPTCP, F_OTHER, F_BAD = C["PL_TCPO_TIMESTAMP"], C["PL_TCPO_MPTCP"], \
+        C["PL_TCPO_OTHER"], C["PL_TCPO_BAD"]
+    MP_JOIN = C["PL_MPTCP_MP_JOIN"]
+    U32, U32x2, U16 = (struct.Struct(">I").unpack_from, struct.Struct(">II").unpack_from,
+                       struct.Struct(">H").unpack_from)
+
+    def walk(frame, start, n):
+        # parse_tcp_options() line by line: Linux's layouts as words first, then the walk
+        mss = ws = flags = sack = sub = tsv = tse = tok = subs = off = 0
+        w = U32(frame, start)[0]
+        if w == 0x0101080A and n >= 12:                          # NOP NOP TS
+            tsv, tse = U32x2(frame, start + 4)
+            flags = F_TS
+            off = 12
+        elif w >> 16 == 0x0204:                                  # MSS
+            mss = w & 0xFFFF
+            flags = F_MSS
+            off = 4
+            if n >= 16 and U32(frame, start + 4)[0] == 0x0402080A:   # SACK_PERM TS
+                tsv, tse = U32x2(frame, start + 8)
+                flags |= F_SACK_PERM | F_TS
+                off = 16
+                if n >= 20:
+                    w = U32(frame, start + 16)[0]
+                    if w >> 8 == 0x010303:                       # NOP WS
+                        ws = w & 0xFF
+                        flags |= F_WS
+                        off = 20
+        while off < n:          # each option takes a byte at least: at most 40 rounds, as in C
+            p = start + off
+            kind = frame[p]
+            if kind == EOL:
+                break
+            if kind == NOP:
+                off += 1
+                continue
+            if off + 2 > n:
+                flags |= F_BAD
+                break
+            olen = frame[p + 1]
+            if olen < 2 or off + olen > n:
+                flags |= F_BAD
+                break
+            if kind == TS and olen == 10:
+                tsv, tse = U32x2(frame, p + 2)
+                flags |= F_TS
+            elif kind == MSS and olen == 4:
+                mss = U16(frame, p + 2)[0]
+                flags |= F_MSS
+            elif kind == WS and olen == 3:
+                ws = frame[p + 2]
+                flags |= F_WS
+            elif kind == SACK_PERM and olen == 2:
+                flags |= F_SACK_PERM
+            elif kind == SACK and olen >= 10 and olen & 7 == 2:
+                sack = olen >> 3
+                flags |= F_SACK
+            elif kind == MPTCP and olen >= 3:
+                st = frame[p + 2] >> 4
+                if not subs:
+                    sub = st
+                subs |= 1 << st
+                flags |= F_MPTCP
+                if st == MP_JOIN and olen == 12:
+                    tok = U32(frame, p + 4)[0]
+            else:
+                flags |= F_OTHER
+            off += olen
+        return mss, ws, flags, sack, sub, tsv, tse, tok, subs
+
+    return walk
 
 
 # --- TCP options --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ compiled from C (tests/test_walker.py):
 
 - ``general()`` (built by ``_general_path``): pl_parse() line by line, for any bytes;
 - the fast path in front of it (``_fast_path``): untagged IPv4/IPv6 + TCP/UDP frames that pass
-  every check, in a few lines;
+  every check, in a few lines (TCP options through the same option walk as general());
 - pktlab.packet.bulk's ``walk_records_array`` / ``walk_records``: many frames at once, the
   common ones (up to two VLAN tags, IPv4 with any IHL, IPv6 without extensions, TCP/UDP/ICMP)
   column by column with numpy, the others through this module's parser.
@@ -28,7 +28,10 @@ Read pl_parse() next to ``general()`` below: every ``break`` here is a ``goto fa
   IHL, total length), but not when the fixed header itself is truncated;
 - TCP fields are filled even when the data offset is bad;
 - ``frag_off`` is in bytes; ICMP echo id/seq go to sport/dport;
-- an L4 protocol pktlab does not parse ends the walk at IP, with no payload fields.
+- an L4 protocol pktlab does not parse ends the walk at IP, with no payload fields;
+- TCP options are walked last, from where the record says they are (parse_tcp_options, whose
+  twin is pktlab.packet.options.record_option_walk), and counted read (parse_end) in the TCP
+  header; a bad option list is a flag (PL_TCPO_BAD), never a status.
 
 The walk never raises, whatever the bytes.
 """
@@ -41,79 +44,11 @@ from typing import Any
 
 from . import headers as H
 from . import record as R
+from .options import record_option_walk
+from .packing import OPT_FIELDS, check_layout, fast_packers
 from ..errors import EnvironmentProblem
 
 __all__ = ["walk_record"]
-
-# The order of values the parser hands to RECORD_STRUCT.pack: pl_record's field order, with
-# arrays spread. _make_parser() checks it against the header, so an edit to pktlab_record.h
-# that the walker does not know about fails loudly instead of shifting every field.
-_VALUE_ORDER = (
-    "ts_ns", "fingerprint", "ifindex", "frame_len", "hook", "status", "layer", "flags",
-    "eth_proto", "vlan_depth", "ip_version", "vlan_tpid*", "vlan_tci*", "dst_mac", "src_mac",
-    "src_ip", "dst_ip", "ttl", "ip4_hdr_len", "ip4_opt_len", "l4_proto", "ip_tot_len",
-    "frag_off", "frag_id", "sport", "dport", "tcp_seq", "tcp_ack", "tcp_flags", "tcp_doff",
-    "icmp_type", "icmp_code", "payload_off", "payload_len", "arp_op", "ipv6_ext_count", "l7",
-    "parse_end", "_reserved*", "payload",
-)
-
-
-def _check_layout():
-    fields = R._parse_struct()
-    names = tuple(n + ("*" if dim and ct != "__u8" else "") for n, ct, dim, _c in fields)
-    if names != _VALUE_ORDER:
-        raise EnvironmentProblem(
-            "pktlab walker: bpf_snippets/pktlab_record.h declares the fields "
-            f"{', '.join(names)}, but the walker fills {', '.join(_VALUE_ORDER)}; the header "
-            "changed without the walker; update pktlab/packet/walker.py (_VALUE_ORDER and the "
-            "parser) to fill the new fields the way pl_parse() does")
-
-
-def _packer(zero: frozenset, args: tuple):
-    """A pack function for records whose ``zero`` fields are 0: those become pad bytes.
-
-    Fewer arguments is most of what a fast path saves. ``args`` names the remaining fields in
-    the order the caller passes them; it must be the record's order, which is checked here so
-    a change to pktlab_record.h cannot shift values silently.
-    """
-    fmt, pos, names = "=", 0, []
-    for name, off, size in R.field_layout():
-        if off > pos:
-            fmt += f"{off - pos}x"
-        if name in zero:
-            fmt += f"{size}x"
-        else:
-            ct, dim = next((ct, dim) for n, ct, dim, _c in R._parse_struct() if n == name)
-            width = size // dim if dim else size
-            if dim and width == 1:
-                fmt += f"{dim}s"
-            else:
-                fmt += (str(dim) if dim else "") + {1: "B", 2: "H", 4: "I", 8: "Q"}[width]
-            names.append(name)
-        pos = off + size
-    if tuple(names) != tuple(args):
-        raise EnvironmentProblem(
-            f"pktlab walker: fast-path record fields {', '.join(names)} differ from what the "
-            f"walker passes ({', '.join(args)}); pktlab_record.h changed; update "
-            "pktlab/packet/walker.py")
-    st = struct.Struct(fmt)
-    if st.size != R.RECORD_STRUCT.size:
-        raise EnvironmentProblem("pktlab walker: fast-path record format has the wrong size; "
-                                 "update pktlab/packet/walker.py")
-    return st.pack
-
-
-_ZERO_ALWAYS = frozenset(("ts_ns", "ifindex", "hook", "status", "vlan_depth", "vlan_tpid",
-                          "vlan_tci", "ip4_opt_len", "frag_off", "icmp_type", "icmp_code",
-                          "arp_op", "ipv6_ext_count", "_reserved"))
-_TCP_ARGS = ("tcp_seq", "tcp_ack", "tcp_flags", "tcp_doff")
-_FAST_V4_TCP = ("fingerprint", "frame_len", "layer", "flags", "eth_proto", "ip_version",
-                "dst_mac", "src_mac", "src_ip", "dst_ip", "ttl", "ip4_hdr_len", "l4_proto",
-                "ip_tot_len", "frag_id", "sport", "dport", *_TCP_ARGS, "payload_off",
-                "payload_len", "l7", "parse_end", "payload")
-_FAST_V4_UDP = tuple(a for a in _FAST_V4_TCP if a not in _TCP_ARGS)
-_FAST_V6_TCP = tuple(a for a in _FAST_V4_TCP if a not in ("flags", "ip4_hdr_len", "frag_id"))
-_FAST_V6_UDP = tuple(a for a in _FAST_V6_TCP if a not in _TCP_ARGS)
 
 #: pl_guess_l7()'s HTTP request methods (the first 4 payload bytes) and DNS ports
 L7_HTTP_METHODS = (b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN",
@@ -194,6 +129,8 @@ def _general_path(from_copy, fp):
                                           H.IPv4.size(), H.IPv6.size())
     S_OPT, S_TCP, S_UDP, S_ICMP = H.IPv6Opt.size(), H.TCP.size(), H.UDP.size(), H.ICMP.size()
     HTTP_REQ, DNS_PORTS = frozenset(L7_HTTP_METHODS), L7_DNS_PORTS
+    OPTS, NO_OPTS = record_option_walk(), (0,) * len(OPT_FIELDS)
+    PEEK_OFF_MAX = C["PL_PEEK_OFF_MAX"]
 
     def general(frame, n, trail, entry=E_ETH, eproto=0):
         # one function on purpose: pl_parse_at() in bpf_snippets/pktlab_parse.h line by line,
@@ -210,6 +147,7 @@ def _general_path(from_copy, fp):
         ttl = hlen = olen = l4 = tot = foff = fid = 0
         sport = dport = seq = ack = tflags = doff = itype = icode = 0
         poff = plen = arp_op = next_ = l7 = 0
+        opts = NO_OPTS  # the record's TCP option fields
         pend = 0        # PL_SEEN: one past the last byte read
         ip_end = n
         pos, proto = 0, eproto
@@ -379,7 +317,7 @@ def _general_path(from_copy, fp):
                     if pos + ln > ip_end:
                         status = ST_DOFF_BEYOND
                         break
-                    pos += ln
+                    pos = pend = pos + ln     # the options are read too (at the end)
                 elif proto == I_UDP:
                     layer = L_UDP
                     if trail is not None:
@@ -427,6 +365,11 @@ def _general_path(from_copy, fp):
                         l7 = L7_TLS
                 elif l4 == I_UDP and plen >= 12 and (sport in DNS_PORTS or dport in DNS_PORTS):
                     l7 = L7_DNS
+            if entry <= E_L4 and doff > 5:      # parse_tcp_options(), from the record's fields
+                ln = doff * 4 - S_TCP
+                st = poff - ln
+                if 0 <= st <= PEEK_OFF_MAX:
+                    opts = OPTS(frame, st, ln)
             break
         if trail is not None:
             trail.append(("end", status, ip_end, n))
@@ -435,17 +378,21 @@ def _general_path(from_copy, fp):
             eth_proto & 0xFFFF, vdepth, ipver, tp0, tp1, tc0, tc1, dmac, smac, sip, dip, ttl, hlen,
             olen, l4 & 0xFF,  # the record's widths: an entry's given protocol is stored as C does
             tot, foff, fid, sport, dport, seq, ack, tflags, doff, itype, icode, poff, plen,
-            arp_op, next_, l7, pend, 0, 0, 0, peek))
+            arp_op, next_, l7, pend, *opts, 0, peek))
 
     return general
 
 
 def _fast_path(from_copy, fp, general):
+    # one function on purpose: parse() below is the hot path of every walk; each call it made
+    # per frame (a helper per IP version, per L4) would cost much of what it saves
     """The parser, parse(frame, trail=None): its fast path, then general() for the rest.
 
     Fast: untagged IPv4 (IHL 5, not a later fragment) or IPv6 (no extension header) carrying
-    TCP or UDP, every check of pl_parse() passing, in a few lines. It returns exactly what
-    general() would (the differential tests run both against the C parser)."""
+    TCP or UDP, every check of pl_parse() passing, in a few lines; TCP options through the same
+    option walk as general(), packed by their own pack function (a frame without options packs
+    as fast as before). It returns exactly what general() would (the differential tests run
+    both against the C parser)."""
     C = R.constants()
     P_IP, P_IPV6, I_TCP, I_UDP = (C["PL_ETH_P_IP"], C["PL_ETH_P_IPV6"], C["PL_IPPROTO_TCP"],
                                   C["PL_IPPROTO_UDP"])
@@ -461,8 +408,10 @@ def _fast_path(from_copy, fp, general):
     eth_fmt = H.Ethernet.struct_format()[1:]
     ETH_IP4 = struct.Struct(">" + eth_fmt + H.IPv4.struct_format()[1:]).unpack_from
     ETH_IP6 = struct.Struct(">" + eth_fmt + H.IPv6.struct_format()[1:]).unpack_from
-    PACK_V4_TCP, PACK_V4_UDP, PACK_V6_TCP, PACK_V6_UDP = _fast_packers()
+    PACK_V4_TCP, PACK_V4_UDP, PACK_V6_TCP, PACK_V6_UDP, PACK_V4_TCPO, PACK_V6_TCPO = \
+        fast_packers()
     HTTP_REQ, DNS_PORTS = frozenset(L7_HTTP_METHODS), L7_DNS_PORTS
+    OPTS, O4, O6 = record_option_walk(), E4 + S_TCP, E6 + S_TCP     # where options start
 
     def parse(frame, trail=None):
         if type(frame) is not bytes:
@@ -490,11 +439,17 @@ def _fast_path(from_copy, fp, general):
                                 elif (plen >= 3 and peek[0] == 0x16 and peek[1] == 0x03
                                       and peek[2] <= 0x04):
                                     l7 = L7_TLS
-                            pend = pos + len(peek) if plen else E4 + S_TCP
-                            return from_copy(PACK_V4_TCP(
+                            pend = pos + len(peek)
+                            if dr < 0x60:
+                                return from_copy(PACK_V4_TCP(
+                                    fp(frame, n, pend), n & 0xFFFFFFFF, layer, flags, P_IP, 4,
+                                    dmac, smac, sip, dip, ttl, S_IP4, I_TCP, tot, fid, sport,
+                                    dport, seq, ack, tflags, dr >> 4, pos, plen, l7, pend, peek))
+                            return from_copy(PACK_V4_TCPO(
                                 fp(frame, n, pend), n & 0xFFFFFFFF, layer, flags, P_IP, 4, dmac,
                                 smac, sip, dip, ttl, S_IP4, I_TCP, tot, fid, sport, dport, seq,
-                                ack, tflags, dr >> 4, pos, plen, l7, pend, peek))
+                                ack, tflags, dr >> 4, pos, plen, l7, pend,
+                                *OPTS(frame, O4, pos - O4), peek))
                     elif l4 == I_UDP and E4 + S_UDP <= ip_end:
                         sport, dport, _l, _c = UDP(frame, E4)
                         pos = E4 + S_UDP
@@ -531,11 +486,17 @@ def _fast_path(from_copy, fp, general):
                                 elif (plen >= 3 and peek[0] == 0x16 and peek[1] == 0x03
                                       and peek[2] <= 0x04):
                                     l7 = L7_TLS
-                            pend = pos + len(peek) if plen else E6 + S_TCP
-                            return from_copy(PACK_V6_TCP(
+                            pend = pos + len(peek)
+                            if dr < 0x60:
+                                return from_copy(PACK_V6_TCP(
+                                    fp(frame, n, pend), n & 0xFFFFFFFF, layer, P_IPV6, 6, dmac,
+                                    smac, sip, dip, ttl, I_TCP, tot, sport, dport, seq, ack,
+                                    tflags, dr >> 4, pos & 0xFFFF, plen & 0xFFFF, l7, pend, peek))
+                            return from_copy(PACK_V6_TCPO(
                                 fp(frame, n, pend), n & 0xFFFFFFFF, layer, P_IPV6, 6, dmac, smac,
                                 sip, dip, ttl, I_TCP, tot, sport, dport, seq, ack, tflags,
-                                dr >> 4, pos & 0xFFFF, plen & 0xFFFF, l7, pend, peek))
+                                dr >> 4, pos & 0xFFFF, plen & 0xFFFF, l7, pend,
+                                *OPTS(frame, O6, pos - O6), peek))
                     elif l4 == I_UDP and E6 + S_UDP <= ip_end:
                         sport, dport, _l, _c = UDP(frame, E6)
                         pos = E6 + S_UDP
@@ -556,16 +517,6 @@ def _fast_path(from_copy, fp, general):
     return parse
 
 
-def _fast_packers():
-    """Pack functions of the fast path's four kinds of record (v4/v6, TCP/UDP)."""
-    v4_fields = _ZERO_ALWAYS
-    v6_fields = _ZERO_ALWAYS | {"flags", "ip4_hdr_len", "frag_id"}
-    return (_packer(v4_fields, _FAST_V4_TCP),
-            _packer(v4_fields | frozenset(_TCP_ARGS), _FAST_V4_UDP),
-            _packer(v6_fields, _FAST_V6_TCP),
-            _packer(v6_fields | frozenset(_TCP_ARGS), _FAST_V6_UDP))
-
-
 @functools.lru_cache(maxsize=None)
 def _make_parser(raw: bool = False):
     """Build the parser, parse(frame, trail=None), closing over constants read once from the
@@ -573,7 +524,7 @@ def _make_parser(raw: bool = False):
 
     ``raw=True``: the parser returns the record's bytes instead of a Record (bulk arrays).
     """
-    _check_layout()
+    check_layout()
     C = R.constants()
     _check_assumptions(C)
     from_copy = bytes if raw else R.Record.from_buffer_copy
@@ -602,7 +553,7 @@ ENTRIES = ("eth", "net", "l4", "payload")
 
 @functools.lru_cache(maxsize=None)
 def _general(raw: bool = False):
-    _check_layout()
+    check_layout()
     C = R.constants()
     _check_assumptions(C)
     return _general_path(bytes if raw else R.Record.from_buffer_copy, R._fingerprinter())
