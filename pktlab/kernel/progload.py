@@ -31,6 +31,7 @@ import platform
 import re
 import tempfile
 
+from . import mappolicy
 from .bpf import bcc
 
 #: bcc's program type names -> the kernel's enum bpf_prog_type
@@ -71,6 +72,9 @@ class Attempt:
     log_truncated: bool = False     # only the log's tail is here
     perfmon: bool = True            # the loader had CAP_PERFMON (or CAP_SYS_ADMIN): then no
                                     # refusal is about privileges
+    refusal: dict = None            # refused by pktlab's policy, not the kernel (a map type,
+                                    # a map's size, a pinned table, a time or memory limit):
+                                    # {"kind", "message", "meaning", "fix", "line", ...}
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -96,9 +100,17 @@ def with_line_directives(text):
     return b"\n".join(out)
 
 
-def attempt(req):
+def attempt(req, keep=None, on_load=None):
     """Compile req.text with bcc, choose the program, load it once; an Attempt, never raises
-    for what the learner wrote (the compiler's and the kernel's refusals are data)."""
+    for what the learner wrote (the compiler's and the kernel's refusals are data).
+
+    The learner's maps are checked against pktlab.kernel.mappolicy before the program is
+    loaded. keep(prog_fd, tables), when given, is called once the program is loaded, while its
+    fds are open (it dups what it keeps: everything is closed when attempt returns); tables
+    are module_tables()'s. on_load() is called just before the kernel is asked to load."""
+    refused = mappolicy.check_source(req.text.decode(errors="replace"))
+    if refused is not None:
+        return Attempt("load", errno=_errno.EPERM, refusal=refused, perfmon=False)
     lib = bcc().libbcc.lib
     flags = [b"-I" + os.fsencode(d) for d in req.include_dirs]
     cflags = (ctypes.c_char_p * len(flags))(*flags)
@@ -117,18 +129,76 @@ def attempt(req):
         if func is None:
             return Attempt("choose", functions=functions, candidates=candidates)
         lines = source_dump_lines(out["text"]).get(func, {})
+        tables = module_tables(lib, module)
+        refused = check_tables(tables, text)
+        if refused is not None:
+            return Attempt("load", functions=functions, candidates=candidates, func=func,
+                           errno=_errno.EPERM, refusal=refused, perfmon=has_caps(PERFMON_CAPS))
         insns = ctypes.string_at(lib.bpf_function_start(module, func.encode()),
                                  lib.bpf_function_size(module, func.encode()))
         license_ = lib.bpf_module_license(module) or b"GPL"
+        if on_load is not None:
+            on_load()
         fd, err, log, cut = prog_load(PROG_TYPE_IDS[req.prog_type], func, insns, license_,
                                       lib.bpf_module_kern_version(module))
         if fd >= 0:
-            os.close(fd)
+            try:
+                if keep is not None:
+                    keep(fd, tables)
+            finally:
+                os.close(fd)
         return Attempt("loaded" if fd >= 0 else "load", functions=functions,
                        candidates=candidates, func=func, insn_lines=lines, errno=err, log=log,
                        log_truncated=cut, perfmon=has_caps(PERFMON_CAPS))
     finally:
         lib.bpf_module_destroy(module)
+
+
+def module_tables(lib, module):
+    """The maps bcc made for a compiled module: [{"name", "fd", "map_type", "key_size",
+    "value_size", "max_entries", "flags", "key_desc", "leaf_desc"}] (the descs are bcc's JSON
+    descriptions of the key and value types, which pktlab.kernel.mapdump reads)."""
+    _table_argtypes(lib)
+    out = []
+    for i in range(lib.bpf_num_tables(module)):
+        name = lib.bpf_table_name(module, i)
+        out.append({"name": name.decode(), "fd": lib.bpf_table_fd_id(module, i),
+                    "map_type": lib.bpf_table_type_id(module, i),
+                    "key_size": lib.bpf_table_key_size_id(module, i),
+                    "value_size": lib.bpf_table_leaf_size_id(module, i),
+                    "max_entries": lib.bpf_table_max_entries_id(module, i),
+                    "flags": lib.bpf_table_flags_id(module, i),
+                    "key_desc": (lib.bpf_table_key_desc_id(module, i) or b"").decode(),
+                    "leaf_desc": (lib.bpf_table_leaf_desc_id(module, i) or b"").decode()})
+    return out
+
+
+def _table_argtypes(lib):
+    c = ctypes
+    for fn, res in (("bpf_num_tables", c.c_size_t), ("bpf_table_name", c.c_char_p),
+                    ("bpf_table_fd_id", c.c_int), ("bpf_table_key_size_id", c.c_size_t),
+                    ("bpf_table_leaf_size_id", c.c_size_t),
+                    ("bpf_table_key_desc_id", c.c_char_p),
+                    ("bpf_table_leaf_desc_id", c.c_char_p)):
+        f = getattr(lib, fn)
+        f.restype = res
+        f.argtypes = [c.c_void_p] if fn == "bpf_num_tables" else [c.c_void_p, c.c_size_t]
+
+
+def check_tables(tables, text):
+    """The learner's maps against pktlab.kernel.mappolicy: the first refusal (with the line
+    that declares the map), else None."""
+    from .bpf import possible_cpus
+    used = 0
+    for t in tables:
+        refused = mappolicy.check_map(t["name"], t["map_type"], t["key_size"], t["value_size"],
+                                      t["max_entries"], possible_cpus(), used)
+        if refused is not None:
+            refused["line"] = mappolicy.declaration_line(text, t["name"])
+            return refused
+        used += mappolicy.map_bytes(mappolicy.type_name(t["map_type"]), t["key_size"],
+                                    t["value_size"], t["max_entries"], possible_cpus())
+    return None
 
 
 CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 12, 21, 38, 39
@@ -138,11 +208,12 @@ PERFMON_CAPS = ((CAP_SYS_ADMIN,), (CAP_PERFMON,))
 
 
 def has_caps(alternatives):
-    """Does this process hold all the capabilities of one of the alternatives (effective)?"""
+    """Does this process hold all the capabilities of one of the alternatives (effective)?
+    (capget: the learner loader's worker has no /proc)"""
+    from .sandbox import capabilities
     try:
-        with open("/proc/self/status") as f:
-            eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    except (OSError, StopIteration, ValueError):
+        eff = capabilities()[0]
+    except OSError:
         return os.geteuid() == 0
     return any(all(eff >> c & 1 for c in caps) for caps in alternatives)
 

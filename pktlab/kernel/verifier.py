@@ -16,7 +16,12 @@ matches still shows the key lines and the line. Compiler errors are shown the sa
 COMPILER_HINTS.
 
 The loader is a parameter: verify(..., loader=f) calls f(LoadRequest) -> Attempt and nothing
-else, so a restricted loader (a worker without root) can take the in-process one's place.
+else. By default (as root) it is pktlab.kernel.loader's restricted worker: the learner's C is
+compiled and loaded as an unprivileged account with CAP_BPF and CAP_NET_ADMIN only, so what
+needs CAP_PERFMON is refused by the kernel and explained as such, and refusals of the loader's
+own (a map type or size, a pinned table, a time or memory limit) are explained at the line
+that declares the map (explain_refusal). judge() turns an Attempt someone else got into the
+same Report (pktlab run loads through the loader itself, to keep the program).
 """
 
 import dataclasses
@@ -25,7 +30,6 @@ import re
 
 from .. import resources
 from ..errors import EnvironmentProblem
-from . import progload
 from .progload import LoadRequest
 
 #: hook -> the program type its programs are loaded as (verify loads; it attaches nothing)
@@ -38,6 +42,9 @@ HOOK_TYPES = {
     "sk-skb": "SK_SKB",
     "sock-ops": "SOCK_OPS",
 }
+#: refusals of pktlab's own learner loader (attempt.refusal), not the compiler's or kernel's
+POLICY_KINDS = ("map type not allowed", "map too large", "pinned or shared map", "time limit",
+                "memory limit")
 #: a learner's file is a page or two of C, not a capture
 MAX_SOURCE_BYTES = 1 << 20
 #: helpers only CAP_PERFMON (or CAP_SYS_ADMIN) may call: they read kernel memory or print
@@ -58,7 +65,8 @@ class Pattern:
     meaning: str
     fix: str
     needs: str = None
-    needs_in: str = "log"           # where `needs` is looked for: the log, or the learner's C
+    needs_in: str = "log"           # where `needs` is looked for: the log, the learner's C
+                                    # ("source"), or the learner's line it stopped at ("line")
     privilege: bool = False         # met only by a loader without CAP_PERFMON
     at: str = "insn"
 
@@ -90,6 +98,18 @@ REFUSALS = (
             "bpf_sk_release() the pointer is no longer a socket.",
             "Release each socket exactly once, on each path: remove the second release.",
             needs=r"call bpf_sk_release#"),
+    # without CAP_PERFMON the kernel marks a released socket's registers unreadable instead of
+    # making them plain numbers: both mistakes then read "!read_ok", told apart by the line
+    Pattern("released twice", r"R(?P<reg>[1-9]\d*) !read_ok",
+            "This releases a socket that was already released: after the first "
+            "bpf_sk_release() the pointer no longer holds anything the program may use.",
+            "Release each socket exactly once, on each path: remove the second release.",
+            needs=r"\bbpf_sk_release\s*\(", needs_in="line"),
+    Pattern("use after release", r"R(?P<reg>[1-9]\d*) !read_ok",
+            "This reads through a socket pointer after bpf_sk_release(): once released it no "
+            "longer points to a socket (the verifier no longer lets the program read it).",
+            "Read what you need (sk->state, ...) into a local variable before the release, and "
+            "release last.", needs=r"call bpf_sk_release#"),
     Pattern("NULL not checked", r"R(?P<reg>\d+) invalid mem access '(?P<type>\w+)_or_null'",
             "This reads through a pointer that may be NULL ({type}_or_null: the lookup may find "
             "nothing), before any check that it is not.",
@@ -284,20 +304,28 @@ def verify(path, hook, func=None, loader=None):
     prog_type = check_hook(hook)
     text = read_source(path)
     if loader is None:
-        if not progload.has_caps(progload.LOAD_CAPS):
-            raise EnvironmentProblem(
-                "pktlab verify needs root (or CAP_BPF and CAP_NET_ADMIN) to load a program into "
-                "the kernel; run it with sudo, e.g. `sudo .venv/bin/pktlab verify ...`")
-        loader = progload.attempt
+        from .loader import default_loader
+        loader = default_loader()
     name = os.path.basename(path)
     dirs = (os.path.dirname(os.path.abspath(path)), resources.snippets_dir())
     a = loader(LoadRequest(text, name, prog_type, func, dirs))
+    return judge(a, path, hook, text, func)
+
+
+def judge(a, path, hook, text, func=None):
+    """The Report on an Attempt at the learner's file `path` (its bytes `text`): what verify()
+    returns, for a caller that ran the loader itself (pktlab run keeps the program)."""
+    prog_type = check_hook(hook)
+    name = os.path.basename(path)
     lines = text.decode(errors="replace").split("\n")        # line N as the compiler counts
     report = Report(ok=a.stage == "loaded", stage=a.stage, file=path, hook=hook,
                     prog_type=prog_type, function=a.func)
     if a.stage == "choose":
         raise ValueError(_choice_problem(path, func, a))
-    if a.stage == "compile":
+    if a.refusal is not None:
+        report.errors = [explain_refusal(a.refusal, lines)]
+        report.log = a.refusal["message"]
+    elif a.stage == "compile":
         report.errors = explain_compiler(a.compiler, lines)
         report.log = a.compiler.replace(MAIN_FILE + ":", path + ":")
     elif a.stage == "load":
@@ -311,6 +339,16 @@ def verify(path, hook, func=None, loader=None):
     else:
         report.log = a.log
     return report
+
+
+def explain_refusal(refusal, source):
+    """A refusal of pktlab's own (a map type or size, a pinned table, a time or memory limit:
+    attempt.refusal) as an error at the learner's line."""
+    line = refusal.get("line")
+    return {"line": line, "message": refusal["message"],
+            "explanation": f"{refusal['meaning']} Usual fix: {refusal['fix']}",
+            "kind": refusal["kind"], "meaning": refusal["meaning"], "fix": refusal["fix"],
+            "source": _source(source, line), "key_lines": [refusal["message"]]}
 
 
 def _choice_problem(path, func, a):
@@ -382,12 +420,14 @@ def explain_log(log, insn_lines, source, prog_type, errno=0, perfmon=True):
         return where[max(earlier)] if earlier else None
 
     code = _without_comments("\n".join(source))
+    stopped_at = _without_comments(_source(source, line_of(insn)) or "")
     pattern, values = GENERIC, {}
     for p in REFUSALS:
         found = re.search(p.said, said)
         if not found or (p.privilege and perfmon):
             continue
-        if p.needs is None or re.search(p.needs, log if p.needs_in == "log" else code):
+        hay = {"log": log, "source": code, "line": stopped_at}[p.needs_in]
+        if p.needs is None or re.search(p.needs, hay):
             pattern = p
             values = {k: v for k, v in found.groupdict().items() if v is not None}
             break
@@ -473,7 +513,11 @@ def format_text(report, show_log=False):
         out = [f"{name}: LOADED: the verifier accepted {what}"
                + (f" after {n.group(1)} instructions" if n else "")]
         return "\n".join(out)
-    if report.stage == "compile":
+    policy = any(e.get("kind") in POLICY_KINDS for e in report.errors)
+    if policy:
+        out = [f"{name}: REFUSED by pktlab's learner loader: {what}"]
+        source = "pktlab"
+    elif report.stage == "compile":
         out = [f"{name}: DOES NOT COMPILE ({len(report.errors)} error"
                f"{'s' if len(report.errors) != 1 else ''})"]
         source = "compiler"
@@ -494,6 +538,8 @@ def format_text(report, show_log=False):
         else:
             out.append(f"  {e['explanation']}")
     out.append("")
+    if policy:
+        return "\n".join(out[:-1])
     n = len(report.log.splitlines())
     if show_log:
         out.append(f"the full {source} log ({n} lines"
