@@ -1,0 +1,95 @@
+"""Lesson 02: its cells (tools/make_notebooks.py writes the notebook)."""
+
+from .cells import CLOSE, CLOSE_MD, IMPORT, c_exercise, code, md
+
+
+def nb02():
+    return [
+        md("""
+# 02 · The same parse at XDP
+
+**What you will learn**
+
+- what an XDP program is handed (`struct xdp_md`: `data`, `data_end`) and where it runs;
+- why every header read in the C parser is preceded by a comparison with `data_end`: the
+  verifier refuses a program that could read past the packet;
+- the parse live on a lab: a bundled capture replayed across a veth pair, and the kernel's
+  record of each frame next to the walker's;
+- `BPF_PROG_TEST_RUN`: running the program on bytes, with no network at all.
+"""),
+        code(IMPORT),
+        md("""
+## The program
+
+One page: take the next free slot of this CPU's record ring, fill in what only the hook knows
+(time, interface, length), run the shared parser, publish the slot. `XDP_PASS` lets every frame
+go on. (Why a ring of plain array slots and not a BPF ring buffer: `pl.show_source(
+"pktlab_common.h")` explains, and `pktlab bench` measures it.)
+"""),
+        code('pl.show_source("xdp.bpf.c")'),
+        md("""
+## The parser it runs
+
+The same cursor style at every layer: take the header at the cursor, check that it ends before
+`data_end`, only then read it, advance. Compare with the casts of lesson 01.
+"""),
+        code('pl.show_source("pktlab_parse.h", "parse_ethhdr")'),
+        code('pl.show_source("pktlab_parse.h", "parse_iphdr")'),
+        md("""
+## A lab
+
+Two network namespaces, *src* and *dut*, joined by a veth pair; the XDP program attached to
+dut's end in generic mode. If XDP cannot run here, the next cell says why, and the live cells
+after it print that reason instead of their results.
+"""),
+        code('lab = pl.open_lab(["xdp"])\nlab'),
+        md("""
+## Replay a capture
+
+Every frame of `tcp-http.pcap` goes out of src; the XDP program records each one at dut; pktlab
+matches records to frames (by a fingerprint of the bytes) and compares each record with the
+walker's, field by field.
+"""),
+        code('lab.replay("tcp-http.pcap")'),
+        md("## Kernel records next to the walker's, frame by frame"),
+        code('lab.compare("mixed.pcap", limit=16)'),
+        md("""
+## The stepper, live
+
+Each frame you choose is sent across the lab; the table shows the walker's record and the XDP
+record of that very frame, differences highlighted.
+"""),
+        code('stepper = pl.PacketStepper("mixed.pcap", lab=lab)\nstepper'),
+        code("stepper.show(3)\nprint(stepper.text())"),
+        md("""
+## Test runs: the program without a network
+
+`BPF_PROG_TEST_RUN` hands the loaded program a buffer and runs it once, as if a frame had
+arrived. Here it runs on frames cut short inside the IPv4 header:
+"""),
+        code('pl.test_run_table("malformed-truncated-ipv4.pcap")'),
+        md("""
+## Exercises
+
+**1. The missing bounds check.** Here is `parse_ethhdr` with its bounds check taken out. Run
+the cell as it is: the checker compiles the program, and the verifier refuses it: read its
+last lines, they name the access it could not prove safe. Then put the check back (two lines)
+and run the cell again: the checker loads it, test-runs it on every frame of the corpus, and
+compares every record with the walker's.
+"""),
+        c_exercise("my_parse_ethhdr", "eth-bounds", "check_eth_bounds"),
+        md("""
+**2. A check the verifier does not need.** This `parse_iphdr` uses the IHL as a length without
+first checking that it is at least 5. The verifier accepts it: every read is still inside the
+packet. Run it and see what the corpus says; then fix it so it agrees with the walker on every
+frame.
+"""),
+        c_exercise("my_parse_iphdr", "ihl-minimum", "check_ihl_minimum"),
+        md("""
+**3.** Replay a few of the `malformed-*.pcap` captures with `lab.replay(...)` and step through
+them. Which ones never reach the XDP hook at all, and why? (The stepper's table says "not sent"
+with the reason.)
+"""),
+        md(CLOSE_MD),
+        code(CLOSE),
+    ]

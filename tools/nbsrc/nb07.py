@@ -1,0 +1,54 @@
+"""Lesson 07: its cells (tools/make_notebooks.py writes the notebook)."""
+
+from .cells import CLOSE, CLOSE_MD, IMPORT, code, md
+
+
+def nb07():
+    return [
+        md("""
+# 07 · Replay your own capture
+
+**What you will learn**
+
+- what pktlab makes of a capture from elsewhere: pcap or pcapng, Ethernet, Linux cooked
+  (SLL/SLL2) or raw IP (an Ethernet header is synthesized, and the views say so);
+- replaying it through every hook and reading the agreement table;
+- stepping through it frame by frame, and reading a disagreement when there is one.
+"""),
+        code(IMPORT),
+        md("""
+## Your capture
+
+Put your capture's path in the next cell, or start JupyterLab with `PKTLAB_CAPTURE=/path/to/
+file.pcap`. Without either, the lesson uses the bundled `mixed.pcap`. Frames larger than the
+lab's MTU are skipped (and counted), as are frames shorter than an Ethernet header.
+"""),
+        code('capture = pl.instructor_capture("mixed.pcap")\ncapture'),
+        code("pl.capture_info(capture)"),
+        md("## Every hook"),
+        code('lab = pl.open_lab("all")\nlab'),
+        code("result = lab.replay(capture)\nresult"),
+        code("result.plot()"),
+        md("""
+## Step through it
+
+The agreement table counts; the stepper shows each frame. Red cells are disagreements (a bug in
+one of the parsers: please report it with the frame), amber ones are explained differences.
+"""),
+        code("stepper = pl.PacketStepper(capture, lab=lab)\nstepper"),
+        code('result.summary()["disagreements"]'),
+        md("""
+## Exercises
+
+**1.** Replay `vlan.pcap` with `lab.replay(...)`. Which frame numbers did TC ingress record as
+*explained* differences? List them; the checker sends the capture across your lab to check.
+"""),
+        code('answer = []   # frame numbers, 1-based\n\n'
+             'pl.exercises.check_explained(answer, lab, "vlan.pcap")'),
+        md("""
+**2.** Choose `cooked-sll.pcap` in the stepper. What does the hex view say about bytes 0-13, and
+why do the hooks still agree with the walker on them?
+"""),
+        md(CLOSE_MD),
+        code(CLOSE),
+    ]
