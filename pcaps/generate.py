@@ -62,6 +62,7 @@ class F(NamedTuple):
     l7: str = "NONE"
     wirelen: Optional[int] = None      # > len(data): the capture cut it (snaplen)
     iface: int = 0                     # pcapng interface
+    opts: Optional[dict] = None        # what the record must carry of the TCP options
 
 
 class Capture(NamedTuple):
@@ -429,6 +430,282 @@ def cap_tcp_options():
     return Capture("tcp-options.pcap", "TCP options: MSS, window scale, SACK-permitted, SACK "
                    "blocks, timestamps, MPTCP (MP_CAPABLE, MP_JOIN, DSS), unknown kinds, EOL",
                    ("01-casting-headers",), fr)
+
+
+# --- TCP options byte by byte: MPTCP, and the edge cases ------------------------------------------
+
+class Opts:
+    """TCP options written byte by byte, and, as each is written, what the record must carry of
+    them (the manifest's `tcp_options`: the author's intent, never computed by pktlab): `flags`
+    (PL_TCPO_* names), `mss`, `wscale`, `sack_blocks`, `ts` [val, ecr], `mptcp` (every MPTCP
+    option's subtype, in order) and `token` (an MP_JOIN SYN's). A later option of a kind wins,
+    as in Linux; malformed lists say their own expectation (`expect`)."""
+
+    MPTCP = ("MP_CAPABLE", "MP_JOIN", "DSS", "ADD_ADDR", "REMOVE_ADDR", "MP_PRIO", "MP_FAIL",
+             "MP_FASTCLOSE", "MP_TCPRST")
+
+    def __init__(self):
+        self.data = b""
+        self.want: dict = {"flags": []}
+
+    def _flag(self, name):
+        if name not in self.want["flags"]:
+            self.want["flags"].append(name)
+        return self
+
+    def nop(self, n=1):
+        self.data += b"\x01" * n
+        return self
+
+    def mss(self, v):
+        self.data += struct.pack(">BBH", 2, 4, v)
+        self.want["mss"] = v
+        return self._flag("MSS")
+
+    def ws(self, v):
+        self.data += bytes([3, 3, v])
+        self.want["wscale"] = v
+        return self._flag("WSCALE")
+
+    def sack_perm(self):
+        self.data += bytes([4, 2])
+        return self._flag("SACK_PERM")
+
+    def sack(self, *edges):
+        self.data += bytes([5, 2 + 4 * len(edges)]) + struct.pack(f">{len(edges)}I", *edges)
+        self.want["sack_blocks"] = len(edges) // 2
+        return self._flag("SACK")
+
+    def ts(self, val, ecr):
+        self.data += struct.pack(">BBII", 8, 10, val, ecr)
+        self.want["ts"] = [val, ecr]
+        return self._flag("TIMESTAMP")
+
+    def linux_syn(self, val, ecr, wscale=7):
+        """What Linux puts on a SYN: MSS, SACK_PERM, TS, NOP, WS."""
+        return self.mss(1460).sack_perm().ts(val, ecr).nop().ws(wscale)
+
+    def mptcp(self, subtype, low4, rest=b"", token=None):
+        """Kind 30: length, subtype << 4 | its 4 flag bits (version, E, B...), the rest."""
+        self.data += bytes([30, 3 + len(rest), self.MPTCP.index(subtype) << 4 | low4]) + rest
+        self.want.setdefault("mptcp", []).append(subtype)
+        if token is not None:
+            self.want["token"] = int.from_bytes(token, "big")
+        return self._flag("MPTCP")
+
+    def raw(self, data, **expect):
+        self.data += data
+        return self.expect(**expect) if expect else self
+
+    def expect(self, **want):
+        self.want.update(want)
+        return self
+
+    def pad(self):
+        """NOPs up to a multiple of 4 bytes (Linux pads a DSS so)."""
+        return self.nop(-len(self.data) % 4)
+
+
+def tcp_raw(opts: Opts, sport=49300, dport=80, flags="S", seq=1000, ack=0, payload=b"", src=C4,
+            dst=S4, v6=False, smac=MAC_C, dmac=MAC_S, pre=()):
+    """A TCP segment whose options are exactly opts.data: the fixed header with its data offset,
+    then the option bytes as written (scapy would re-encode them) and the payload, every
+    checksum right; `pre`: layers between Ethernet and IP (VLAN tags) or after IPv6 (ext)."""
+    s = S()
+    assert len(opts.data) % 4 == 0 and len(opts.data) <= 40, opts.data.hex()
+    l2 = eth(smac, dmac)
+    if v6:
+        ip = s.IPv6(src=src, dst=dst, hlim=64)
+        for layer in pre:
+            ip = ip / layer
+    else:
+        for layer in pre:
+            l2 = l2 / layer
+        ip = s.IP(src=src, dst=dst, id=seq & 0xFFFF, ttl=64, flags="DF")
+    t = s.TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, window=64240,
+              dataofs=5 + len(opts.data) // 4)
+    return b(l2 / ip / t / s.Raw(opts.data + payload))
+
+
+def cap_mptcp():
+    """One MPTCP connection (RFC 8684, version 1) over two paths, as Linux writes it (the layouts
+    of a session captured on this kind of machine: /tmp research, issue 14), and the subtypes
+    Linux did not send there (MP_FAIL, MP_CAPABLE with data, ADD_ADDR over IPv6 with a port),
+    from the RFC's figures. Keys and nonces come from a seeded generator; the token is what
+    RFC 8684 says: the top 32 bits of SHA-256 of the receiver's key."""
+    rng = random.Random(84)
+    key_c, key_s = rng.randbytes(8), rng.randbytes(8)
+    token_s = hashlib.sha256(key_s).digest()[:4]
+    nonce_c, nonce_s = rng.randbytes(4), rng.randbytes(4)
+    hmac8, hmac20, hmac_add = rng.randbytes(8), rng.randbytes(20), rng.randbytes(8)
+    C4b, S4b = "192.0.2.11", "198.51.100.21"           # the second path
+    srv = dict(sport=80, dport=49300, src=S4, dst=C4, smac=MAC_S, dmac=MAC_C)
+    srv2 = dict(sport=80, dport=49301, src=S4b, dst=C4b, smac=MAC_S, dmac=MAC_C)
+    cli2 = dict(sport=49301, src=C4b, dst=S4b)
+    tc, ts_ = 0xCF2BD8CF, 0xE4687C35                    # each side's TS clock
+    isn_c, isn_s, dsn_c, dsn_s = 7000, 9000, 0x0370_6C7B_0359_727E, 0xCA71CC06
+    req = b"GET /mptcp HTTP/1.1\r\nHost: www.example.com\r\n\r\n"
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+    def dss(o, flags, ack=b"", dsn=b"", ssn=0, dlen=0):
+        """DSS: flags F m M a A, data ACK (4/8), mapping: DSN (4/8), SSN, data-level length."""
+        mapping = dsn + struct.pack(">IH", ssn, dlen) if dsn else b""
+        return o.mptcp("DSS", 0, bytes([flags]) + ack + mapping)
+
+    u32, u64 = (lambda x: struct.pack(">I", x)), (lambda x: struct.pack(">Q", x))
+    o = Opts().linux_syn(tc, 0).mptcp("MP_CAPABLE", 1, b"\x01")
+    fr = [F(tcp_raw(o, seq=isn_c), layer="TCP", opts=o.want, note="SYN: MSS, SACK_PERM, TS, NOP, "
+            "WS, MP_CAPABLE v1 (4 bytes: flag H, HMAC-SHA256)")]
+    o = Opts().linux_syn(ts_, tc).mptcp("MP_CAPABLE", 1, b"\x01" + key_s)
+    fr.append(F(tcp_raw(o, flags="SA", seq=isn_s, ack=isn_c + 1, **srv), layer="TCP", opts=o.want,
+                note="SYN/ACK: MP_CAPABLE with the server's key (12 bytes)"))
+    o = Opts().nop(2).ts(tc, ts_).mptcp("MP_CAPABLE", 1, b"\x01" + key_c + key_s)
+    fr.append(F(tcp_raw(o, flags="A", seq=isn_c + 1, ack=isn_s + 1), layer="TCP", opts=o.want,
+                note="third ACK: MP_CAPABLE with both keys (20 bytes)"))
+    o = Opts().nop(2).ts(tc + 1, ts_).mptcp("MP_CAPABLE", 1, b"\x01" + key_c + key_s
+                                            + struct.pack(">H", len(req))).pad()
+    fr.append(F(tcp_raw(o, flags="PA", seq=isn_c + 1, ack=isn_s + 1, payload=req), opts=o.want,
+                l7="HTTP_REQUEST", note="first data: MP_CAPABLE with the data-level length "
+                "(22 bytes), padded with NOPs"))
+    o = Opts().nop(2).ts(ts_ + 1, tc + 1).mptcp("ADD_ADDR", 0, bytes([1]) + S().inet_aton(S4b)
+                                                 + hmac_add)
+    fr.append(F(tcp_raw(o, flags="A", seq=isn_s + 1, ack=isn_c + 1 + len(req), **srv),
+                layer="TCP", opts=o.want, note="ADD_ADDR: address id 1, IPv4, truncated HMAC "
+                "(16 bytes)"))
+    o = Opts().nop(2).ts(tc + 2, ts_ + 1).mptcp("ADD_ADDR", 1, bytes([1]) + S().inet_aton(S4b))
+    fr.append(F(tcp_raw(o, flags="A", seq=isn_c + 1 + len(req), ack=isn_s + 1), layer="TCP",
+                opts=o.want, note="ADD_ADDR echo (E bit, no HMAC: 8 bytes)"))
+    o = Opts().linux_syn(0x69AB7B72, 0).mptcp("MP_JOIN", 0, bytes([2]) + token_s + nonce_c,
+                                              token=token_s)
+    fr.append(F(tcp_raw(o, seq=20000, **cli2), layer="TCP", opts=o.want,
+                note="second path: MP_JOIN SYN, address id 2, the server's token, a nonce"))
+    o = Opts().linux_syn(0x5074EDEB, 0x69AB7B72).mptcp("MP_JOIN", 0, bytes([1]) + hmac8 + nonce_s)
+    fr.append(F(tcp_raw(o, flags="SA", seq=30000, ack=20001, **srv2), layer="TCP", opts=o.want,
+                note="MP_JOIN SYN/ACK: truncated HMAC and the server's nonce (16 bytes)"))
+    o = Opts().nop(2).ts(0x69AB7B73, 0x5074EDEB).mptcp("MP_JOIN", 0, b"\x00" + hmac20)
+    fr.append(F(tcp_raw(o, flags="A", seq=20001, ack=30001, **cli2), layer="TCP", opts=o.want,
+                note="MP_JOIN third ACK: the full HMAC (24 bytes)"))
+    o = dss(Opts().nop(2).ts(0x5074EDEC, 0x69AB7B73), 0x01, ack=u32(dsn_s))
+    fr.append(F(tcp_raw(o, flags="A", seq=30001, ack=20001, **srv2), layer="TCP", opts=o.want,
+                note="DSS: a 4-byte data ACK (8 bytes)"))
+    o = dss(Opts().nop(2).ts(ts_ + 2, tc + 2), 0x0F, ack=u64(dsn_c + len(req)), dsn=u64(dsn_s),
+            ssn=1, dlen=len(resp)).pad()
+    fr.append(F(tcp_raw(o, flags="PA", seq=isn_s + 1, ack=isn_c + 1 + len(req), payload=resp,
+                        **srv), opts=o.want, l7="HTTP_RESPONSE",
+                note="DSS: 8-byte data ACK and mapping (26 bytes): 40 bytes of options"))
+    o = dss(Opts().nop(2).ts(tc + 3, ts_ + 2), 0x03, ack=u64(dsn_s + len(resp)))
+    fr.append(F(tcp_raw(o, flags="A", seq=isn_c + 1 + len(req), ack=isn_s + 1 + len(resp)),
+                layer="TCP", opts=o.want, note="DSS: an 8-byte data ACK (12 bytes)"))
+    o = dss(Opts().nop(2).ts(ts_ + 3, tc + 3), 0x03, ack=u64(dsn_c + len(req)))
+    o.mptcp("MP_PRIO", 1).pad()
+    fr.append(F(tcp_raw(o, flags="A", seq=isn_s + 1 + len(resp), ack=isn_c + 1 + len(req),
+                        **srv), layer="TCP", opts=o.want,
+                note="MP_PRIO, backup (3 bytes), after a DSS: the record keeps DSS first"))
+    o = dss(Opts().nop(2).ts(ts_ + 4, tc + 3), 0x03, ack=u64(dsn_c + len(req)))
+    o.mptcp("REMOVE_ADDR", 0, bytes([1]))
+    fr.append(F(tcp_raw(o, flags="A", seq=isn_s + 1 + len(resp), ack=isn_c + 1 + len(req),
+                        **srv), layer="TCP", opts=o.want, note="REMOVE_ADDR of address id 1"))
+    o = Opts().linux_syn(0x69AB8000, 0).mptcp("MP_JOIN", 1, bytes([2]) + token_s + nonce_c[::-1],
+                                              token=token_s)
+    fr.append(F(tcp_raw(o, seq=21000, sport=49302, src=C4b, dst=S4b), layer="TCP", opts=o.want,
+                note="MP_JOIN SYN with the backup bit (B)"))
+    o = dss(Opts().nop(2).ts(tc + 4, ts_ + 4), 0x01, ack=u32(dsn_s & 0xFFFFFFFF))
+    o.mptcp("MP_FAIL", 0, b"\x00" + u64(dsn_c + len(req)))
+    fr.append(F(tcp_raw(o, flags="A", seq=isn_c + 1 + len(req), ack=isn_s + 1 + len(resp)),
+                layer="TCP", opts=o.want, note="MP_FAIL (RFC 8684 3.7: the DSN of the failed "
+                "mapping, 12 bytes; Linux sends it only with checksums on)"))
+    o = dss(Opts().nop(2).ts(ts_ + 5, tc + 4), 0x15, ack=u32((dsn_c + len(req)) & 0xFFFFFFFF),
+            dsn=u32((dsn_s + len(resp)) & 0xFFFFFFFF), ssn=0, dlen=1).pad()
+    fr.append(F(tcp_raw(o, flags="FA", seq=isn_s + 1 + len(resp), ack=isn_c + 1 + len(req),
+                        **srv), layer="TCP", opts=o.want,
+                note="DSS with DATA_FIN (F), a 4-byte ACK and a 4-byte DSN (18 bytes), on a FIN"))
+    o = Opts().nop(2).ts(ts_ + 6, tc + 4).mptcp("MP_FASTCLOSE", 0, b"\x00" + key_c)
+    o.mptcp("MP_TCPRST", 0, b"\x00")
+    fr.append(F(tcp_raw(o, flags="RA", seq=isn_s + 2 + len(resp), ack=isn_c + 1 + len(req),
+                        **srv), layer="TCP", opts=o.want,
+                note="RST: MP_FASTCLOSE (the receiver's key) and MP_TCPRST (flags, reason)"))
+    o = Opts().linux_syn(0x0A0B0C0D, 0).mptcp("MP_CAPABLE", 1, b"\x01")
+    fr.append(F(tcp_raw(o, seq=5000, sport=49310, src=C6, dst=S6, v6=True), layer="TCP",
+                opts=o.want, note="IPv6: SYN with MP_CAPABLE"))
+    o = Opts().mptcp("ADD_ADDR", 0, bytes([3]) + S().inet_pton(10, "2001:db8:2::21")
+                     + struct.pack(">H", 8080) + hmac_add).pad()
+    fr.append(F(tcp_raw(o, flags="A", seq=6000, ack=5001, sport=80, dport=49310, src=S6, dst=C6,
+                        v6=True, smac=MAC_S, dmac=MAC_C), layer="TCP", opts=o.want,
+                note="IPv6: ADD_ADDR of an IPv6 address with a port and HMAC (30 bytes)"))
+    return Capture("mptcp.pcap", "Multipath TCP (RFC 8684) option by option: MP_CAPABLE (SYN, "
+                   "SYN/ACK, third ACK, first data), ADD_ADDR and its echo, MP_JOIN (SYN with "
+                   "the token, SYN/ACK, ACK; backup), DSS (data ACKs, mappings, DATA_FIN), "
+                   "MP_PRIO, REMOVE_ADDR, MP_FAIL, MP_FASTCLOSE with MP_TCPRST; IPv4 and IPv6",
+                   ("01-casting-headers",), fr)
+
+
+def cap_tcp_options_edge():
+    """TCP option lists at the edges of the option walk: lengths it cannot use (0, 1, past the
+    options, the length byte missing), EOL in the middle, 40 bytes of options, known kinds with
+    wrong lengths, repeats, unknown kinds, and options behind VLAN tags and IPv6 extension
+    headers. Every frame is fine as a packet (status OK): a bad option list is a flag."""
+    s = S()
+    ts = (0x01020304, 0x05060708)
+
+    def F_(o, note, payload=b"", **kw):
+        return F(tcp_raw(o.pad(), payload=payload, **kw), layer="PAYLOAD" if payload else "TCP",
+                 opts=o.want, note=note)
+
+    fr = [
+        F_(Opts().mss(1460).raw(b"\x08\x00\x00\x00", flags=["MSS", "BAD"]),
+           "MSS, then a timestamps kind with length 0: the walk stops (BAD)"),
+        F_(Opts().raw(b"\x03\x01\x00\x00", flags=["BAD"]), "window scale with length 1"),
+        F_(Opts().raw(b"\x01\x01\x08\x0a\x00\x00\x00\x01", flags=["BAD"]),
+           "NOP NOP, then timestamps whose 10 bytes run past the 8 option bytes"),
+        F_(Opts().raw(b"\x01\x01\x01\x02", flags=["BAD"]),
+           "NOP x3, then MSS in the last option byte: its length byte is missing"),
+        F_(Opts().raw(b"\x01\x01\x01\x08", flags=["BAD"]),
+           "the length byte is missing; the payload's first byte (0x0a) is not read as one",
+           payload=b"\x0a" * 12, flags="PA"),
+        F(pad60(tcp_raw(Opts().raw(b"\x01\x01\x01\x08", flags=["BAD"]), seq=1234)),
+          layer="TCP", opts={"flags": ["BAD"]},
+          note="the same with no payload: the padding after the IP packet is not read either"),
+        F_(Opts().mss(1400).raw(b"\x00\x03\x03\x07"),
+           "MSS, EOL, then a window scale after the EOL: not read"),
+        F_(Opts().nop(40), "40 NOPs: the walk's bound (40 steps) reached exactly"),
+        F_(Opts().nop(38).sack_perm(), "38 NOPs, then SACK_PERM: 39 steps"),
+        F_(Opts().linux_syn(*ts).sack(100, 200, 300, 400).nop(2),
+           "40 bytes: Linux's SYN options, two SACK blocks, NOP NOP"),
+        F_(Opts().nop(2).sack(1, 2, 3, 4, 5, 6, 7, 8), "SACK with four blocks (34 bytes)",
+           flags="A"),
+        F_(Opts().raw(b"\x05\x0c" + bytes(10), flags=["OTHER"]),
+           "SACK with length 12 (not 2 + 8n): skipped", flags="A"),
+        F_(Opts().raw(b"\x02\x05\x05\xb4\x00" b"\x03\x04\x07\x00" b"\x08\x08" + bytes(6),
+                      flags=["OTHER"]),
+           "MSS with length 5, window scale with length 4, timestamps with length 8: skipped"),
+        F_(Opts().mss(1460).mss(536).ws(2).ws(14), "MSS and window scale twice: the later ones"),
+        F_(Opts().raw(b"\x1e\x02", flags=["OTHER"]).mptcp("DSS", 0, b"\x01" + bytes(4)),
+           "kind 30 with length 2 (no subtype: skipped), then a DSS", flags="A"),
+        F_(Opts().mss(1460).raw(b"\x22\x0a" + bytes(8) + b"\x13\x04\x00\x00\xfe\x04\xf9\x89",
+                                flags=["MSS", "OTHER"]).nop(2),
+           "TFO cookie (34), kind 19 with a short length, experimental 254: skipped"),
+        F_(Opts().mss(1460).sack_perm().ts(*ts), "MSS, SACK_PERM, TS: Linux's SYN without window "
+           "scaling (16 bytes)"),
+        F_(Opts().mss(1460).nop().ws(7), "MSS, NOP, window scale (the MSS word, then the walk)"),
+        F_(Opts().nop(2).ts(*ts), "NOP NOP TS with data: options and payload", flags="PA",
+           payload=b"hello, options"),
+        F_(Opts().mptcp("MP_JOIN", 0, bytes([1]) + bytes.fromhex("deadbeef") + b"\x00" * 5),
+           "MP_JOIN with length 13: no MP_JOIN form, no token"),
+        F_(Opts().mptcp("MP_CAPABLE", 1, b"\x01").mptcp("MP_JOIN", 0, bytes([1]) +
+                                                          bytes.fromhex("0badc0de") + bytes(4),
+                                                          token=bytes.fromhex("0badc0de")),
+           "MP_CAPABLE then MP_JOIN SYN in one SYN: the first subtype is kept, both counted"),
+        F(tcp_raw(o := Opts().linux_syn(*ts), pre=(s.Dot1Q(vlan=5),)), layer="TCP", opts=o.want,
+          note="behind a VLAN tag"),
+        F(tcp_raw(o := Opts().nop(2).ts(*ts).mptcp("DSS", 0, b"\x01" + bytes(4)), flags="A",
+                  src=C6, dst=S6, v6=True, pre=(s.IPv6ExtHdrHopByHop(),)), layer="TCP",
+          opts=o.want, note="behind an IPv6 hop-by-hop header"),
+    ]
+    return Capture("tcp-options-edge.pcap", "TCP option lists at the edges of the option walk: "
+                   "lengths 0 and 1, options running past the header, a missing length byte, "
+                   "EOL in the middle, 40 bytes of options, wrong lengths of known kinds, "
+                   "repeats, unknown kinds, behind VLAN tags and IPv6 extension headers; every "
+                   "packet is fine (OK), a bad list is a flag", ("01-casting-headers",), fr)
 
 
 def cap_arp():
@@ -894,7 +1171,8 @@ def cap_flows():
 
 def all_captures():
     caps = [cap_tcp_http(), cap_dns(), cap_icmp(), cap_ipv4_options(), cap_vlan(), cap_qinq(),
-            cap_ipv6_ext(), cap_fragments(), cap_tcp_options(), cap_arp(), cap_tls(), cap_edge()]
+            cap_ipv6_ext(), cap_fragments(), cap_tcp_options(), cap_arp(), cap_tls(), cap_edge(),
+            cap_mptcp(), cap_tcp_options_edge()]
     caps += malformed()
     caps += cap_cooked() + cap_raw() + cap_formats()
     caps.append(cap_flows())
@@ -924,6 +1202,8 @@ def _expect(f: F) -> dict:
     d = {"status": f.status, "layer": f.layer}
     if f.l7 != "NONE":
         d["l7"] = f.l7
+    if f.opts is not None:
+        d["tcp_options"] = f.opts
     if f.wirelen is not None and f.wirelen > len(f.data):
         d["truncated"] = True
     if f.note:

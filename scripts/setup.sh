@@ -28,7 +28,7 @@ say() { printf '[setup] %s\n' "$*"; }
 
 # 1. System packages -------------------------------------------------------------------------
 pkgs=(python3-bpfcc python3-venv bpftool iproute2 iputils-ping tcpreplay netsniff-ng nftables gcc ethtool)
-[ "$want_test" = 1 ] && pkgs+=(chromium)
+[ "$want_test" = 1 ] && pkgs+=(chromium tshark)   # tshark: the MPTCP oracle of tests/test_walker.py
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${pkgs[@]}"; do

@@ -30,6 +30,8 @@ from pktlab.packet import record as R
 from pktlab.packet.capture import read_frames
 from pktlab.packet import walk, walk_record, walk_records, walk_records_array
 
+from optgen import frame_with_options
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PCAPS = os.path.join(REPO, "pcaps")
 SNIPPETS = os.path.join(REPO, "bpf_snippets")
@@ -172,6 +174,17 @@ def _read(exp):
     return eth, ip, l4, st_ == "OK"
 
 
+class _Any:
+    """A value pktlab keeps raw where scapy may decode one (TFO, a known kind of a length it
+    never has): the option's place and kind are compared, not its value."""
+
+    def __eq__(self, other):
+        return True
+
+    def __repr__(self):
+        return "<raw in pktlab>"
+
+
 def _options_as_scapy_sees_them(tcp_layer_details):
     """The walker's TcpOption list in scapy's vocabulary (kind names and value shapes)."""
     s = _scapy()
@@ -180,15 +193,63 @@ def _options_as_scapy_sees_them(tcp_layer_details):
     for o in tcp_layer_details:
         if o.kind in names and o.kind not in (30,):
             name = names[o.kind]
-            if name == "SAck":
-                out.append((name, tuple(x for pair in o.value for x in pair)))
-            elif name in ("SAckOK",):
+            if name in ("NOP", "EOL"):
+                out.append((name, None))
+            elif name == "SAckOK" and o.length == 2:
                 out.append((name, b""))
+            elif isinstance(o.value, bytes):
+                out.append((name, _Any()))
+            elif name == "SAck":
+                out.append((name, tuple(x for pair in o.value for x in pair)))
             else:
                 out.append((name, o.value))
         else:
             out.append((o.kind, o.data))
     return out
+
+
+def _record_options_per_scapy(opts):
+    """The record's TCP option fields as scapy's dissection of the options gives them: a later
+    option of a kind wins, EOL ends the list, what scapy leaves raw (or pktlab does not carry)
+    is OTHER; MPTCP, which scapy keeps raw, from its bytes: subtype = first byte >> 4, and an
+    MP_JOIN SYN's (10 bytes after kind and length) token."""
+    c = R.constants()
+    want = {"tcp_opt_flags": 0, "tcp_mss": 0, "tcp_wscale": 0, "tcp_sack_blocks": 0,
+            "tcp_ts_val": 0, "tcp_ts_ecr": 0, "mptcp_subtype": 0, "mptcp_subtypes": 0,
+            "mptcp_token": 0}
+
+    def flag(name):
+        want["tcp_opt_flags"] |= c[f"PL_TCPO_{name}"]
+    for name, val in opts:
+        if name == "EOL":
+            break
+        if name == "NOP":
+            continue
+        if name == "MSS" and isinstance(val, int):
+            want["tcp_mss"] = val
+            flag("MSS")
+        elif name == "WScale" and isinstance(val, int):
+            want["tcp_wscale"] = val
+            flag("WSCALE")
+        elif name == "SAckOK" and val == b"":
+            flag("SACK_PERM")
+        elif name == "SAck" and isinstance(val, tuple) and len(val) in (2, 4, 6, 8):
+            want["tcp_sack_blocks"] = len(val) // 2
+            flag("SACK")
+        elif name == "Timestamp" and isinstance(val, tuple):
+            want["tcp_ts_val"], want["tcp_ts_ecr"] = val
+            flag("TIMESTAMP")
+        elif name == 30 and len(val) >= 1:
+            sub = val[0] >> 4
+            if not want["mptcp_subtypes"]:
+                want["mptcp_subtype"] = sub
+            want["mptcp_subtypes"] |= 1 << sub
+            if sub == 1 and len(val) == 10:
+                want["mptcp_token"] = int.from_bytes(val[2:6], "big")
+            flag("MPTCP")
+        else:
+            flag("OTHER")
+    return want
 
 
 def _scapy_options(opts):
@@ -285,15 +346,121 @@ def test_corpus_frames_agree_with_scapy_field_by_field():
                 assert r.payload_len == len(vl["payload"]), where
                 assert data[r.payload_off:r.payload_off + r.payload_len] == vl["payload"], where
                 assert r.payload_bytes == vl["payload"][:R.PL_PAYLOAD_PEEK], where
-                if vl["kind"] == "tcp":
+                # a list the walk stopped in (a bad length): what follows is each
+                # dissector's own guess
+                if vl["kind"] == "tcp" and not r.tcp_opt_flags & R.PL_TCPO_BAD:
                     tcp = w.layer_named("tcp")
                     mine = _options_as_scapy_sees_them(tcp.details)
                     assert mine == _scapy_options(vl["options"]), where
                     checked[f"options/{ver}"] += len(mine)
+                    # the record's option fields, from scapy's dissection
+                    want = _record_options_per_scapy(vl["options"])
+                    got = {k: getattr(r, k) for k in want}
+                    assert got == want, f"{where}: record options {got} != scapy's {want}"
+                    checked["record-options"] += bool(r.tcp_opt_flags)
+                    checked["record-mptcp"] += bool(r.mptcp_subtypes)
     missing = sorted(k for k in LAYERS_IN_CORPUS if not checked[k])
     assert not missing, f"layers in the corpus never compared: {missing} (compared: {dict(checked)})"
     assert checked["options/4"] + checked["options/6"] > 40, checked
+    assert checked["record-options"] > 100 and checked["record-mptcp"] > 40, checked
     assert checked["payload/4"] + checked["payload/6"] > 300, checked
+
+
+# --- TCP options: the generator's intent, and tshark ------------------------------------------------
+
+def _record_options_per_manifest(o):
+    """The record's option fields as the manifest's `tcp_options` (the generator's intent) says."""
+    c = R.constants()
+    mp = o.get("mptcp", [])
+    ts = o.get("ts", [0, 0])
+    return {"tcp_opt_flags": sum(c[f"PL_TCPO_{f}"] for f in o["flags"]),
+            "tcp_mss": o.get("mss", 0), "tcp_wscale": o.get("wscale", 0),
+            "tcp_sack_blocks": o.get("sack_blocks", 0), "tcp_ts_val": ts[0], "tcp_ts_ecr": ts[1],
+            "mptcp_subtype": c[f"PL_MPTCP_{mp[0]}"] if mp else 0,
+            "mptcp_subtypes": sum({1 << c[f"PL_MPTCP_{m}"] for m in mp}),
+            "mptcp_token": o.get("token", 0)}
+
+
+def _option_frames():
+    return [(f, fr, exp["tcp_options"]) for f, fr, exp in corpus() if "tcp_options" in exp]
+
+
+def test_corpus_tcp_options_are_what_the_generator_built(c_parse):
+    """Every frame the generator wrote its options for (MPTCP, the edge cases): the record's
+    option fields, from the walker, the bulk walker and pl_parse() in C."""
+    frames = _option_frames()
+    assert len(frames) >= 40 and {f for f, _fr, _o in frames} >= {"mptcp.pcap",
+                                                                   "tcp-options-edge.pcap"}
+    arr = walk_records_array([fr.data for _f, fr, _o in frames])
+    for i, (fname, fr, o) in enumerate(frames):
+        want = _record_options_per_manifest(o)
+        where = f"{fname} frame {fr.index}"
+        for name, rec in (("walker", walk_record(fr.data)), ("bulk", R._as_record(arr[i])),
+                          ("C", c_parse(fr.data))):
+            got = {k: getattr(rec, k) for k in want}
+            assert got == want, f"{where} ({name}): {got} != {want}"
+
+
+TSHARK_FIELDS = ("frame.number", "tcp.options.mss_val", "tcp.options.wscale.shift",
+                 "tcp.options.timestamp.tsval", "tcp.options.timestamp.tsecr",
+                 "tcp.options.sack_perm", "tcp.options.sack.count", "tcp.options.mptcp.subtype",
+                 "tcp.options.mptcp.recvtok")
+
+
+def _tshark(path):
+    """tshark's reading of a capture's TCP options, per frame (its MPTCP dissector is the
+    oracle scapy cannot be: scapy 2.8.0 keeps kind 30 raw)."""
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.skip("tshark is not installed (apt-get install tshark; scripts/setup.sh --test "
+                    "installs it): it is the oracle for the MPTCP subtypes and tokens")
+    r = subprocess.run([tshark, "-r", path, "-T", "fields", "-E", "separator=|",
+                        *[a for f in TSHARK_FIELDS for a in ("-e", f)]],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = {}
+    for line in r.stdout.splitlines():
+        cols = line.split("|")
+        out[int(cols[0])] = dict(zip(TSHARK_FIELDS[1:], cols[1:]))
+    return out
+
+
+def _last(v):
+    return int(v.split(",")[-1]) if v else 0
+
+
+def test_corpus_tcp_options_agree_with_tshark():
+    """Every TCP frame with options in the corpus (mixed.pcap holds every valid frame of every
+    capture, MPTCP ones included): MSS, window scale, timestamps, SACK permitted and blocks, the
+    MPTCP subtypes (the first, and the set) and the MP_JOIN token, as tshark dissects them.
+    Lists the walk stopped in (BAD) or skipped parts of (OTHER) are left out: past a malformed
+    option each dissector guesses its own way (the generator's intent covers those)."""
+    path = os.path.join(PCAPS, "mixed.pcap")
+    ts = _tshark(path)
+    c = R.constants()
+    compared = collections.Counter()
+    for i, fr in enumerate(read_frames(path), 1):
+        r = walk_record(fr.data)
+        if not r.tcp_opt_flags or r.tcp_opt_flags & (R.PL_TCPO_BAD | R.PL_TCPO_OTHER):
+            continue
+        t = ts[i]
+        subs = [int(x) for x in t["tcp.options.mptcp.subtype"].split(",") if x]
+        want = {"tcp_mss": _last(t["tcp.options.mss_val"]),
+                "tcp_wscale": _last(t["tcp.options.wscale.shift"]),
+                "tcp_ts_val": _last(t["tcp.options.timestamp.tsval"]),
+                "tcp_ts_ecr": _last(t["tcp.options.timestamp.tsecr"]),
+                "sack_perm": bool(t["tcp.options.sack_perm"]),
+                "tcp_sack_blocks": _last(t["tcp.options.sack.count"]),
+                "mptcp_subtype": subs[0] if subs else 0,
+                "mptcp_subtypes": sum({1 << x for x in subs}),
+                "mptcp_token": _last(t["tcp.options.mptcp.recvtok"])}
+        got = {k: getattr(r, k) for k in want if k != "sack_perm"}
+        got["sack_perm"] = bool(r.tcp_opt_flags & c["PL_TCPO_SACK_PERM"])
+        assert got == want, f"mixed.pcap frame {i}: walker {got} != tshark {want}"
+        compared["frames"] += 1
+        compared["mptcp"] += bool(subs)
+        compared["token"] += bool(r.mptcp_token)
+    assert compared["frames"] > 50 and compared["mptcp"] > 20 and compared["token"] >= 3, compared
 
 
 def test_corpus_layers_tile_the_frame_and_fields_sit_inside_their_layer():
@@ -533,6 +700,39 @@ def test_c_parser_agrees_on_mutated_corpus_frames(c_parse):
         assert arr[i].tobytes() == bytes(c_parse(b)), f"bulk path differs on {b.hex()}"
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**64 - 1))
+def test_c_parser_agrees_on_random_tcp_options(c_parse, seed):
+    """TCP option lists of every kind the record carries, Linux's layouts, MPTCP subtypes with
+    their lengths, unknown kinds, wrong lengths, damage (tests/optgen.py), over IPv4 and IPv6:
+    the walker (fast path and general()), the bulk walker and pl_parse() give the same records.
+    One seed decides a batch; a failing seed is printed to rerun."""
+    rnd = random.Random(seed)
+    frames = [frame_with_options(rnd) for _ in range(12)]
+    arr = walk_records_array(frames)
+    for i, f in enumerate(frames):
+        _same(c_parse, f, f"seed {seed}")
+        assert arr[i].tobytes() == bytes(walk_record(f)), f"bulk differs on {f.hex()}"
+
+
+def test_random_tcp_options_reach_every_option_path():
+    """The generator behind the test above reaches every way the option walk can go, often."""
+    rnd = random.Random(7)
+    seen = collections.Counter()
+    for _ in range(3000):
+        r = walk_record(frame_with_options(rnd))
+        seen.update(r.tcp_opt_names)
+        seen.update(f"mptcp:{n}" for n in r.mptcp_subtype_names)
+        seen["token"] += bool(r.mptcp_token)
+        seen["two-mptcp"] += bin(r.mptcp_subtypes).count("1") > 1
+    want = ["MSS", "WSCALE", "SACK_PERM", "SACK", "TIMESTAMP", "MPTCP", "OTHER", "BAD", "token",
+            "two-mptcp"] + [f"mptcp:{n}" for n in ("MP_CAPABLE", "MP_JOIN", "DSS", "ADD_ADDR",
+                                                     "REMOVE_ADDR", "MP_PRIO", "MP_FAIL",
+                                                     "MP_FASTCLOSE", "MP_TCPRST")]
+    rare = {k: seen[k] for k in want if seen[k] < 30}
+    assert not rare, f"option paths reached too rarely: {rare}; all: {dict(seen)}"
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=200))
 def test_c_parser_agrees_on_arbitrary_bytes(c_parse, data):
@@ -577,6 +777,45 @@ def test_bytes_behind_real_headers_never_raise(prefix, rest):
     w = walk(data)
     PacketView(data).html()
     assert w.layers[0].name == "Ethernet"
+
+
+def _mptcp_frame(note_part):
+    for f, fr, exp in corpus():
+        if f == "mptcp.pcap" and note_part in exp.get("note", ""):
+            return fr.data
+    raise AssertionError(f"no mptcp.pcap frame noted {note_part!r}")
+
+
+def test_views_show_the_record_options_and_scapy_next_to_pktlab():
+    """The layered view says what the record carries (subtype names, the join token); the side
+    by side puts scapy's reading of each option next to pktlab's, and on the MPTCP row says that
+    scapy keeps kind 30 raw (scapy 2.8.0 has no MPTCP dissection)."""
+    from pktlab.packet.scapyopts import scapy_knows_mptcp
+    from pktlab.packet.views import PacketView, SideBySide
+    join = _mptcp_frame("MP_JOIN SYN, address id 2")
+    r = walk_record(join)
+    assert r.mptcp_subtype_name == "MP_JOIN" and r.mptcp_token
+    tcp = walk(join).layer_named("tcp")
+    assert f"MPTCP MP_JOIN token 0x{r.mptcp_token:08x} ({r.mptcp_token})" in tcp.note
+    assert "MSS 1460" in tcp.note and "window scale 7" in tcp.note
+    opt = [f for f in tcp.fields if f.name == "option MPTCP"][0]
+    assert f"token=0x{r.mptcp_token:08x} ({r.mptcp_token})" in opt.display
+    sbs = SideBySide(join)
+    rows = sbs.option_rows()
+    mp = [row for row in rows if row[1].startswith("MPTCP")]
+    assert len(mp) == 1 and mp[0][1].startswith("MPTCP MP_JOIN (SYN)")
+    assert mp[0][2].startswith("(30, b'") and "raw bytes" in mp[0][3] or scapy_knows_mptcp()
+    assert [row for row in rows if row[1] == "MSS 1460"][0][2] == "('MSS', 1460)"
+    text = sbs.text(color=False)
+    assert "TCP options: pktlab | scapy" in text and "has no MPTCP dissection" in text
+    assert "has no MPTCP dissection" in sbs.html()
+    rst = _mptcp_frame("RST: MP_FASTCLOSE")
+    assert "MPTCP MP_FASTCLOSE+MP_TCPRST" in walk(rst).layer_named("tcp").note
+    assert "MP_FASTCLOSE" in PacketView(rst).text(color=False)
+    plain = next(fr.data for f, fr, _e in corpus() if f == "tcp-http.pcap"
+                 and walk_record(fr.data).tcp_doff == 5)
+    assert SideBySide(plain).option_rows() == [] and "TCP options" not in str(SideBySide(plain))
+    assert not walk(plain).layer_named("tcp").note
 
 
 def test_other_input_types_are_accepted():

@@ -138,63 +138,131 @@ class TcpOption(NamedTuple):
 
 
 def _mptcp(val: bytes) -> tuple[dict, str]:
-    """Decode the MPTCP option body (RFC 8684 section 3): subtype first, then per subtype."""
+    """Decode the MPTCP option body (RFC 8684 section 3): subtype first, then per subtype.
+    ``val`` is the option after kind and length; val[0] >> 4 is the subtype."""
     if not val:
         return {"subtype": None}, "MPTCP (empty)"
     sub = val[0] >> 4
     name = MPTCP_SUBTYPES.get(sub, f"subtype {sub}")
     d: dict[str, Any] = {"subtype": name, "subtype_id": sub}
-    text = name
     try:
-        if sub == 0:                                   # MP_CAPABLE
-            d["version"] = val[0] & 0xF
-            d["flags"] = val[1]
-            text += f" v{d['version']} flags=0x{val[1]:02x}"
-            if len(val) >= 10:
-                d["sender_key"] = val[2:10].hex()
-                text += f" sender_key={d['sender_key']}"
-            if len(val) >= 18:
-                d["receiver_key"] = val[10:18].hex()
-                text += f" receiver_key={d['receiver_key']}"
-        elif sub == 1:                                 # MP_JOIN (SYN 12, SYN/ACK 16, ACK 24)
-            d["backup"] = val[0] & 1
-            if len(val) == 10:
-                d["address_id"] = val[1]
-                d["receiver_token"] = val[2:6].hex()
-                d["sender_random"] = val[6:10].hex()
-                text += f" (SYN) addr_id={val[1]} token={d['receiver_token']}"
-            elif len(val) == 14:
-                d["address_id"] = val[1]
-                d["sender_hmac"] = val[2:10].hex()
-                d["sender_random"] = val[10:14].hex()
-                text += f" (SYN/ACK) addr_id={val[1]}"
-            elif len(val) == 22:
-                d["sender_hmac"] = val[2:22].hex()
-                text += " (ACK)"
-        elif sub == 2:                                 # DSS
-            fl = val[1]
-            d["flags"] = fl
-            p = 2
-            if fl & 0x01:                              # A: data ACK present, a: 8 bytes
-                n = 8 if fl & 0x02 else 4
-                d["data_ack"] = int.from_bytes(val[p:p + n], "big")
-                p += n
-            if fl & 0x04:                              # M: mapping present, m: 8-byte DSN
-                n = 8 if fl & 0x08 else 4
-                d["dsn"] = int.from_bytes(val[p:p + n], "big")
-                p += n
-                d["ssn"] = int.from_bytes(val[p:p + 4], "big")
-                d["data_level_len"] = int.from_bytes(val[p + 4:p + 6], "big")
-                p += 6
-                if len(val) >= p + 2:
-                    d["checksum"] = int.from_bytes(val[p:p + 2], "big")
-            if fl & 0x10:
-                d["data_fin"] = 1
-            text += " " + " ".join(f"{k}={v}" for k, v in d.items()
-                                   if k in ("data_ack", "dsn", "ssn", "data_level_len", "data_fin"))
+        text = name + _MPTCP_DECODERS.get(sub, _mp_other)(val, d)
     except IndexError:
-        text += " (short)"
+        text = name + " (short)"
     return d, text
+
+
+def _hexint(b: bytes) -> str:
+    """A key or token as hex, and as the decimal tshark prints."""
+    return f"0x{b.hex()} ({int.from_bytes(b, 'big')})"
+
+
+def _mp_capable(val, d):                 # version, flags; keys; data-level length; checksum
+    d["version"], d["flags"] = val[0] & 0xF, val[1]
+    text = f" v{d['version']} flags=0x{val[1]:02x}"
+    if len(val) >= 10:
+        d["sender_key"] = val[2:10].hex()
+        text += f" sender_key={d['sender_key']}"
+    if len(val) >= 18:
+        d["receiver_key"] = val[10:18].hex()
+        text += f" receiver_key={d['receiver_key']}"
+    if len(val) >= 20:
+        d["data_level_len"] = int.from_bytes(val[18:20], "big")
+        text += f" data_level_len={d['data_level_len']}"
+    if len(val) >= 22:
+        d["checksum"] = int.from_bytes(val[20:22], "big")
+    return text
+
+
+def _mp_join(val, d):                    # SYN 12, SYN/ACK 16, ACK 24 (told by length)
+    d["backup"] = val[0] & 1
+    if len(val) == 10:
+        d["address_id"] = val[1]
+        d["receiver_token"] = val[2:6].hex()
+        d["sender_random"] = val[6:10].hex()
+        return f" (SYN) addr_id={val[1]} backup={d['backup']} token={_hexint(val[2:6])}"
+    if len(val) == 14:
+        d["address_id"] = val[1]
+        d["sender_hmac"] = val[2:10].hex()
+        d["sender_random"] = val[10:14].hex()
+        return f" (SYN/ACK) addr_id={val[1]} backup={d['backup']}"
+    if len(val) == 22:
+        d["sender_hmac"] = val[2:22].hex()
+        return " (ACK)"
+    return f" (length {len(val) + 2}: no MP_JOIN form)"
+
+
+def _mp_dss(val, d):                     # flags F m M a A; data ACK; mapping; checksum
+    fl = val[1]
+    d["flags"] = fl
+    p = 2
+    if fl & 0x01:                        # A: data ACK present, a: 8 bytes
+        n = 8 if fl & 0x02 else 4
+        d["data_ack"] = int.from_bytes(val[p:p + n], "big")
+        p += n
+    if fl & 0x04:                        # M: mapping present, m: 8-byte DSN
+        n = 8 if fl & 0x08 else 4
+        d["dsn"] = int.from_bytes(val[p:p + n], "big")
+        p += n
+        d["ssn"] = int.from_bytes(val[p:p + 4], "big")
+        d["data_level_len"] = int.from_bytes(val[p + 4:p + 6], "big")
+        p += 6
+        if len(val) >= p + 2:
+            d["checksum"] = int.from_bytes(val[p:p + 2], "big")
+    if fl & 0x10:
+        d["data_fin"] = 1
+    return " " + " ".join(f"{k}={v}" for k, v in d.items()
+                          if k in ("data_ack", "dsn", "ssn", "data_level_len", "data_fin"))
+
+
+def _mp_add_addr(val, d):                # E (echo); id; IPv4/IPv6; port; HMAC (not echoed)
+    echo = val[0] & 1
+    d.update(echo=echo, address_id=val[1])
+    rest = len(val) - 2 - (0 if echo else 8)
+    if rest in (4, 6):
+        d["address"] = str(ipaddress.IPv4Address(val[2:6]))
+    elif rest in (16, 18):
+        d["address"] = str(ipaddress.IPv6Address(val[2:18]))
+    if rest in (6, 18):
+        d["port"] = int.from_bytes(val[2 + rest - 2:2 + rest], "big")
+    if not echo:
+        d["hmac"] = val[-8:].hex()
+    where = d.get("address", "?") + (f" port {d['port']}" if "port" in d else "")
+    return f"{' (echo)' if echo else ''} addr_id={val[1]} {where}"
+
+
+def _mp_remove_addr(val, d):
+    d["address_ids"] = list(val[1:])
+    return " ids=" + ",".join(map(str, d["address_ids"]))
+
+
+def _mp_prio(val, d):                    # B (backup); an address id in version 0 only
+    d["backup"] = val[0] & 1
+    return f" backup={d['backup']}"
+
+
+def _mp_fail(val, d):                    # the data sequence number of the failed mapping
+    d["dsn"] = int.from_bytes(val[2:10], "big")
+    return f" dsn={d['dsn']}"
+
+
+def _mp_fastclose(val, d):               # the receiver's key
+    d["receiver_key"] = val[2:10].hex()
+    return f" receiver_key={d['receiver_key']}"
+
+
+def _mp_tcprst(val, d):                  # flags U V W T; reason
+    d["flags"], d["reason"] = val[0] & 0xF, val[1]
+    return f" flags=0x{d['flags']:x} reason={val[1]}"
+
+
+def _mp_other(val, d):
+    return f" {val[1:].hex()}" if len(val) > 1 else ""
+
+
+_MPTCP_DECODERS = {0: _mp_capable, 1: _mp_join, 2: _mp_dss, 3: _mp_add_addr,
+                   4: _mp_remove_addr, 5: _mp_prio, 6: _mp_fail, 7: _mp_fastclose,
+                   8: _mp_tcprst}
 
 
 def parse_tcp_options(data: bytes, base: int = 0) -> list[TcpOption]:

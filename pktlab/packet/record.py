@@ -33,7 +33,8 @@ from ..errors import EnvironmentProblem, PktlabError
 __all__ = [
     "Record", "RECORD_DTYPE", "RECORD_STRUCT", "RECORD_FIELDS", "constants", "describe",
     "fingerprint", "record_from_bytes", "records_from_buffer", "compare_fields", "snippets_dir",
-    "status_name", "layer_name", "l7_name", "hook_name", "flag_names", "RecordSizeError",
+    "status_name", "layer_name", "l7_name", "hook_name", "flag_names", "tcp_opt_names",
+    "mptcp_subtype_name", "RecordSizeError",
 ]
 
 #: Environment variable that points at a bpf_snippets directory (an installed copy, a test).
@@ -116,6 +117,16 @@ def _flag_bits() -> tuple[tuple[int, str], ...]:
     return tuple(sorted(_names("PL_F_").items()))
 
 
+@functools.lru_cache(maxsize=None)
+def _tcpo_bits() -> tuple[tuple[int, str], ...]:
+    return tuple(sorted(_names("PL_TCPO_").items()))
+
+
+@functools.lru_cache(maxsize=None)
+def mptcp_subtype_names() -> Mapping[int, str]:
+    return MappingProxyType(_names("PL_MPTCP_"))
+
+
 def status_name(v: int) -> str:
     return status_names().get(v, f"UNKNOWN({v})")
 
@@ -134,6 +145,16 @@ def hook_name(v: int) -> str:
 
 def flag_names(v: int) -> list[str]:
     return [n for bit, n in _flag_bits() if v & bit]
+
+
+def tcp_opt_names(v: int) -> list[str]:
+    """The PL_TCPO_* names of a tcp_opt_flags value (MSS, WSCALE, ..., OTHER, BAD)."""
+    return [n for bit, n in _tcpo_bits() if v & bit]
+
+
+def mptcp_subtype_name(v: int) -> str:
+    """An MPTCP subtype's name (RFC 8684): MP_CAPABLE, MP_JOIN, DSS..., else 'subtype N'."""
+    return mptcp_subtype_names().get(v, f"subtype {v}")
 
 
 # --- the struct -----------------------------------------------------------------------------
@@ -194,6 +215,24 @@ class _RecordMixin:
     @property
     def flag_names(self) -> list[str]:
         return flag_names(self.flags)
+
+    # TCP options
+    @property
+    def tcp_opt_names(self) -> list[str]:
+        """Which options the walk found, and how it ended (tcp_opt_flags by name)."""
+        return tcp_opt_names(self.tcp_opt_flags)
+
+    @property
+    def mptcp_subtype_names(self) -> list[str]:
+        """Every MPTCP option's subtype (mptcp_subtypes by name, lowest first), [] without."""
+        return [mptcp_subtype_name(i) for i in range(16) if self.mptcp_subtypes >> i & 1]
+
+    @property
+    def mptcp_subtype_name(self) -> str:
+        """The first MPTCP option's subtype by name, '' when there is no MPTCP option."""
+        if not self.tcp_opt_flags & constants()["PL_TCPO_MPTCP"]:
+            return ""
+        return mptcp_subtype_name(self.mptcp_subtype)
 
     # addresses
     @property
@@ -263,6 +302,9 @@ class _RecordMixin:
         d["layer_name"] = self.layer_name
         d["l7_name"] = self.l7_name
         d["flag_names"] = self.flag_names
+        d["tcp_opt_names"] = self.tcp_opt_names
+        d["mptcp_subtype_name"] = self.mptcp_subtype_name
+        d["mptcp_subtype_names"] = self.mptcp_subtype_names
         d["fingerprint_hex"] = f"{self.fingerprint:016x}"
         return d
 

@@ -12,7 +12,12 @@
   outputs); the script does the same for browsers without ``:has()``.
 - ``PacketView(frame).text(color=True)``: the same for a terminal, in ANSI colours.
 - ``SideBySide(frame)`` / ``PacketView.side_by_side()``: pktlab's layers next to scapy's own
-  dissection of the same bytes (``Ether(data).show(dump=True)``), scapy imported only then.
+  dissection of the same bytes (``Ether(data).show(dump=True)``), scapy imported only then;
+  below them the TCP options, pktlab's decode and scapy's option by option (scapy has no MPTCP
+  dissection: its kind 30 is raw bytes, and the row says so: pktlab.packet.scapyopts).
+
+A TCP layer with options says what the record carries of them (MSS, window scale, SACK,
+timestamps, the MPTCP subtypes and the MP_JOIN token), next to every option decoded.
 
 When the Ethernet header was synthesized (cooked or raw-IP captures, see pktlab.packet.frames),
 the view says so: those 14 bytes were not on the wire.
@@ -29,6 +34,7 @@ from typing import Any, Optional
 from . import headers as H
 from . import record as R
 from .options import TcpOption, parse_ipv4_options, parse_tcp_options
+from .scapyopts import option_rows, scapy_tcp_options
 from .walker import _make_parser
 
 __all__ = ["walk", "Walk", "Layer", "Field", "parse_fields", "layer_to_dict", "PacketView",
@@ -228,6 +234,7 @@ def _header_layer(frame, rec, key, hdr, name, off, bound):
         details = opts
         fields += [H.make_field(f"option {o.name}", o.offset, o.length, o.value, o.display)
                    for o in opts]
+        note = _record_options(rec)
     elif key in ("icmp", "icmpv6") and fields:
         t = fields[0].value
         echo = t in (0, 8) if key == "icmp" else t in (128, 129)
@@ -240,6 +247,34 @@ def _header_layer(frame, rec, key, hdr, name, off, bound):
             f"header says {length} bytes, only {limit - off} are inside the "
             + ("IP packet" if limit < n else "frame"))
     return Layer(name, off, avail, fields, key=key, note=note, details=details)
+
+
+def _record_options(rec) -> str:
+    """What the record carries of the TCP options (its tcp_*/mptcp_* fields), in words."""
+    if not rec.tcp_opt_flags:
+        return ""
+    has = set(rec.tcp_opt_names)
+    parts = []
+    if "MSS" in has:
+        parts.append(f"MSS {rec.tcp_mss}")
+    if "WSCALE" in has:
+        parts.append(f"window scale {rec.tcp_wscale}")
+    if "SACK_PERM" in has:
+        parts.append("SACK permitted")
+    if "SACK" in has:
+        parts.append(f"SACK {rec.tcp_sack_blocks} block" + "s" * (rec.tcp_sack_blocks != 1))
+    if "TIMESTAMP" in has:
+        parts.append(f"timestamps {rec.tcp_ts_val}/{rec.tcp_ts_ecr}")
+    if "MPTCP" in has:
+        mp = "MPTCP " + "+".join(rec.mptcp_subtype_names)
+        if rec.mptcp_token:
+            mp += f" token 0x{rec.mptcp_token:08x} ({rec.mptcp_token})"
+        parts.append(mp)
+    if "OTHER" in has:
+        parts.append("others skipped")
+    if "BAD" in has:
+        parts.append("the walk stopped at a bad length")
+    return "the record: " + ", ".join(parts)
 
 
 def _payload_layer(frame, rec, off, end):
@@ -532,6 +567,13 @@ class SideBySide:
             self._scapy = scapy_dissection(self.view.frame)
         return self._scapy
 
+    def option_rows(self) -> list:
+        """(where, pktlab, scapy, remark) per TCP option; [] without options."""
+        tcp = self.view.walk.layer_named("tcp")
+        if tcp is None or not tcp.details:
+            return []
+        return option_rows(tcp.details, scapy_tcp_options(self.view.frame))
+
     def html(self) -> str:
         esc = html.escape
         return ('<div style="display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap">'
@@ -540,7 +582,20 @@ class SideBySide:
                 '<div><div style="font-weight:bold;font-family:sans-serif">scapy: '
                 "Ether(data).show()</div>"
                 '<pre style="font-size:12px;border:1px solid #ddd;padding:6px;margin:0">'
-                f"{esc(self.scapy_text)}</pre></div></div>")
+                f"{esc(self.scapy_text)}</pre></div></div>" + self._options_html())
+
+    def _options_html(self) -> str:
+        rows = self.option_rows()
+        if not rows:
+            return ""
+        esc = html.escape
+        cell = '<td style="padding:1px 8px;border-top:1px solid #eee">'
+        body = "".join(f"<tr>{cell}{esc(w)}</td>{cell}{esc(a)}</td>{cell}<code>{esc(b)}</code>"
+                       f'</td>{cell}<i>{esc(r)}</i></td></tr>' for w, a, b, r in rows)
+        return ('<table style="font-family:monospace;font-size:12px;margin-top:8px">'
+                '<tr><th colspan="4" style="text-align:left;font-family:sans-serif">TCP options'
+                "</th></tr><tr><th>where</th><th>pktlab</th><th>scapy</th><th></th></tr>"
+                f"{body}</table>")
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -554,6 +609,11 @@ class SideBySide:
             if vis > width:
                 a, vis = _ANSI.sub("", a)[: width - 1] + "~", width
             rows.append(a + " " * (width - vis) + " | " + b)
+        opts = self.option_rows()
+        if opts:
+            rows += ["", "TCP options: pktlab | scapy"]
+            rows += [f"  {w:>5}  {a:<{width - 9}} | {b}" + (f"   ({r})" if r else "")
+                     for w, a, b, r in opts]
         return "\n".join(rows)
 
     def __str__(self) -> str:
