@@ -146,3 +146,94 @@ def holders(field, obj_id):
             if want in text:
                 out.setdefault(int(pid), []).append(int(fd))
     return out
+
+
+# map contents --------------------------------------------------------------------------------
+BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_BATCH = 1, 2, 4, 24
+#: the kernel's "this map type has no batch lookup" (ENOTSUPP is 524, kernel-internal)
+NO_BATCH = (errno.EINVAL, errno.EOPNOTSUPP, 524)
+
+
+class _ElemAttr(ctypes.Structure):
+    _fields_ = [("map_fd", ctypes.c_uint32), ("_pad", ctypes.c_uint32),
+                ("key", ctypes.c_uint64), ("value", ctypes.c_uint64),
+                ("flags", ctypes.c_uint64)]
+
+
+class _BatchAttr(ctypes.Structure):
+    _fields_ = [("in_batch", ctypes.c_uint64), ("out_batch", ctypes.c_uint64),
+                ("keys", ctypes.c_uint64), ("values", ctypes.c_uint64),
+                ("count", ctypes.c_uint32), ("map_fd", ctypes.c_uint32),
+                ("elem_flags", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
+
+
+def map_lookup(fd, key, value_bytes):
+    """The value's bytes at `key` (a ctypes object or bytes); None when the key is absent.
+    value_bytes: the whole value (for a per-CPU map, every CPU's copy: round_up(size, 8) x
+    possible CPUs)."""
+    k = ctypes.create_string_buffer(bytes(key), len(bytes(key)))
+    v = ctypes.create_string_buffer(value_bytes)
+    try:
+        _bpf(BPF_MAP_LOOKUP_ELEM, _ElemAttr(map_fd=fd, key=ctypes.addressof(k),
+                                            value=ctypes.addressof(v)))
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise
+    return v.raw
+
+
+def map_update(fd, key, value):
+    """Write `value` (bytes) at `key` (a ctypes object or bytes): BPF_MAP_UPDATE_ELEM, any."""
+    k = ctypes.create_string_buffer(bytes(key), len(bytes(key)))
+    v = ctypes.create_string_buffer(bytes(value), len(bytes(value)))
+    _bpf(BPF_MAP_UPDATE_ELEM, _ElemAttr(map_fd=fd, key=ctypes.addressof(k),
+                                        value=ctypes.addressof(v)))
+
+
+def map_keys(fd, key_size, limit):
+    """Up to `limit` keys (bytes), in the kernel's order (BPF_MAP_GET_NEXT_KEY)."""
+    out, cur = [], None
+    nxt = ctypes.create_string_buffer(key_size)
+    while len(out) < limit:
+        k = ctypes.create_string_buffer(cur, key_size) if cur is not None else None
+        try:
+            _bpf(BPF_MAP_GET_NEXT_KEY, _ElemAttr(map_fd=fd, key=ctypes.addressof(k) if k else 0,
+                                                 value=ctypes.addressof(nxt)))
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                break
+            raise
+        cur = nxt.raw
+        out.append(cur)
+    return out
+
+
+def map_batch(fd, key_size, value_bytes, limit, chunk=4096):
+    """Up to `limit` (key, value) byte pairs by BPF_MAP_LOOKUP_BATCH; None when the map type
+    has no batch lookup (the caller then walks the keys)."""
+    out, token_in = [], None
+    token_out = ctypes.create_string_buffer(max(key_size, 8))
+    while len(out) < limit:
+        n = min(chunk, limit - len(out))
+        keys = ctypes.create_string_buffer(key_size * n)
+        values = ctypes.create_string_buffer(value_bytes * n)
+        attr = _BatchAttr(in_batch=ctypes.addressof(token_in) if token_in is not None else 0,
+                          out_batch=ctypes.addressof(token_out), keys=ctypes.addressof(keys),
+                          values=ctypes.addressof(values), count=n, map_fd=fd)
+        done = False
+        try:
+            _bpf(BPF_MAP_LOOKUP_BATCH, attr)
+        except OSError as e:
+            if e.errno in NO_BATCH and not out and token_in is None:
+                return None
+            if e.errno != errno.ENOENT:
+                raise
+            done = True
+        kr, vr = keys.raw, values.raw
+        out += [(kr[i * key_size:(i + 1) * key_size], vr[i * value_bytes:(i + 1) * value_bytes])
+                for i in range(attr.count)]
+        if done or attr.count == 0:
+            break
+        token_in = ctypes.create_string_buffer(token_out.raw, len(token_out))
+    return out
