@@ -19,6 +19,7 @@ holds, the program and map fds, which are checked (program type, map types and s
 program's maps all among them) before anything uses them.
 """
 
+import contextlib
 import ctypes
 import errno
 import json
@@ -111,14 +112,15 @@ class _Supervisor:
 
     def __init__(self, fd, ncpus):
         self.fd, self.ncpus = fd, ncpus
-        self.used, self.refusal, self.maps = 0, None, []
+        self.used, self.refusal, self.maps, self.done = 0, None, [], False
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 
     def serve(self):
         notif = ctypes.create_string_buffer(128)
         if self.libc.ioctl(self.fd, self.RECV, notif) != 0:
-            return                  # the worker is gone (ENOENT), or nothing after all
+            self.done = True        # the worker is gone (its filter has no task left)
+            return
         nid, pid = struct.unpack_from("<QI", notif, 0)
         nr = struct.unpack_from("<i", notif, 16)[0]
         args = struct.unpack_from("<6Q", notif, 32)
@@ -177,9 +179,10 @@ class _Conversation:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            watch = [self.sock] + ([self.sup.fd] if self.sup and self.sup.fd else [])
+            listening = self.sup is not None and self.sup.fd is not None and not self.sup.done
+            watch = [self.sock] + ([self.sup.fd] if listening else [])
             ready, _, _ = select.select(watch, [], [], left)
-            if self.sup is not None and self.sup.fd in ready:
+            if listening and self.sup.fd in ready:
                 self.sup.serve()
             if self.sock in ready and not self._read():
                 return
@@ -236,16 +239,42 @@ def _start(job):
     return proc, ours, err
 
 
-def _end(proc, err):
-    """Stop the worker (SIGKILL to its group: it is done, or it overran) and say how it
-    ended: (returncode, the tail of what it wrote on stderr)."""
-    from ..lab.spawn import stop
-    stop(proc, sig=signal.SIGKILL, timeout=5.0)
+def _end(proc, err, overran):
+    """Stop the worker and say how it ended: (returncode, CPU seconds it used, the tail of
+    what it wrote on stderr). One that answered exits by itself (a moment is allowed); one
+    that overran, or lingers, gets SIGKILL (its process group: unshare and the worker).
+
+    The direct child is unshare(1) (spawn's PID namespace), which waits for the worker: its
+    rusage from wait4() includes the worker's, whatever unshare itself says about a SIGKILLed
+    child (util-linux cannot re-raise SIGKILL and exits 1)."""
+    if not overran:
+        _wait_a_little(proc)             # (and then SIGKILL: it is done either way)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    cpu = 0.0
+    try:
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        cpu = usage.ru_utime + usage.ru_stime
+    except ChildProcessError:             # reaped already (returncode set by Popen)
+        proc.wait()
     err.seek(0, os.SEEK_END)
     err.seek(max(0, err.tell() - 2000))
     tail = err.read().decode(errors="replace").strip()
     err.close()
-    return proc.returncode, tail
+    return proc.returncode, cpu, tail
+
+
+def _wait_a_little(proc, timeout=2.0):
+    """Until the child has exited (not reaping it), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.005)
 
 
 def run_worker(job, limits=None):
@@ -258,6 +287,7 @@ def run_worker(job, limits=None):
     proc, sock, err = _start(job)
     conv = _Conversation(proc, sock, possible_cpus())
     last, fds, ended = None, [], None
+    code = cpu = tail = None
     try:
         try:
             for doc in conv.frames(time.monotonic() + limits.wall_s):
@@ -279,8 +309,10 @@ def run_worker(job, limits=None):
     finally:
         conv.close()
         sock.close()
-        code, tail = _end(proc, err)
-    return last, fds, conv, (ended, code, tail)
+        # a worker that answered exits by itself; any other (overran, or pktlab is
+        # unwinding: Ctrl-C, an error) is killed at once
+        code, cpu, tail = _end(proc, err, overran=last is None)
+    return last, fds, conv, (ended, code, cpu, tail)
 
 
 # the answers ----------------------------------------------------------------------------------
@@ -299,12 +331,12 @@ def _limit_refusal(what, limits, phase):
 
 def _ended_badly(ended, limits, phase):
     """A refusal for a worker the limits stopped, else None."""
-    why, code, _tail = ended
+    why, code, cpu, _tail = ended
     if why == "wall":
         return _limit_refusal("wall", limits, phase)
-    if code == -signal.SIGKILL:
+    if code != 0 and cpu >= limits.cpu_s - 0.5:
         return _limit_refusal("cpu", limits, phase)
-    if code == -signal.SIGABRT:
+    if code == -signal.SIGABRT:          # LLVM's allocation failed: std::bad_alloc, abort()
         return _limit_refusal("memory", limits, phase)
     return None
 
@@ -329,7 +361,7 @@ def load(req, limits=None):
         if stopped is not None:
             return Attempt(conv.phase, errno=errno.EPERM, refusal=stopped, perfmon=False), None
         if last is None or last.get("kind") == "error":
-            said = last["message"] if last else (ended[2].splitlines() or ["no word"])[-1]
+            said = last["message"] if last else (ended[3].splitlines() or ["no word"])[-1]
             raise EnvironmentProblem(
                 f"the learner loader's worker failed ({said}; exit {ended[1]}); see `pktlab "
                 "doctor`, and run scripts/setup.sh")
@@ -376,7 +408,7 @@ def probe(limits=None):
     for fd in fds:
         os.close(fd)
     if last is None or last.get("kind") != "probe":
-        said = last["message"] if last else ended[2]
+        said = last["message"] if last else ended[3]
         raise EnvironmentProblem(f"the learner loader's worker failed: {said}")
     return dict(last["identity"], listener=conv.sup is not None)
 

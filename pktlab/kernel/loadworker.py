@@ -34,6 +34,13 @@ def send(sock, doc, fds=()):
         sock.sendall(rest)
 
 
+def _peer_gone(sock):
+    """pktlab's end of the socket closed (it sends nothing before the worker speaks)."""
+    import select
+    ready, _, _ = select.select([sock], [], [], 0)
+    return bool(ready) and sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+
+
 def _preload():
     """Everything used after the view is entered: nothing can be loaded from disk then."""
     import ctypes  # noqa: F401
@@ -75,6 +82,8 @@ def main(argv=None):
         limits = sandbox.Limits(**job["limits"])
         sandbox.enter_view(job["view"], limits.tmp_bytes)
         sandbox.drop_privileges(job["uid"], job["gid"])
+        if _peer_gone(sock):          # pktlab died before the parent-death signal was set
+            return 1
         sandbox.set_limits(limits)
         listener = sandbox.install_filter()
         send(sock, {"kind": "listener"}, fds=[listener])

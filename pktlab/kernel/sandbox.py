@@ -24,12 +24,14 @@ import dataclasses
 import errno
 import os
 import resource
+import signal
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x20000, 0x4000000, 0x8000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
-PR_SET_DUMPABLE, PR_SET_KEEPCAPS, PR_CAPBSET_READ, PR_CAPBSET_DROP = 4, 8, 23, 24
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_KEEPCAPS = 1, 4, 8
+PR_CAPBSET_READ, PR_CAPBSET_DROP = 23, 24
 PR_GET_SECCOMP, PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 21, 38, 39, 47
 PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_IS_SET = 2, 1
 CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 12, 21, 38, 39
@@ -75,7 +77,7 @@ class Limits:
     size."""
     cpu_s: int = 20
     wall_s: float = 60.0
-    memory: int = 3 << 30
+    memory: int = 2 << 30
     file_bytes: int = 64 << 20
     tmp_bytes: int = 128 << 20
 
@@ -202,6 +204,8 @@ def drop_privileges(uid, gid, keep=LEARNER_CAPS):
     for cap in keep:
         _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
     _prctl(PR_SET_KEEPCAPS, 0)
+    # a change of uid clears the parent-death signal unshare(1) --kill-child set: again
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(PR_SET_DUMPABLE, 0)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     eff, prm, _inh = capabilities()

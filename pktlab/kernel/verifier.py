@@ -142,6 +142,17 @@ REFUSALS = (
             "Read packet bytes directly (checked against data_end) or with bpf_skb_load_bytes(); "
             "to see a value, count it in a map rather than print it.", privilege=True),
     Pattern("needs CAP_PERFMON",
+            r"has pointer with unsupported alu operation|has unknown scalar with mixed signed "
+            r"bounds|tried to \w+ from different maps, paths or scalars|tried to \w+ beyond "
+            r"pointer bounds",
+            "This moves a pointer (into the packet, say) by an amount known only when the "
+            "program runs, such as a header's length (ihl * 4): pointer moves the verifier "
+            "cannot check against speculative execution " + NO_PERFMON + "; constant moves are "
+            "fine.",
+            "Read at a variable offset with a helper that takes it as a number: "
+            "bpf_xdp_load_bytes(ctx, off, &buf, len) at XDP, bpf_skb_load_bytes(skb, off, &buf, "
+            "len) at TC; or move the pointer by constants only.", privilege=True),
+    Pattern("needs CAP_PERFMON",
             r"pointer -= pointer prohibited|pointer comparison prohibited|leaks addr|"
             r"partial copy of pointer|pointer arithmetic with it prohibited",
             "Doing this with pointers could reveal a kernel address (subtracting or comparing "
