@@ -8,6 +8,7 @@ line"):
     pktlab bench [--json] [--plot FILE]
     pktlab lab up|down|status|clean [--json]
     pktlab verify FILE.c --hook H [--func NAME] [--json] [--log]
+    pktlab run FILE.c --hook xdp|tc-ingress|tc-egress --pcap CAPTURE [--func NAME] [--json]
     pktlab conntrack [--flows N] [--max-entries M] [--json]
     pktlab belt [--traffic http|tcp|udp] [--hooks ...] [--port N] [--to-port N] [--lab NAME]
                 [--json]
@@ -126,6 +127,7 @@ def build_parser():
     v.add_argument("--json", action="store_true")
     v.add_argument("--log", action="store_true", help="print the verifier's whole log too")
     v.set_defaults(func=commands.cmd_verify)
+    _run_parser(sub)
 
     bt = sub.add_parser("belt", help="one real request through every hook, from the wire to "
                                      "the application (socket-end hooks included)")
@@ -145,6 +147,22 @@ def build_parser():
     bt.set_defaults(func=commands.cmd_belt)
     _mptcp_parser(sub)
     return p
+
+
+def _run_parser(sub):
+    from .args import run_hook
+    ru = sub.add_parser("run", help="a learner's program on a real hook in a throwaway lab: a "
+                                    "capture replayed through it, its verdicts counted by name, "
+                                    "its maps at the end")
+    ru.add_argument("file", metavar="FILE.c")
+    ru.add_argument("--hook", type=run_hook, required=True,
+                    help="where it runs: xdp, tc-ingress or tc-egress")
+    ru.add_argument("--pcap", required=True, metavar="CAPTURE", help="the frames to send")
+    ru.add_argument("--func", dest="function", metavar="NAME",
+                    help="the program (default: the only function with a context argument)")
+    ru.add_argument("--json", action="store_true")
+    ru.add_argument("--log", action="store_true", help="on a refusal, the verifier's whole log")
+    ru.set_defaults(func=commands.cmd_run)
 
 
 def _mptcp_parser(sub):

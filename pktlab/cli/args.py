@@ -108,6 +108,15 @@ def hook(text):
 
 
 @_argtype
+def run_hook(text):
+    """run --hook: a hook pktlab run attaches at (xdp, tc-ingress, tc-egress)."""
+    from ..replay.learner import RUN_HOOKS
+    if text not in RUN_HOOKS:
+        raise ValueError(f"hook {text!r}: pktlab run attaches at {', '.join(RUN_HOOKS)}")
+    return text
+
+
+@_argtype
 def seconds(text):
     """mptcp --seconds: how long the transfer lasts."""
     import math

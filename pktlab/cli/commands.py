@@ -220,6 +220,26 @@ def cmd_verify(args):
     return report.exit_status
 
 
+def cmd_run(args):
+    """Exit 0: loaded, every frame sent got a verdict, nothing left behind; 1: the verifier
+    (or the learner loader) refused it, or the run found otherwise; 2: it does not compile, or
+    bad input (said before any lab)."""
+    import json
+    from ..kernel import verifier
+    from ..replay import learner
+    learner.check_run(args.file, args.hook, args.pcap)
+    need_root("pktlab run")
+    doc = learner.run_file(args.file, args.hook, args.pcap, func=args.function)
+    report, status = doc.pop("report", None), doc.pop("exit")
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    elif report is not None:
+        print(verifier.format_text(report, show_log=args.log))
+    else:
+        print(learner.format_run(doc))
+    return status
+
+
 def cmd_belt(args):
     """Exit 0: every hook saw the request and agrees, in the kernel's order, nothing left
     behind; 1: the run worked but found otherwise; 2: bad input or environment."""
