@@ -36,7 +36,7 @@ from .. import resources
 from ..errors import BPFError, EnvironmentProblem
 from ..owned import Owned
 from . import bpfobj, mappolicy
-from .progload import PROG_TYPE_IDS, Attempt
+from .progload import PROG_TYPE_IDS, Attempt, check_define
 from .sandbox import Limits
 
 ACCOUNT = "pktlab-loader"
@@ -351,7 +351,7 @@ def load(req, limits=None):
     job = {"op": "load", "request": {
         "text": req.text.decode("latin-1"), "name": req.name, "prog_type": req.prog_type,
         "func": req.func, "include_dirs": [d for d in req.include_dirs if d == snippets]
-        or [snippets]}}
+        or [snippets], "defines": [check_define(d) for d in req.defines]}}
     last, fds, conv, ended = run_worker(job, limits)
     try:
         if conv.refusal is not None:          # a map refused at BPF_MAP_CREATE

@@ -56,7 +56,8 @@ def _preload():
 def _load(sock, job):
     from . import progload
     req = progload.LoadRequest(job["text"].encode("latin-1"), job["name"], job["prog_type"],
-                               job.get("func"), tuple(job.get("include_dirs", ())))
+                               job.get("func"), tuple(job.get("include_dirs", ())),
+                               tuple(job.get("defines", ())))
     kept = {}
 
     def keep(fd, tables):

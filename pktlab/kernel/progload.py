@@ -56,6 +56,7 @@ class LoadRequest:
     prog_type: str                  # a PROG_TYPE_IDS key
     func: str = None                # the program to load; None: the only one the file defines
     include_dirs: tuple = ()
+    defines: tuple = ()             # pktlab's own -D flags ("NAME=VALUE"), never a learner's
 
 
 @dataclasses.dataclass
@@ -100,6 +101,16 @@ def with_line_directives(text):
     return b"\n".join(out)
 
 
+_DEFINE = re.compile(r"^[A-Za-z_]\w*(=[\w.+-]*)?$")
+
+
+def check_define(d):
+    """A -D flag's text: NAME or NAME=VALUE of plain characters (no option can hide in it)."""
+    if not _DEFINE.match(d):
+        raise ValueError(f"define {d!r}: a NAME or NAME=VALUE of letters, digits and _.+-")
+    return d
+
+
 def attempt(req, keep=None, on_load=None):
     """Compile req.text with bcc, choose the program, load it once; an Attempt, never raises
     for what the learner wrote (the compiler's and the kernel's refusals are data).
@@ -113,6 +124,7 @@ def attempt(req, keep=None, on_load=None):
         return Attempt("load", errno=_errno.EPERM, refusal=refused, perfmon=False)
     lib = bcc().libbcc.lib
     flags = [b"-I" + os.fsencode(d) for d in req.include_dirs]
+    flags += [b"-D" + check_define(d).encode() for d in req.defines]
     cflags = (ctypes.c_char_p * len(flags))(*flags)
     with _capture_output() as out:
         module = lib.bpf_module_create_c_from_string(with_line_directives(req.text), DEBUG_SOURCE,

@@ -146,9 +146,9 @@ REFUSALS = (
             r"bounds|tried to \w+ from different maps, paths or scalars|tried to \w+ beyond "
             r"pointer bounds",
             "This moves a pointer (into the packet, say) by an amount known only when the "
-            "program runs, such as a header's length (ihl * 4): pointer moves the verifier "
-            "cannot check against speculative execution " + NO_PERFMON + "; constant moves are "
-            "fine.",
+            "program runs, such as a header's length (ihl * 4). The verifier cannot check such "
+            "a move against speculative execution, so it " + NO_PERFMON + "; moves by a "
+            "constant are fine.",
             "Read at a variable offset with a helper that takes it as a number: "
             "bpf_xdp_load_bytes(ctx, off, &buf, len) at XDP, bpf_skb_load_bytes(skb, off, &buf, "
             "len) at TC; or move the pointer by constants only.", privilege=True),
