@@ -1,0 +1,6 @@
+#include "/etc/shadow"
+
+int prog(struct xdp_md *ctx)
+{
+    return XDP_PASS;
+}
