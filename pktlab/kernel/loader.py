@@ -137,7 +137,7 @@ class _Supervisor:
         name = attr[28:44].split(b"\0")[0].decode(errors="replace")
         refused = mappolicy.check_map(name, mtype, ksize, vsize, entries, self.ncpus, self.used)
         if refused is not None:
-            self.refusal = self.refusal or refused
+            self.refusal = self.refusal or dict(refused, at="BPF_MAP_CREATE")
             return self._answer(nid, errno.EPERM)
         self.used += mappolicy.map_bytes(mappolicy.type_name(mtype), ksize, vsize, entries,
                                          self.ncpus)

@@ -58,12 +58,13 @@ def type_name(t):
 
 
 def map_bytes(kind, key_size, value_size, max_entries, ncpus):
-    """The bytes a map asks for: (key + value) x entries, each CPU's copy counted for per-CPU
-    maps; a ring buffer's max_entries is its size in bytes."""
+    """The bytes a map asks for: (key + value) x entries (an array stores no keys), each CPU's
+    copy counted for per-CPU maps; a ring buffer's max_entries is its size in bytes."""
     if kind in ("RINGBUF", "USER_RINGBUF"):
         return int(max_entries)
     value = (int(value_size) + 7) // 8 * 8 * ncpus if kind in PER_CPU else int(value_size)
-    return (int(key_size) + value) * int(max_entries)
+    key = 0 if kind in ARRAYS else int(key_size)
+    return (key + value) * int(max_entries)
 
 
 def _mib(n):
@@ -88,9 +89,9 @@ def check_map(name, map_type, key_size, value_size, max_entries, ncpus, used=0):
     if size + used > MAP_BYTES_MAX:
         held = f" (with {_mib(used)} in the program's other maps)" if used else ""
         return {"kind": "map too large", "map": name, "map_type": kind, "bytes": size,
-                "message": f"map {name}: {kind} of {int(max_entries):,} entries x "
-                           f"({key_size} + {value_size} bytes) = {_mib(size)}{held}; a "
-                           f"learner's program may have {_mib(MAP_BYTES_MAX)} of maps",
+                "message": f"map {name}: {kind} of {int(max_entries):,} entries = "
+                           f"{_mib(size)}{held}; a learner's program may have "
+                           f"{_mib(MAP_BYTES_MAX)} of maps",
                 "meaning": f"{name} asks the kernel for {_mib(size)} of memory{held}, more "
                            f"than a learner's program may take ({_mib(MAP_BYTES_MAX)} for all "
                            "its maps).",
@@ -107,7 +108,7 @@ def check_source(text):
     if not m:
         return None
     line = code.count("\n", 0, m.start()) + 1
-    return {"kind": "pinned or shared map", "map": None, "line": line,
+    return {"kind": "pinned or shared map", "map": None, "line": line, "at": "source",
             "message": f"line {line}: a pinned or shared table "
                        f"({m.group().rstrip('( ')}) in a learner's program",
             "meaning": "A pinned or shared table outlives your program or is seen by other "
@@ -122,7 +123,8 @@ def declaration_line(text, name):
     name: a longer declared name that starts so counts), else None."""
     if not name:
         return None
-    pat = re.compile(rf"\b{re.escape(name)}\w*\b")
+    tail = r"\w*" if len(name) >= 15 else ""
+    pat = re.compile(rf"\b{re.escape(name)}{tail}\b")
     lines = text.split("\n")
     for want_decl in (True, False):
         for n, line in enumerate(lines, 1):

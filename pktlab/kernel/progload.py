@@ -207,6 +207,7 @@ def check_tables(tables, text):
                                       t["max_entries"], possible_cpus(), used)
         if refused is not None:
             refused["line"] = mappolicy.declaration_line(text, t["name"])
+            refused["at"] = "declaration"
             return refused
         used += mappolicy.map_bytes(mappolicy.type_name(t["map_type"]), t["key_size"],
                                     t["value_size"], t["max_entries"], possible_cpus())
