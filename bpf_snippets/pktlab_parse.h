@@ -454,7 +454,7 @@ PL_INLINE void parse_tcp_options(struct pl_record *r, void *data, void *data_end
 {
 	__u32 doff = *(volatile __u8 *)&r->tcp_doff;
 	__u64 off = 0, len, start;   /* 64-bit: the mask is BPF assembly on a whole register */
-	__u32 flags = 0, w;
+	__u32 flags = 0, w, z;
 	struct hdr_cursor nh;
 	__u8 *opts;
 
@@ -578,7 +578,12 @@ PL_INLINE void parse_tcp_options(struct pl_record *r, void *data, void *data_end
 		PL_MASK(off, PL_TCP_OPT_MASK);
 	}
 done:
-	r->tcp_opt_flags = flags;
+	/* `flags` is built of constants: a program that keeps its record on the stack and then
+	 * branches on tcp_opt_flags would have the verifier track each combination back through
+	 * the walk (E2BIG). XORed with a zero it cannot see (the data offset read twice, the
+	 * loads unrelated to it), the flags are opaque to it; records in maps are opaque anyway. */
+	z = *(volatile __u8 *)&r->tcp_doff ^ doff;
+	r->tcp_opt_flags = flags ^ (z | z << 4);
 }
 
 /*

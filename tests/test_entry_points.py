@@ -5,6 +5,7 @@ bytes; and the entry's record is the Ethernet walk's record seen from that layer
 
 import ctypes
 import os
+import random
 import shutil
 import subprocess
 
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import corpus_files
+from optgen import frame_with_options
 
 from pktlab import resources
 from pktlab.packet import record as R
@@ -136,6 +138,26 @@ def test_the_entry_sees_what_the_ethernet_walk_sees_from_there():
        st.binary(max_size=160))
 def test_every_entry_agrees_with_c_on_random_bytes(c_at, entry, proto, data):
     _same(c_at, data, entry, proto)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(0, 2**64 - 1))
+def test_tcp_options_agree_with_c_at_every_entry(c_at, seed):
+    """TCP option lists (tests/optgen.py) seen from each layer a hook enters at: the network
+    header (cgroup_skb), the transport header (a socket filter); pl_parse_at() and
+    walk_record_at() agree, and the options in the record are the Ethernet walk's."""
+    rnd = random.Random(seed)
+    for _ in range(8):
+        frame = frame_with_options(rnd)
+        full, cuts = _cuts(frame)
+        for entry, proto, data in cuts:
+            if entry == "payload":
+                continue
+            r = _same(c_at, data, entry, proto)
+            if full.status_name == "OK" and r.status_name == "OK":
+                for k in ("tcp_opt_flags", "tcp_mss", "tcp_wscale", "tcp_ts_val", "tcp_ts_ecr",
+                          "tcp_sack_blocks", "mptcp_subtype", "mptcp_subtypes", "mptcp_token"):
+                    assert getattr(r, k) == getattr(full, k), (entry, k, frame.hex())
 
 
 def test_a_bad_entry_is_refused():

@@ -19,11 +19,13 @@ from hypothesis import strategies as st
 
 from conftest import (PCAPS, REPO, corpus_files, require_hook, require_kprobe_mechanism,
                       require_root)
+from optgen import frame_with_options
 
 from pktlab import resources
 from pktlab.kernel import bpf
 from pktlab.replay import compare
 from pktlab.packet import record as rec
+from pktlab.packet.capture import read_frames
 from pktlab.packet.walker import walk_record
 
 ALL_HOOKS = ("xdp", "tc-ingress", "tc-egress", "kprobe")
@@ -291,6 +293,90 @@ def test_kernel_and_walker_agree_behind_real_headers():
                        f"({refused_n[0]} refused by the kernel): {short}; all: {dict(reached)}")
     print(f"tc test run vs walker: {ran[0]} frames compared, {refused_n[0]} refused by the "
           f"kernel's short-network-header rule; paths: {dict(sorted(reached.items()))}")
+
+
+@pytest.mark.parametrize("hook", ["xdp", "tc-ingress"])
+def test_kernel_and_walker_agree_on_tcp_options(hook):
+    """Random TCP option lists (tests/optgen.py: every kind the record carries, Linux's layouts,
+    MPTCP subtypes, unknown kinds, wrong lengths, damage) through the hook's program by test
+    run: the same records as the walker, and every option path reached."""
+    require_hook(hook)
+    reached = collections.Counter()
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, 2**64 - 1))
+    def check(seed):
+        rnd = random.Random(seed)
+        frames = [frame_with_options(rnd) for _ in range(16)]
+        kernel, refused = bpf.parse_in_kernel(frames, hook)
+        assert not refused, refused
+        walker = _walker_array(frames)
+        _assert_same(kernel, walker, frames, f"{hook} test run, seed {seed}")
+        for row in walker:
+            reached.update(rec.tcp_opt_names(int(row["tcp_opt_flags"])))
+            reached["token"] += bool(row["mptcp_token"])
+
+    check()
+    rare = {k: reached[k] for k in ("MSS", "WSCALE", "SACK_PERM", "SACK", "TIMESTAMP", "MPTCP",
+                                    "OTHER", "BAD", "token") if reached[k] < 5}
+    assert not rare, f"option paths reached too rarely: {rare}; all: {dict(reached)}"
+
+
+#: a program of the kind a learner or another room writes: the record on its stack, the
+#: option fields branched on (the hooks keep theirs in maps, where no value is known to the
+#: verifier; on the stack every one is, and a branch on one it knows makes it track each)
+STACK_RECORD_XDP = r"""
+#include <uapi/linux/bpf.h>
+#include "pktlab_parse.h"
+
+int stack_record(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct pl_record r = {};
+
+	pl_parse(data, data_end, &r);
+	if ((r.tcp_opt_flags & PL_TCPO_MPTCP) && r.mptcp_subtype == PL_MPTCP_MP_JOIN &&
+	    r.mptcp_token == TOKEN)
+		return XDP_DROP;
+	if ((r.tcp_opt_flags & PL_TCPO_BAD) || r.tcp_opt_flags == (PL_TCPO_MSS | PL_TCPO_OTHER))
+		return XDP_TX;
+	if ((r.tcp_opt_flags & PL_TCPO_TIMESTAMP) && r.tcp_ts_val == 0x01020304)
+		return XDP_ABORTED;
+	return XDP_PASS;
+}
+"""
+
+
+def test_a_record_on_the_stack_branched_on_its_options_loads_and_decides():
+    """pl_parse() with its record on the stack, a program branching on tcp_opt_flags and the
+    MPTCP fields: the verifier takes it (tcp_opt_flags are opaque to it, see parse_tcp_options)
+    and the verdicts are the walker's record's."""
+    require_hook("xdp")
+    frames = {}
+    for f in ("mptcp.pcap", "tcp-options-edge.pcap"):
+        frames.update({(f, fr.index): fr.data for fr in read_frames(os.path.join(PCAPS, f))})
+    join = walk_record(frames[("mptcp.pcap", 7)])
+    assert join.mptcp_subtype_name == "MP_JOIN" and join.mptcp_token
+    prog = bpf.compile_program(None, "stack_record", "XDP",
+                               [f"-DTOKEN={join.mptcp_token:#x}U"], text=STACK_RECORD_XDP)
+    try:
+        c = rec.constants()
+        for where, frame in frames.items():
+            r = walk_record(frame)
+            flags = r.tcp_opt_flags
+            if flags & c["PL_TCPO_MPTCP"] and r.mptcp_subtype_name == "MP_JOIN" and \
+                    r.mptcp_token == join.mptcp_token:
+                want = 1        # XDP_DROP
+            elif flags & c["PL_TCPO_BAD"] or flags == c["PL_TCPO_MSS"] | c["PL_TCPO_OTHER"]:
+                want = 3        # XDP_TX
+            elif flags & c["PL_TCPO_TIMESTAMP"] and r.tcp_ts_val == 0x01020304:
+                want = 0        # XDP_ABORTED
+            else:
+                want = 2        # XDP_PASS
+            assert bpf.test_run(prog, frame)[0] == want, where
+    finally:
+        bpf.release(prog)
 
 
 def test_programs_are_compiled_once_per_source_and_flags():
