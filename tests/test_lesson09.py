@@ -19,6 +19,15 @@ EXPECTED = {       # (the kind of refusal, the line of the mistake in the varian
 }
 
 
+#: the firewall builds on pktlab_parse.h, whose IPv4/TCP parse moves packet pointers by header
+#: lengths: the learner loader (CAP_BPF + CAP_NET_ADMIN, no CAP_PERFMON) refuses that at line 32
+#: until the parser keeps its offsets as scalars (issue 15: the parser change comes next).
+#: strict: the day the firewall loads, these pass and the mark must go
+NEEDS_SCALAR_PARSER = pytest.mark.xfail(
+    strict=True, reason="pktlab_parse.h's variable pointer advances refuse under the learner "
+    "loader (tools/learner_refusals.py); the parser change is next (issue 15)")
+
+
 def test_every_mistake_is_one_edit_of_the_shipped_firewall():
     shipped = ex09.firewall_source()
     for name in ex09.MISTAKES:
@@ -27,6 +36,7 @@ def test_every_mistake_is_one_edit_of_the_shipped_firewall():
         assert abs(len(v.splitlines()) - len(shipped.splitlines())) <= 4, name
 
 
+@NEEDS_SCALAR_PARSER
 @pytest.mark.parametrize("name", sorted(ex09.MISTAKES))
 def test_each_mistake_is_refused_and_explained(name):
     require_hook("tc-ingress")
@@ -41,6 +51,7 @@ def test_each_mistake_is_refused_and_explained(name):
     assert ("bpf_sk_lookup_tcp" if "leak" in kind else "sk") in src, src
 
 
+@NEEDS_SCALAR_PARSER
 def test_the_shipped_firewall_passes_the_checker_and_a_broken_one_does_not():
     require_hook("tc-ingress")
     assert exercises.check_lookup(ex09.firewall_source()).passed
