@@ -320,6 +320,27 @@ def _probe_mptcp(checks_ok):
     return check, {"sock-ops": hook}
 
 
+def _check_learner_loader():
+    """A learner loader's worker started for real: what it is from inside (its probe)."""
+    from .kernel import loader
+    ok, why = loader.available()
+    if not ok:
+        return Check("learner loader", False, why, "run scripts/setup.sh (it makes the "
+                     f"{loader.ACCOUNT} account and the kernel headers' links)")
+    try:
+        me = loader.probe()
+    except PktlabError as e:
+        return Check("learner loader", False, str(e), "run scripts/setup.sh")
+    caps = ", ".join(me["effective"]) or "none"
+    good = (me["uid"][0] == loader.account()[0] and me["effective"] == ["bpf", "net_admin"]
+            and me["bounding"] == me["effective"] and me["no_new_privs"] == 1
+            and me["seccomp"] == 2 and me["listener"])
+    return Check("learner loader", good,
+                 f"learner programs load as {loader.ACCOUNT} (uid {me['uid'][0]}) with {caps} "
+                 f"only, no-new-privs, seccomp, {me['header_files']} kernel header files in "
+                 "view and nothing else of this machine", "run scripts/setup.sh")
+
+
 def _check_mptcp_host():
     """Without a lab (not root): what this namespace says, which is not a lab's."""
     try:
@@ -349,6 +370,8 @@ def run():
         checks.append(Check("bcc compile", False, "not tried: needs " + " and ".join(
             w for w, ok in (("root", checks[0].ok), ("bcc", bcc_check.ok)) if not ok),
             SUDO_FIX if not checks[0].ok else "fix the checks above first"))
+    if can_compile:
+        checks.append(_check_learner_loader())
     checks += [
         _check_tool("ip", "iproute2", "apt-get install iproute2", required=True),
         _check_tool("tcpreplay", "the replay benchmark compares with it",
