@@ -459,6 +459,30 @@ def test_run_dumps_structs_per_cpu_values_and_arrays_in_shape():
     assert "1 of 16" in doc["maps_info"]["last_len"]["note"]
 
 
+def test_the_counting_wrapper_counts_the_learners_verdicts_and_keeps_its_lines():
+    loader = need_loader()
+    from pktlab.kernel import mapdump, verdicts, verifier
+    text = verdicts.wrap(text_of("drop53.c"), "drop53", "XDP")
+    a, prog = loader.load(request(text, func=verdicts.WRAPPER_FUNC))
+    assert a.stage == "loaded", (a.compiler, a.log[-300:])
+    with prog:
+        verdicts.skip_source(prog, "02:00:00:00:00:99")
+        dns = udp_frame(53)
+        own = dns[:6] + bytes.fromhex("020000000099") + dns[12:]      # the lab's own MAC
+        assert prog.test_run(dns)[0] == 1 and prog.test_run(udp_frame(80))[0] == 2
+        assert prog.test_run(own)[0] == 2               # passed, not run: it was to port 53
+        counts, lab_frames = verdicts.read(prog)
+        assert counts == {"XDP_DROP": 1, "XDP_PASS": 1} and lab_frames == 1
+        maps, _ = mapdump.dump(prog, skip={verdicts.MAP, verdicts.CONFIG})
+        assert maps["dropped_from"] == {"40000": 1}      # the lab's frame never reached it
+    # wrapped, a mistake is still refused at the learner's own line
+    text = verdicts.wrap(text_of("bounds.c"), "no_check", "XDP")
+    a = loader.attempt(request(text, func=verdicts.WRAPPER_FUNC))
+    report = verifier.judge(a, "bounds.c", "xdp", text)
+    assert report.errors[0]["line"] == mistake("bounds.c")
+    assert report.errors[0]["kind"] == "packet out of bounds"
+
+
 @pytest.mark.parametrize("name,status,kind", [
     ("bounds.c", 1, "packet out of bounds"),
     ("devmap.c", 1, "map type not allowed"),
