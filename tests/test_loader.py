@@ -355,6 +355,30 @@ def test_the_worker_dies_with_its_owner():
             owner.wait()
 
 
+def test_ctrl_c_mid_compile_leaves_no_worker(tmp_path):
+    need_loader()
+    burn = tmp_path / "burn.c"
+    burn.write_bytes(text_of("burn.c", ITERATIONS=100000))
+    cmd = [sys.executable, "-m", "pktlab.cli", "verify", str(burn), "--hook", "xdp"]
+    p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        deadline, workers = time.monotonic() + 30, {}
+        while time.monotonic() < deadline and len(workers) < 2:
+            workers = {k: c for k, c in _descendants(p.pid).items() if "loadworker" in c}
+            time.sleep(0.05)
+        assert len(workers) == 2, workers
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130 and "interrupted" in err, (p.returncode, err)
+    assert not [k for k in workers if _alive(k)], workers
+
+
 # pktlab run ------------------------------------------------------------------------------------------
 def run_cli(*args, json_doc=True):
     cmd = [sys.executable, "-m", "pktlab.cli", "run", *args] + (["--json"] if json_doc else [])
