@@ -80,6 +80,7 @@ def main(argv=None):
         job = json.loads(sys.stdin.buffer.read())
         from . import sandbox
         _preload()
+        sandbox.single_thread()
         limits = sandbox.Limits(**job["limits"])
         sandbox.enter_view(job["view"], limits.tmp_bytes)
         sandbox.drop_privileges(job["uid"], job["gid"])

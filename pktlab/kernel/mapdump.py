@@ -64,6 +64,19 @@ def total(values):
     return first
 
 
+def _decoder(desc, size):
+    """bytes -> plain data by bcc's description of the type; hex text when there is none, or
+    when it does not have the map's size (the description came from the worker: it is
+    checked against the kernel's word, not trusted)."""
+    try:
+        t = ctype_of(desc)
+    except Exception:            # bcc raises a bare Exception for a type it cannot decode
+        t = None
+    if t is None or ctypes.sizeof(t) != size:
+        return lambda b: bytes(b[:size]).hex()
+    return lambda b: plain(t.from_buffer_copy(b[:size]))
+
+
 def key_text(k):
     return str(k) if isinstance(k, int) else json.dumps(k, separators=(",", ":"))
 
@@ -89,18 +102,20 @@ def dump_map(m):
         return {}, info
     ncpus = possible_cpus() if kind in PER_CPU else 1
     stride = (m.info.value_size + 7) // 8 * 8 if kind in PER_CPU else m.info.value_size
-    keytype, leaftype = ctype_of(m.key_desc), ctype_of(m.leaf_desc)
+    key_of = _decoder(m.key_desc, m.info.key_size)
+    value_of = _decoder(m.leaf_desc, m.info.value_size)
     pairs = _pairs(m, stride * ncpus)
     out = {}
     for kb, vb in pairs:
         if kind in ARRAYS and not any(vb):
             continue
-        key = plain(keytype.from_buffer_copy(kb))
+        key = key_of(kb)
         if kind in PER_CPU:
-            per = [plain(leaftype.from_buffer_copy(vb, c * stride)) for c in range(ncpus)]
+            per = [value_of(vb[c * stride:c * stride + m.info.value_size])
+                   for c in range(ncpus)]
             value = {"per_cpu": per, "sum": total(per)}
         else:
-            value = plain(leaftype.from_buffer_copy(vb))
+            value = value_of(vb)
         out[key_text(key)] = value
     info["entries"] = len(out)
     notes = []

@@ -237,7 +237,9 @@ class _SockFprog(ctypes.Structure):
 AUDIT_ARCH_X86_64 = 0xC000003E
 RET_ALLOW, RET_USER_NOTIF, RET_KILL_PROCESS = 0x7FFF0000, 0x7FC00000, 0x80000000
 RET_ERRNO = 0x00050000
-SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER = 1, 1 << 3
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_FILTER_FLAG_NEW_LISTENER = 1, 1 << 3
+SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 1 << 4
 _LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
 
 
@@ -287,13 +289,24 @@ def filter_program():
 
 
 def install_filter():
-    """Install the filter on this (only) thread; the listener fd for the parent."""
+    """Install the filter on every thread of the process (there is one: single_thread()); the
+    listener fd for the parent."""
     prog = filter_program()
     insns = (_SockFilter * len(prog))(*[_SockFilter(*p) for p in prog])
     fprog = _SockFprog(len(prog), insns)
-    return _check(int(libc().syscall(NR["seccomp"], SECCOMP_SET_MODE_FILTER,
-                                     SECCOMP_FILTER_FLAG_NEW_LISTENER, ctypes.byref(fprog))),
-                  "install the seccomp filter")
+    flags = (SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_TSYNC |
+             SECCOMP_FILTER_FLAG_TSYNC_ESRCH)
+    return _check(int(libc().syscall(NR["seccomp"], SECCOMP_SET_MODE_FILTER, flags,
+                                     ctypes.byref(fprog))), "install the seccomp filter")
+
+
+def single_thread():
+    """The worker must be one thread when the filter goes in (read before the view hides
+    /proc): the parent reads a map's attributes from its memory while that thread waits in
+    bpf(), and no other may change them meanwhile (the filter then refuses new threads)."""
+    n = len(os.listdir("/proc/self/task"))
+    if n != 1:
+        raise OSError(errno.EBUSY, f"the learner loader's worker has {n} threads, not 1")
 
 
 # the probe ----------------------------------------------------------------------------------

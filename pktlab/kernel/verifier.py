@@ -245,8 +245,10 @@ COMPILER_HINTS = (
      "Check the name against `man bpf-helpers`; pktlab's parser functions come from "
      "\"pktlab_parse.h\"."),
     (r"file not found",
-     "The compiler cannot find this header.",
-     "Kernel headers are included as <uapi/linux/...>, pktlab's as \"pktlab_parse.h\"."),
+     "The compiler cannot find this header: a learner's program sees only the kernel's headers "
+     "and pktlab's (bpf_snippets), nothing else of the machine.",
+     "Kernel headers are included as <uapi/linux/...>, pktlab's as \"pktlab_parse.h\"; put "
+     "your own helpers in the program's file."),
     (r"cannot call non-static helper function",
      "bcc compiles every non-static function as a program of its own, and one program cannot "
      "call another.",
