@@ -24,6 +24,7 @@ import ctypes
 import errno
 import json
 import os
+import platform
 import select
 import signal
 import socket
@@ -70,6 +71,9 @@ def available():
     """(True, None) when this process can start restricted workers, else (False, why)."""
     if os.geteuid() != 0:
         return False, "starting the learner loader's worker needs root"
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False, (f"the learner loader's seccomp filter knows x86-64's system calls; this "
+                       f"is {platform.machine()}")
     try:
         account()
         learner_view()
@@ -390,8 +394,9 @@ def default_loader():
     than a learner would (CAP_BPF and CAP_NET_ADMIN, not root)."""
     from . import progload
     if os.geteuid() == 0:
-        account()
-        learner_view()
+        ok, why = available()
+        if not ok:
+            raise EnvironmentProblem(why)
         return attempt
     if progload.has_caps(progload.LOAD_CAPS):
         return progload.attempt
