@@ -507,6 +507,20 @@ def test_the_counting_wrapper_counts_the_learners_verdicts_and_keeps_its_lines()
     assert report.errors[0]["kind"] == "packet out of bounds"
 
 
+def test_run_in_a_learners_own_lab_leaves_the_lab_and_removes_what_it_attached(lab):
+    need_loader()
+    from pktlab.replay import learner
+    pcap = os.path.join(PCAPS, "dns.pcap")
+    doc = learner.run_file(os.path.join(DATA, "drop53.c"), "xdp", pcap, lab=lab)
+    drops, _seen, _sports = walker_prediction(pcap)
+    assert doc["exit"] == 0 and doc["lab"] == lab.name and doc["leftovers"] == []
+    assert doc["verdicts"]["XDP_DROP"] == drops
+    shown = subprocess.run(["ip", "-n", lab.ns_dut, "-d", "link", "show", lab.if_dut],
+                           capture_output=True, text=True, check=True).stdout
+    assert "xdp" not in shown.split("\n", 1)[0] and "prog/xdp" not in shown, shown
+    assert not lab.closed                                   # the lab is the learner's: it stays
+
+
 @pytest.mark.parametrize("name,status,kind", [
     ("bounds.c", 1, "packet out of bounds"),
     ("devmap.c", 1, "map type not allowed"),

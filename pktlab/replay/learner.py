@@ -15,6 +15,7 @@ pktlab waits until every sent frame has a verdict. The program and its maps are 
 only; they and the lab are gone before the document is returned, and `leftovers` proves it.
 """
 
+import contextlib
 import errno
 import os
 import time
@@ -114,11 +115,12 @@ def _gone(prog_id, map_ids, timeout=5.0):
         time.sleep(0.02)
 
 
-def run_file(path, hook, pcap, func=None, limits=None, mtu=1500):
-    """Verify, load the counting wrapper, attach in a throwaway lab, replay, count, dump,
-    remove everything. The `pktlab run --json` document (plus "report": the verifier's
-    Report when it refused; "exit": the status the command returns)."""
-    text = check_run(path, hook, pcap, mtu)
+def run_file(path, hook, pcap, func=None, limits=None, mtu=1500, lab=None):
+    """Verify, load the counting wrapper, attach in a throwaway lab (or in `lab`, a learner's
+    own, which stays: only what the run attached is removed), replay, count, dump, remove
+    everything. The `pktlab run --json` document (plus "report": the verifier's Report when
+    it refused; "exit": the status the command returns)."""
+    text = check_run(path, hook, pcap, lab.mtu if lab is not None else mtu)
     prog_type = RUN_HOOKS[hook][0]
     name = os.path.basename(path)
     dirs = (resources.snippets_dir(),)
@@ -137,23 +139,21 @@ def run_file(path, hook, pcap, func=None, limits=None, mtu=1500):
         return dict(doc, ok=False, errors=report.errors, log=report.log, stage=report.stage,
                     exit=report.exit_status or 1, report=report)
     doc["log"] = report.log
-    lab_name = None
     with prog:
         ids = (prog.id, {n: m.info.id for n, m in prog.maps.items()})
-        with Lab(mtu=mtu) as lab:
-            lab_name = lab.name
-            verdicts.skip_source(prog, lab.mac("src"))
-            _attach(lab, hook, prog.fd)
-            with Injector(lab) as inj:
+        with (Lab(mtu=mtu) if lab is None else contextlib.nullcontext(lab)) as where:
+            lab_name = where.name
+            verdicts.skip_source(prog, where.mac("src"))
+            with _attach(where, hook, prog.fd), Injector(where) as inj:
                 frames, total, skipped = _frames(pcap, inj)
                 _send(inj, frames, prog)
-            counts, own = _wait_for(prog, len(frames))
+                counts, own = _wait_for(prog, len(frames))
             maps, info = mapdump.dump(prog, skip={verdicts.MAP, verdicts.CONFIG})
     doc.update(verdicts=counts, maps=maps, maps_info=info, lab=lab_name, lab_frames=own,
                packets=total, sent=len(frames),
                skipped={str(i + 1): why for i, why in sorted(skipped.items())})
     doc["missing"] = max(0, len(frames) - sum(counts.values()))
-    doc["leftovers"] = leftovers(lab_name) + _gone(*ids)
+    doc["leftovers"] = (leftovers(lab_name) if lab is None else []) + _gone(*ids)
     doc["ok"] = not doc["missing"] and not doc["leftovers"]
     return dict(doc, exit=0 if doc["ok"] else 1)
 
