@@ -102,7 +102,10 @@ def learner_view():
         raise EnvironmentProblem(f"no kernel headers at {moddir}/build for bcc; run "
                                  "scripts/setup.sh")
     snippets = resources.snippets_dir()
-    files += sorted(os.path.join(snippets, f) for f in os.listdir(snippets) if f.endswith(".h"))
+    # regular files only: a bind mount follows a symlink, wherever it points
+    files += sorted(p for p in (os.path.join(snippets, f) for f in os.listdir(snippets)
+                                if f.endswith(".h"))
+                    if os.path.isfile(p) and not os.path.islink(p))
     return {"trees": trees, "files": files, "links": links}
 
 
