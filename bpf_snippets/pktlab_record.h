@@ -55,7 +55,7 @@ typedef uint64_t __u64;
 
 /* Why parsing stopped; `layer` says where. */
 #define PL_ST_OK 0                 /* parsed as far as pktlab goes */
-#define PL_ST_TRUNCATED 1          /* the header at `layer` does not fit in the frame */
+#define PL_ST_TRUNCATED 1          /* the header at the layer named does not fit in the frame */
 #define PL_ST_IHL_LT5 2            /* IPv4 IHL below 5 (20 bytes) */
 #define PL_ST_IHL_BEYOND 3         /* IPv4 IHL runs past the end of the frame */
 #define PL_ST_TOTLEN 4             /* IP total/payload length disagrees with the header or frame */

@@ -46,8 +46,18 @@ class WidgetBar:
         import ipywidgets as w
         self.bar = w.IntProgress(min=0, max=max(1, int(total or 1)), description=label)
         self.text = w.Label()
-        self.box = w.HBox([self.bar, self.text])
+        # what is being done now, in full: an HTML widget, not the bar's description, which
+        # cuts anything longer than a word ("micro rou...")
+        self.what = w.HTML(layout=w.Layout(margin="0 0 0 8px"))
+        self.what.add_class("pl-progress-what")
+        self.box = w.HBox([self.bar, self.text, self.what],
+                          layout=w.Layout(flex_flow="row wrap", align_items="center"))
         self.t0 = time.monotonic()
+
+    def describe(self, text):
+        """Say what the work is doing now (a step's label), next to the bar, uncut."""
+        import html
+        self.what.value = html.escape(str(text))
 
     def update(self, done):
         self.bar.value = min(done, self.bar.max)

@@ -259,7 +259,7 @@ def test_panel_runs_a_subset_and_redraws(small_results):
     panel.redraw()
     assert panel.figure is not None
     assert panel.out.outputs and "image/png" in panel.out.outputs[0]["data"]
-    assert "pktlab bench" in panel.text.outputs[0]["text"]
+    assert "pktlab bench" in panel.details.value and "run 0" in panel.summary.value
 
 
 # --- the command ---------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ generator's rate as a line; the test-run costs as a second panel.
     fig = bench.plot(results)                            # matplotlib Figure
 """
 
-from .spec import FCS_NOTE, POINTS
+from .spec import POINTS
 
 
 _COLORS = {
@@ -12,6 +12,11 @@ _COLORS = {
     "nft_drop": "#e6550d", "socket_drop": "#756bb1", "xdp_parse": "#9ecae1",
     "tc_ingress_parse": "#a1d99b", "kprobe_parse": "#bcbddc", "tc_egress_parse": "#fdae6b",
 }
+
+
+#: no text on the chart smaller than this (points), none rotated: a learner reads it on a
+#: projector
+MIN_FONT = 8.5
 
 
 def plot(results, ax=None):
@@ -23,10 +28,9 @@ def plot(results, ax=None):
     has_live = bool(lv and lv.get("by_size"))
     if ax is None:
         n = int(has_live) + int(bool(mi))
-        fig = Figure(figsize=(7 * max(n, 1) + (3 if has_live else 0), 5.6),
-                     layout="constrained")
+        fig = Figure(figsize=(11.5, 5.2) if n == 2 else (7, 5.2), layout="constrained")
         axes = fig.subplots(1, max(n, 1), squeeze=False,
-                            width_ratios=([1] * (n - 1) + [1.6]) if n == 2 else None)[0]
+                            width_ratios=[1, 1.15] if n == 2 else None)[0]
         if mi:
             _plot_micro(mi, axes[0])
         if has_live:
@@ -42,34 +46,41 @@ def plot(results, ax=None):
 
 
 def _plot_micro(mi, ax):
+    """One row per program (names readable, not rotated): its cost and its empty program's,
+    the min-max over rounds as a whisker, and how many times the empty one it costs."""
     names = [n for n in mi if n != "_meta" and mi[n].get("ns_per_pkt") is not None]
-    xs = range(len(names))
+    ys = range(len(names))
     vals = [mi[n]["ns_per_pkt"] for n in names]
     base = [mi[n]["baseline_ns_per_pkt"] for n in names]
     err = [[mi[n]["ns_per_pkt"] - mi[n]["spread"]["min"] for n in names],
            [mi[n]["spread"]["max"] - mi[n]["ns_per_pkt"] for n in names]]
-    ax.bar([x - 0.2 for x in xs], vals, 0.4, yerr=err, capsize=3, label="program", color="#3182bd")
-    ax.bar([x + 0.2 for x in xs], base, 0.4, label="empty program (same type)", color="#bdbdbd")
-    lim = [(x, mi[n]["limit_ratio"] * mi[n]["baseline_ns_per_pkt"]) for x, n in zip(xs, names)
-           if "limit_ratio" in mi[n]]
-    if lim:
-        ax.hlines([y for _, y in lim], [x - 0.45 for x, _ in lim], [x + 0.05 for x, _ in lim],
-                  colors="#d62728", linestyles=":", label="limit (x empty)")
-    for x, n in zip(xs, names):
-        ax.annotate(f"{mi[n]['ratio']:.1f}x", (x - 0.2, mi[n]["spread"]["max"]),
-                    ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+    ax.barh([y - 0.2 for y in ys], vals, 0.4, xerr=err, capsize=3, label="the program",
+            color="#3182bd")
+    ax.barh([y + 0.2 for y in ys], base, 0.4, label="an empty program of its type",
+            color="#bdbdbd")
+    for y, n in zip(ys, names):
+        ax.annotate(f"{mi[n]['ratio']:.1f}× empty", (mi[n]["spread"]["max"], y - 0.2),
+                    ha="left", va="center", fontsize=MIN_FONT, xytext=(4, 0),
                     textcoords="offset points")
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(names, rotation=30, ha="right")
-    ax.set_ylabel("ns per packet (BPF_PROG_TEST_RUN)")
-    ax.set_title("Per-program cost (median, min-max over rounds)")
-    ax.legend(fontsize=8)
+    ax.set_yticks(list(ys))
+    ax.set_yticklabels(names, fontsize=9.5)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(mi[n]["spread"]["max"] for n in names) * 1.3 if names else 1)
+    ax.set_xlabel("ns per packet (each program run in the kernel on the same bytes)",
+                  fontsize=9.5)
+    ax.set_title("What each program costs per packet", fontsize=11)
+    ax.tick_params(labelsize=9.5)
+    ax.legend(fontsize=MIN_FONT + 0.5, loc="lower right")
 
 
 def _plot_live(lv, ax):
     sizes = list(lv["by_size"])
     shown = [p for p in POINTS if any("pps" in lv["by_size"][s].get(p, {}) for s in sizes)]
-    width = min(0.8 / max(len(shown), 1), 0.2)
+    width = min(0.8 / max(len(shown), 1), 0.25)
+    # a bar's label is horizontal; where bars are too narrow for one, labels alternate
+    # between two heights so that neighbours never overlap
+    fig_w = ax.figure.get_size_inches()[0] * 72 * ax.get_position().width
+    crowded = fig_w / max(len(sizes), 1) * width < 26
     for i, p in enumerate(shown):
         xs, ys = [], []
         for j, s in enumerate(sizes):
@@ -80,21 +91,22 @@ def _plot_live(lv, ax):
         bars = ax.bar(xs, ys, width, label=POINTS[p][1], color=_COLORS.get(p),
                       hatch="//" if POINTS[p][0] == "parse" else None, edgecolor="white")
         for b, y in zip(bars, ys):
+            lift = 2 + (11 if crowded and i % 2 else 0)
             ax.annotate(f"{y:.2f}", (b.get_x() + b.get_width() / 2, y), ha="center",
-                        va="bottom", fontsize=6, rotation=90, xytext=(0, 2),
+                        va="bottom", fontsize=MIN_FONT, xytext=(0, lift),
                         textcoords="offset points")
     first = True
     for j, s in enumerate(sizes):
         g = lv["by_size"][s].get("generator", {}).get("pps")
         if g:
             ax.hlines(g / 1e6, j - 0.45, j + 0.45, colors="black", linestyles="--",
-                      label=f"generator alone ({lv['generator']})" if first else None)
+                      label="the generator alone (nobody receives)" if first else None)
             first = False
     ax.set_xticks(range(len(sizes)))
     ax.set_xticklabels([f"{s} B" for s in sizes])
-    ax.set_ylabel("Mpps at the point")
-    ax.set_title(f"Live ladder on a veth lab ({FCS_NOTE})", fontsize=10)
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3,
+    ax.tick_params(labelsize=9.5)
+    ax.set_ylabel("million packets per second at the point", fontsize=9.5)
+    ax.set_title("Packets per second each point keeps up with", fontsize=11)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
+    ax.legend(fontsize=MIN_FONT + 0.5, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
               frameon=False)
-

@@ -315,3 +315,63 @@ def format_text(results):
     lines.append(results.get("explanation") or explain(results))
     return "\n".join(lines)
 
+
+
+#: the micro programs in plain words (the lesson's summary; the CLI report keeps the names)
+PLAIN_PROGRAMS = {
+    "xdp": "XDP: parse and write a record",
+    "xdp_no_record": "XDP: parse only",
+    "xdp_ns_ts": "XDP: parse, record, nanosecond clock",
+    "tc": "TC: parse and write a record",
+    "tc_no_record": "TC: parse only",
+    "tc_ns_ts": "TC: parse, record, nanosecond clock",
+    "drop_xdp": "XDP: drop, parse nothing",
+    "drop_tc": "TC: drop, parse nothing",
+}
+
+
+def plain_summary(results):
+    """The figures a learner needs, in plain words: (the program costs as rows [program, what
+    it does, ns per packet, empty program, times the empty one], the live points as rows
+    [point, size, packets per second, share of the generator alone], notes). No tool names,
+    no field names, no limit verdicts: those are in format_text(), for the curious."""
+    micro_rows = []
+    for name, m in (results.get("micro") or {}).items():
+        if name == "_meta" or not isinstance(m, dict):
+            continue
+        if m.get("ns_per_pkt") is None:
+            micro_rows.append([name, PLAIN_PROGRAMS.get(name, ""), "not measured", "", ""])
+            continue
+        micro_rows.append([name, PLAIN_PROGRAMS.get(name, ""), f"{m['ns_per_pkt']:.1f}",
+                           f"{m['baseline_ns_per_pkt']:.1f}", f"{m['ratio']:.1f}×"])
+    live_rows, notes = [], []
+    lv = results.get("live") or {}
+    for size, row in (lv.get("by_size") or {}).items():
+        gen = (row.get("generator") or {}).get("pps")
+        if gen:
+            live_rows.append(["the generator alone (nobody receives)", f"{size} B",
+                              f"{gen / 1e6:.2f} million", "1.00"])
+        for p in POINTS:
+            m = row.get(p)
+            if not m:
+                continue
+            if "error" in m or "pps" not in m:
+                live_rows.append([POINTS[p][1], f"{size} B", "not measured", ""])
+                continue
+            share = f"{m['pps'] / gen:.2f}" if gen else ""
+            live_rows.append([POINTS[p][1], f"{size} B", f"{m['pps'] / 1e6:.2f} million",
+                              share])
+    if micro_rows:
+        notes.append("Program costs: each program runs in the kernel on the same bytes again "
+                     "and again; the empty program of the same kind is the floor, the cost of "
+                     "running any program at all.")
+    if live_rows:
+        notes.append("Live: one sender in src sends small UDP packets as fast as it can; each "
+                     "point drops them at dut. On a veth pair the receive work runs on the "
+                     "sender's CPU, so the later a packet is dropped, the fewer packets per "
+                     "second get through; 'share' is the rate against the sender alone.")
+    load = (lv.get("other_load_cpus") or {}).get("max")
+    if load and load > 0.1:
+        notes.append("Other programs were busy on this machine meanwhile: the live figures are "
+                     "noisier than on a quiet one.")
+    return micro_rows, live_rows, notes

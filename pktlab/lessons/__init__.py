@@ -19,6 +19,7 @@ Lives here:
     source       the C the lessons show (bpf_snippets/)
     kernelviews  kprobe mechanisms, BTF offsets, xdp_md / __sk_buff, test runs of a capture
     results      ReplayView, BatchView, Belt: replays, batches and one packet at every hook;
+                 Gaps: the time between hooks over many packets (LiveLab.gaps);
                  RequestBelt: one real request at every hook, the socket end included
     live         LiveLab, open_lab(), close_all(): a notebook's labs and widgets
     reaper       the process that removes a lab whose kernel died (python -m pktlab.lessons --reap)
@@ -33,6 +34,7 @@ Lives here:
     plots        conveyor belt, agreement bars (ax=None, return the figure)
     widgets      the packet stepper, the hook chooser
     exercises    one module per lesson (ex00 ... ex10) with its checkers; lesson 03's demo
+    reset        a learner's copy of lessons back as shipped (`pktlab lessons reset`)
 
 Nothing happens at import: the doctor, bcc, scapy, ipywidgets and matplotlib are loaded on
 first use. Names from the rest of pktlab that lessons need are re-exported lazily (module
@@ -57,11 +59,12 @@ from .exercises.ex03 import xdp_rewrite_demo
 from .here import (BELT_ORDER, HOOKS, PRETEND_ENV, SOCKET_HOOKS, WIRE_ORDER, doctor,
                    doctor_table, hook_available, hooks_table, in_lab_thread, why_not)
 from .html import CSS, HTML, NotHere, Text, badge, esc, table
-from .kernelviews import btf_offset, btf_offsets_table, ctx_table, mechanism_table, test_run_table
+from .kernelviews import (btf_members, btf_offset, btf_offsets_table, ctx_table, mechanism_table,
+                          test_run_table)
 from .live import LAB_PREFIX, LiveLab, close_all, open_lab, register_widget
 from .pcaps import (CAPTURE_ENV, capture_info, capture_path, captures, frames, instructor_capture,
                     pcaps_dir, read)
-from .results import BatchView, Belt, ReplayView, RequestBelt
+from .results import BatchView, Belt, Gaps, ReplayView, RequestBelt
 from .sockend import LiveBelt, open_belt
 from .mptcpviews import (MptcpView, PolicySwitcher, mptcp_available, mptcp_run,
                          policy_switcher, sockops_offsets)
@@ -77,7 +80,7 @@ __all__ = [
     "bench_text", "HOOKS", "WIRE_ORDER", "LAB_PREFIX", "verify", "conntrack", "timewait",
     "mptcp_run", "policy_switcher", "mptcp_available", "MptcpView", "PolicySwitcher",
     "sockops_offsets",
-    "open_belt", "LiveBelt", "RequestBelt", "BELT_ORDER", "SOCKET_HOOKS",
+    "open_belt", "LiveBelt", "RequestBelt", "BELT_ORDER", "SOCKET_HOOKS", "btf_members",
 ]
 
 # Lazy re-exports: name -> (module, attribute), modules by the name lessons know them by

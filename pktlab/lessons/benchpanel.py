@@ -1,11 +1,13 @@
 """The bench in a notebook (lesson 06): pktlab.bench's panel with its Run button working from
-JupyterLab, a run of its chosen subset, and its chart and text (or the reason there are none).
+JupyterLab, a run of its chosen subset shown once, in the panel, and the results of the
+panel's latest run (BenchResults: what the exercises read), or the reason there are none.
 """
 
 import os
+from collections.abc import Mapping
 
 from .here import hook_available, in_lab_thread, why_not
-from .html import NotHere, Text
+from .html import NotHere, Text, esc
 from .live import register_widget
 
 
@@ -31,14 +33,50 @@ class _Closer:
         self.panel.button.disabled = True
 
 
+class BenchResults(Mapping):
+    """The results of a panel's latest run, whichever started it: run_bench() or the panel's
+    Run button. A read-only dict of the bench's figures (``results["micro"]``...) that always
+    reads the panel's latest run; in a notebook it shows one line, since the panel above
+    shows the chart and the figures."""
+
+    def __init__(self, panel):
+        self.panel = panel
+
+    def latest(self):
+        return self.panel.results or {}
+
+    def __getitem__(self, key):
+        return self.latest()[key]
+
+    def __iter__(self):
+        return iter(self.latest())
+
+    def __len__(self):
+        return len(self.latest())
+
+    def _line(self):
+        if not self.panel.results:
+            return "no bench run yet: press Run in the panel"
+        return (f"the panel's run {self.panel.runs}: its chart and figures are in the panel "
+                "above; `results` follows the panel (press Run there, and it holds the new run)")
+
+    def _repr_html_(self):
+        return f"<p class='pll-note'>{esc(self._line())}</p>"
+
+    def __repr__(self):
+        return self._line()
+
+
 def run_bench(panel):
-    """Run a BenchPanel's chosen subset (what its Run button does): the results dict, or the
-    reason it cannot run here."""
+    """Run a BenchPanel's chosen subset (what its Run button does). The panel shows the chart
+    and the figures; the return value is a BenchResults that follows the panel's latest run
+    (or the reason it cannot run here)."""
     if os.geteuid() != 0:
         return NotHere("the bench", why_not("xdp") or "needs root")
     if not hook_available("xdp"):
         return NotHere("the bench", why_not("xdp"))
-    return in_lab_thread(panel.run)
+    in_lab_thread(panel.run)
+    return BenchResults(panel)
 
 
 def bench_chart(results, ax=None):

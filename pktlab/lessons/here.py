@@ -109,7 +109,7 @@ def doctor_table(refresh=False):
     rows = []
     for c in rep["checks"]:
         mark = ('<span class="pll-ok">ok</span>' if c["ok"] else '<span class="pll-no">FAIL</span>', "")
-        rows.append([mark, esc(c["name"]), (esc(c["detail"]), "pll-mono"), esc(c["fix"])])
+        rows.append([mark, c["name"], (esc(c["detail"]), "pll-mono"), c["fix"]])
     body = f"<h4>pktlab doctor: kernel {esc(rep.get('kernel', ''))}</h4>"
     body += table(["", "check", "detail", "fix"], rows, raw=True)
     body += hooks_table()._body()
@@ -138,15 +138,16 @@ class _HooksTable(HTML):
         super().__init__(self._body())
 
     def _body(self):
-        return "<h4>hooks</h4>" + table(["hook", "available", "how / why not", "where it sits"],
-                                        self.rows, raw=True)
+        return "<h4>hooks (in alphabetical order)</h4>" + table(
+            ["hook", "available", "how / why not", "where it sits"], self.rows, raw=True)
 
 
 def hooks_table():
-    """Each hook: available or not, how it attaches here or why it cannot."""
+    """Each hook: available or not, how it attaches here or why it cannot. In alphabetical
+    order on purpose: the order a packet meets them is an exercise (lessons 00 and 08)."""
     rep = doctor()
     rows = []
-    for h in BELT_ORDER:
+    for h in sorted(BELT_ORDER):
         info = rep["hooks"].get(h)
         if info is None:
             continue
@@ -155,7 +156,7 @@ def hooks_table():
                if ok else why_not(h))
         rows.append([(f"<b>{esc(h)}</b>", ""),
                      ('<span class="pll-ok">yes</span>' if ok else '<span class="pll-no">no</span>', ""),
-                     (esc(how), "" if ok else "pll-expl"), esc(_WHERE[h])])
+                     (esc(how), "" if ok else "pll-expl"), _WHERE[h]])
     return _HooksTable(rows)
 
 

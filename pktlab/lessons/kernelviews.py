@@ -31,7 +31,7 @@ def mechanism_table():
         else:
             state = ("not tried", "")
             note = "a better mechanism already works"
-        rows.append([(f"<b>{esc(m)}</b>", ""), state, esc(what[m]), (esc(note), "pll-mono")])
+        rows.append([(f"<b>{esc(m)}</b>", ""), state, what[m], (esc(note), "pll-mono")])
     tail = (f"<p>The kprobe hook runs as <b>{esc(mech)}</b> here.</p>" if mech else
             '<p class="pll-no">No mechanism works here: the kprobe hook is not available.</p>')
     return HTML(table(["mechanism", "", "what it is", "here"], rows, raw=True) + tail)
@@ -45,6 +45,53 @@ def btf_offset(path):
         return btf.vmlinux().offset(path)
     except Exception as e:      # no BTF here, or no such member: say so, do not fail the cell
         return NotHere(f"BTF offset of {path}", str(e))
+
+
+def _type_name(b, tid):
+    """A member's type as C writes it (typedef names kept: __be16, not unsigned short)."""
+    from ..kernel import btf as B
+    names = {B.KIND_PTR: "*", B.KIND_ARRAY: "[]"}
+    t = b._types[tid]
+    if t is None:
+        return "void"
+    kind, name_off = t[0], t[1]
+    if name_off:
+        prefix = {B.KIND_STRUCT: "struct ", B.KIND_UNION: "union "}.get(kind, "")
+        return prefix + b._str(name_off)
+    if kind in names:
+        inner = b._types[tid][3] if kind == B.KIND_PTR else None
+        return (_type_name(b, inner) + " *") if inner is not None else names[kind]
+    return "(anonymous)"
+
+
+def btf_members(struct="sk_buff"):
+    """Every member of a kernel struct as this kernel's BTF declares it: name, byte offset,
+    size and C type (members of anonymous structs and unions included, at their offsets)."""
+    from ..kernel import btf as B
+    try:
+        b = B.vmlinux()
+        tid = b._resolve(b._find(B.KIND_STRUCT, struct))
+    except Exception as e:           # no BTF here, or no such struct
+        return NotHere(f"members of struct {struct}", str(e))
+    rows = []
+
+    def walk(tid, base):
+        for name, mtype, bit in b._members(tid):
+            inner = b._resolve(mtype)
+            if not name and b._types[inner][0] in (B.KIND_STRUCT, B.KIND_UNION):
+                walk(inner, base + bit)
+                continue
+            at = base + bit
+            try:
+                size = b.size_of(mtype)
+            except KeyError:
+                size = ""
+            where = f"{at // 8}" + (f" (bit {at % 8})" if at % 8 else "")
+            rows.append([name, where, size, _type_name(b, mtype)])
+    walk(tid, 0)
+    return HTML(f"<p>struct {esc(struct)} in kernel {esc(os.uname().release)}: "
+                f"{len(rows)} members (from {esc(b.source)})</p>" +
+                table(["member", "byte offset", "bytes", "type"], rows, cls="pll-t pll-mono"))
 
 
 def btf_offsets_table():

@@ -65,6 +65,7 @@ class LiveLab(Owned):
         self.rp = None
         self.error = ""
         self._reaper = None
+        self.replaced = None        # the lab an earlier run of the same cell opened (open_lab)
         _register(self, _open_labs)
         self._hold()            # from here on, close() has at least the registration to undo
         self._open()
@@ -184,6 +185,13 @@ class LiveLab(Owned):
                     f"{esc(lab.dut_ip4)}</p>")
         else:
             head = f'<div class="pll-why"><b>no live lab:</b> {esc(self.why())}</div>'
+        if getattr(self, "replaced", None):
+            head += (f"<p class='pll-note'>closed lab {esc(self.replaced)}, which an earlier run "
+                     "of this cell opened: one lab per cell</p>")
+        others = [lab.name for lab in _open_labs if lab is not self and lab and lab.name]
+        if others:
+            head += (f"<p class='pll-note'>also open in this notebook: {esc(', '.join(others))} "
+                     "(the last cell, pl.close_all(), closes every one)</p>")
         return CSS + head + table(["hook", "", "how / why not"], rows, raw=True)
 
     def __repr__(self):
@@ -256,6 +264,15 @@ class LiveLab(Owned):
             return NotHere("follow packets", self.why())
         return [self.follow(f) for f in frames(name, limit)]
 
+    def gaps(self, frame=None, n=20):
+        """Follow ``n`` copies of ``frame`` (default: the HTTP GET of tcp-http.pcap) one at a
+        time: the time between the hooks, per leg, over all of them (a Gaps table)."""
+        from .results import Gaps
+        if not self:
+            return NotHere("the gaps between hooks", self.why())
+        frame = frames("tcp-http.pcap")[3] if frame is None else frame
+        return Gaps([self.follow(frame) for _ in range(int(n))])
+
     def compare(self, name, limit=None):
         """Every frame of a capture, the walker's record and each hook's verdict (a table)."""
         if not self:
@@ -264,9 +281,38 @@ class LiveLab(Owned):
         return BatchView(self.run(fr), self.hooks)
 
 
+#: notebook cell id -> the LiveLab open_lab() made in that cell (JupyterLab says which cell runs)
+_by_cell = {}
+
+
+def _cell_id():
+    """The id of the notebook cell running now (JupyterLab sends it with every execution), or
+    None outside a notebook (a script, a test's kernel that is not told)."""
+    try:
+        from IPython import get_ipython
+        kernel = getattr(get_ipython(), "kernel", None)
+        parent = kernel.get_parent("shell") if kernel is not None else None
+    except Exception:       # not in IPython, or an ipykernel without get_parent
+        return None
+    return ((parent or {}).get("metadata") or {}).get("cellId")
+
+
 def open_lab(hooks="all", xdp_mode="generic", mtu=1500):
-    """A LiveLab: a fresh lab with ``hooks`` attached; close it with close_all() at the end."""
-    return LiveLab(hooks, xdp_mode=xdp_mode, mtu=mtu)
+    """A LiveLab: a fresh lab with ``hooks`` attached; close it with close_all() at the end.
+
+    Running the same notebook cell again replaces the lab that cell opened before (closed
+    first, and said so), instead of leaving one more lab open behind the learner's back."""
+    cell = _cell_id()
+    before = _by_cell.pop(cell, None) if cell else None
+    replaced = None
+    if before is not None and not before.closed:
+        replaced = before.name
+        before.close()
+    lab = LiveLab(hooks, xdp_mode=xdp_mode, mtu=mtu)
+    lab.replaced = replaced
+    if cell:
+        _by_cell[cell] = lab
+    return lab
 
 
 def close_all(quiet=False):

@@ -32,19 +32,27 @@ def _axes(ax, size):
     return fig, fig.add_subplot()
 
 
+#: the belt's labels: gap to the line, gap between stacked labels, gap between neighbours (pt)
+_LABEL_GAP, _LEVEL_GAP, _SIDE_GAP = 7.0, 3.0, 4.0
+
+
 def conveyor_belt(belts, ax=None, labels=None):
     """The conveyor belt: when each hook saw a packet, in µs after the first hook saw it.
 
-    ``belts``: a Belt (LiveLab.follow) or a list of them, one row each. Returns the Figure."""
+    ``belts``: a Belt (LiveLab.follow) or a list of them, one row each. Returns the Figure.
+
+    Each dot's label (hook and time) is placed where it overlaps no other label, however close
+    the hooks are: measured in the drawn figure, labels take the nearest free level above or
+    below their row, and each row gets the height its labels need."""
     from .html import NotHere
     if isinstance(belts, NotHere):
         return belts              # not live here: show the reason instead of a plot
     if not isinstance(belts, (list, tuple)):
         belts = [belts]
-    crowded = any(len(getattr(b, "times", {})) > 4 for b in belts)
-    fig, ax = _axes(ax, (9 if crowded else 8, 1.4 + (1.7 if crowded else 0.8) * len(belts)))
+    own = ax is None
+    fig, ax = _axes(ax, (9, 2.0 * len(belts) + 1.2))
     seen_labels = set()
-    spans = []
+    spans, texts = [], []
     for row, belt in enumerate(belts):
         times = getattr(belt, "times", {})
         if not times:
@@ -55,30 +63,87 @@ def conveyor_belt(belts, ax=None, labels=None):
         xs = [(times[h] - t0) / 1000 for h in order]
         spans += [x for x in xs if x > 0]
         ax.plot(xs, [row] * len(xs), color="#8c959f", lw=2, zorder=1)
-        for i, (h, x) in enumerate(zip(order, xs)):
+        for h, x in zip(order, xs):
             ax.scatter([x], [row], s=90, color=HOOK_COLOURS.get(h, "gray"), zorder=2,
                        label=h if h not in seen_labels else None)
             seen_labels.add(h)
-            # many hooks close together (the socket end follows the wire by far more than the
-            # wire's own gaps): labels on staggered levels, above and below, never on top
-            up = i % 2 == 0
-            dy = (9 + 24 * ((i // 2) % 2)) * (1 if up else -1)
-            ax.annotate(f"{h}\n{x:.1f} µs", (x, row), xytext=(0, dy), textcoords="offset points",
-                        ha="center", va="bottom" if up else "top", fontsize=8)
+            t = ax.annotate(f"{h}\n{x:.1f} µs", (x, row), xytext=(0, _LABEL_GAP),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=8.5)
+            t.set_in_layout(False)
+            texts.append((row, x, t))
     log = len(spans) >= 4 and max(spans) > 20 * min(spans)
     if log:
         ax.set_xscale("symlog", linthresh=1.0)
     ax.set_yticks(range(len(belts)))
     ax.set_yticklabels(labels or [f"packet {i + 1}" for i in range(len(belts))])
-    ax.set_ylim(len(belts) - 0.3, -0.9)        # the first packet on top
     ax.set_xlabel("µs after the first hook saw the packet (bpf_ktime_get_ns at each hook)" +
                   ("; log scale past 1 µs" if log else ""))
     ax.set_title("One packet through every hook" if len(belts) == 1 else
                  f"{len(belts)} packets, each through every hook")
-    ax.margins(x=0.08)
+    ax.margins(x=0.1)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
+    _place_labels(fig, ax, texts, len(belts), resize=own)
     return fig
+
+
+def _place_labels(fig, ax, texts, nrows, resize):
+    """Give each label (row, x, annotation) a level: +1, -1, +2, -2... above or below its row,
+    the first where it overlaps no label already placed there (measured in points on the drawn
+    figure; a label at either end of the axes is aligned inwards first); then make each row as
+    tall as its labels need and keep them inside the axes."""
+    if not texts:
+        ax.set_ylim(nrows - 0.5, -0.5)
+        return
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    to_pt = 72 / fig.dpi
+    fig.draw_without_rendering()
+    size = {}
+    for _row, _x, t in texts:
+        bb = t.get_window_extent(renderer)
+        size[t] = (bb.width * to_pt, bb.height * to_pt)
+    height = max(h for _w, h in size.values())
+    box = ax.get_window_extent(renderer)
+    left, right = box.x0 * to_pt, box.x1 * to_pt
+    levels = {}
+    for row in range(nrows):
+        placed = {}                                  # level -> [(left, right)] in points
+        for _r, x, t in sorted((e for e in texts if e[0] == row), key=lambda e: e[1]):
+            cx = ax.transData.transform((x, row))[0] * to_pt
+            w = size[t][0]
+            span, ha = (cx - w / 2, cx + w / 2), "center"
+            if span[1] > right:
+                span, ha = (cx - w, cx), "right"
+            elif span[0] < left:
+                span, ha = (cx, cx + w), "left"
+            t.set_ha(ha)
+            span = (span[0] - _SIDE_GAP, span[1] + _SIDE_GAP)
+            level = next(lv for k in range(1, 50) for lv in (k, -k)
+                         if all(span[1] <= a or span[0] >= b for a, b in placed.get(lv, [])))
+            placed.setdefault(level, []).append(span)
+            levels[t] = level
+
+    def reach(n):                                   # points from a row to its n-th level's edge
+        return _LABEL_GAP + n * height + (n - 1) * _LEVEL_GAP if n else 0.0
+    up = reach(max([lv for lv in levels.values() if lv > 0] or [0]))
+    down = reach(-min([lv for lv in levels.values() if lv < 0] or [0]))
+    if resize:                                      # rows far enough apart for their labels
+        w, _h = fig.get_size_inches()
+        fig.set_size_inches(w, ((up + down + 16) * nrows + 8) / 72 + 1.3)
+        fig.draw_without_rendering()
+    for _row, _x, t in texts:
+        lv = levels[t]
+        dy = _LABEL_GAP + (abs(lv) - 1) * (height + _LEVEL_GAP)
+        t.xyann = (0, dy if lv > 0 else -dy)
+        t.set_va("bottom" if lv > 0 else "top")
+    # the y range: the rows' labels inside the axes. With H points of axes height and u points
+    # per row: H = u * (nrows - 1 + 0.2) + up + down
+    hpt = ax.get_window_extent(renderer).height * to_pt
+    u = max((hpt - up - down) / (nrows - 1 + 0.2), 1.0)
+    ax.set_ylim(nrows - 1 + down / u + 0.1, -(up / u + 0.1))   # the first packet on top
 
 
 def agreement(summary, ax=None):

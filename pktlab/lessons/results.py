@@ -6,7 +6,7 @@ hook, the socket end included (RequestBelt, lesson 08), and a record in a few wo
 import os
 
 from .here import BELT_ORDER, WIRE_ORDER
-from .html import HTML, badge, esc, table
+from .html import CSS, HTML, badge, esc, table
 
 
 def record_summary(r):
@@ -35,7 +35,13 @@ class ReplayView(HTML):
 
     @property
     def ok(self):
-        return all(t["disagree"] == 0 and t["lost"] == 0 for t in self.doc["hooks"].values())
+        """No disagreement and nothing lost; and something was sent to agree about."""
+        return self.sent > 0 and all(t["disagree"] == 0 and t["lost"] == 0
+                                     for t in self.doc["hooks"].values())
+
+    @property
+    def sent(self):
+        return self.doc.get("sent", self.doc["packets"])
 
     def plot(self, ax=None):
         from .plots import agreement
@@ -74,9 +80,21 @@ class ReplayView(HTML):
         if d.get("problems"):
             body += "<p><b>capture problems</b>:</p><ul>" + "".join(
                 f"<li>{esc(p)}</li>" for p in d["problems"]) + "</ul>"
-        verdict = ("every hook agrees with the walker (or differs for a reason the kernel gives)"
-                   if self.ok else "DISAGREEMENTS or LOST records: a bug in one of the parsers")
-        body += f'<p class="{"pll-ok" if self.ok else "pll-no"}">{esc(verdict)}</p>'
+        skipped = d["packets"] - self.sent
+        if skipped:
+            why = d.get("skipped_reasons") or {}
+            body += (f"<p><b>{skipped} of {d['packets']} frames not sent</b> (the hooks never "
+                     "saw them; the walker still parses them):</p><ul>" + "".join(
+                         f"<li>{n}× {esc(r)}</li>" for r, n in why.items()) + "</ul>")
+        if self.sent == 0:
+            verdict, klass = ("no frame was sent, so no hook saw anything: nothing to compare "
+                              "(the reasons are above)"), "pll-no"
+        elif self.ok:
+            verdict, klass = ("every hook agrees with the walker (or differs for a reason the "
+                              f"kernel gives) on the {self.sent} frames sent"), "pll-ok"
+        else:
+            verdict, klass = "DISAGREEMENTS or LOST records: a bug in one of the parsers", "pll-no"
+        body += f'<p class="{klass}">{esc(verdict)}</p>'
         return body
 
 
@@ -222,3 +240,40 @@ _VIEW_WORDS = {"tc-egress": "the frame", "kprobe": "the frame", "xdp": "the fram
                "tc-ingress": "the frame", "cgroup-ingress": "from the IP header",
                "socket-filter": "from the TCP/UDP header", "sk-skb": "the payload",
                "recv": "the app's bytes"}
+
+
+#: the two legs lesson 05 compares: src's wire to dut's XDP, and XDP to TC ingress
+LEGS = (("tc-egress", "xdp"), ("xdp", "tc-ingress"))
+
+
+class Gaps:
+    """Gaps between hooks over several packets (LiveLab.gaps): per leg, the median, smallest and
+    largest time in µs. ``median(a, b)`` for one leg."""
+
+    def __init__(self, belts):
+        import statistics
+        self.belts = [b for b in belts if getattr(b, "times", None)]
+        self.legs = {}
+        for b in self.belts:
+            order = b.order()
+            for a, c in zip(order, order[1:]):
+                self.legs.setdefault((a, c), []).append((b.times[c] - b.times[a]) / 1000)
+            for a, c in LEGS:
+                if a in b.times and c in b.times and (a, c) not in zip(order, order[1:]):
+                    self.legs.setdefault((a, c), []).append((b.times[c] - b.times[a]) / 1000)
+        self.stats = {k: (statistics.median(v), min(v), max(v), len(v))
+                      for k, v in self.legs.items()}
+
+    def median(self, a, b):
+        return self.stats[(a, b)][0] if (a, b) in self.stats else None
+
+    def _repr_html_(self):
+        rows = [[f"{a} → {b}", f"{m:.1f}", f"{lo:.1f}", f"{hi:.1f}", n]
+                for (a, b), (m, lo, hi, n) in self.stats.items()]
+        return (CSS + f"<p>{len(self.belts)} packets, each followed on its own; µs between "
+                "the hooks (legs that skip a hook are listed too when exercise 2 asks for "
+                "them)</p>" + table(["leg", "median µs", "min", "max", "packets"], rows))
+
+    def __repr__(self):
+        return "\n".join(f"{a} → {b}: median {m:.1f} µs (min {lo:.1f}, max {hi:.1f}, {n} packets)"
+                         for (a, b), (m, lo, hi, n) in self.stats.items())

@@ -73,9 +73,9 @@ class HookChooser:
         return self.widget._repr_mimebundle_(**kw)
 
 
-#: inside the stepper the view's field table scrolls, so hex, fields and records fit side by side
-_COMPACT = ("<style>.pl-stepper-hex table.pl-tab{display:block;max-height:26em;max-width:440px;"
-            "overflow:auto;line-height:1.35}"
+#: inside the stepper the view's field list is shown whole (no scroll box of its own: a learner
+#: reads every field of every header without scrolling inside it); hex and fields side by side
+_COMPACT = ("<style>.pl-stepper-hex table.pl-tab{line-height:1.35}"
             ".pl-stepper-hex .pl-wrap{flex-wrap:nowrap}</style>")
 
 
@@ -117,6 +117,27 @@ def record_table(walker, hooks=None, verdicts=None, differing=None, reasons=None
     return out
 
 
+def _step_state(st, lab_name):
+    """The stepper's status line for a frame it tried to send: not sent (and why), or what
+    the hooks made of it. Green only when the frame went across and every hook agrees."""
+    verdicts = st.verdicts()
+    if not st.sent:
+        why = st.batch.skip_reasons.get(0, "")
+        return ("<span class='pll-no'>not sent</span> across lab "
+                f"{esc(lab_name)}: {esc(why)}; the hooks saw nothing, only the walker and "
+                "scapy parse it")
+    bad = [h for h, v in verdicts.items() if v in ("disagree", "lost")]
+    if bad:
+        state = f"<span class='pll-no'>{esc(', '.join(bad))}: disagree or lost</span>"
+    elif not verdicts:
+        state = "no hook attached (tick one in the chooser)"
+    else:
+        state = ("<span class='pll-ok'>every hook agrees with the walker"
+                 + (" (or differs for a reason the kernel gives)"
+                    if "explained" in verdicts.values() else "") + "</span>")
+    return f"sent across lab {esc(lab_name)}: " + state
+
+
 class PacketStepper:
     """Step through a capture: hex view, scapy, and every hook's record of each frame.
 
@@ -147,8 +168,12 @@ class PacketStepper:
         if base not in self._paths:
             self._paths[base] = path
             names = [base, *names]
+        # wide enough for the longest name (malformed-unsupported-ethertype.pcap): a name cut
+        # short in the dropdown cannot be told from its neighbours
+        longest = max(len(n) for n in names)
         self.capture = w.Dropdown(options=names, value=base, description="capture",
-                                  layout=w.Layout(width="290px"))
+                                  style={"description_width": "initial"},
+                                  layout=w.Layout(width=f"{min(longest, 60) * 8 + 110}px"))
         self.back_button = w.Button(description="back", icon="step-backward",
                                     layout=w.Layout(width="80px"), tooltip="previous frame")
         self.step_button = w.Button(description="step", icon="step-forward",
@@ -170,7 +195,7 @@ class PacketStepper:
         self.status.add_class("pl-stepper-status")
         self.chooser = None
         parts = [w.HBox([self.capture, self.back_button, self.step_button, self.slider,
-                         self.close_button])]
+                         self.close_button], layout=w.Layout(flex_flow="row wrap"))]
         if chooser and self.lab is not None and (self.lab or self.lab.unavailable):
             self.chooser = HookChooser(value=self.lab.hooks if self.lab else ())
             self.chooser.observe(self._hooks_changed)
@@ -268,13 +293,8 @@ class PacketStepper:
                     reasons["not sent"] = st.batch.skip_reasons.get(0, "")
                 self.records.value = CSS + record_table(walker, hooks, verdicts, differing,
                                                           reasons)
-                bad = [h for h, v in verdicts.items() if v in ("disagree", "lost")]
-                state = (f"<span class='pll-no'>{esc(', '.join(bad))} disagree</span>" if bad
-                         else "<span class='pll-ok'>every hook agrees with the walker"
-                         + (" (or differs for a reason the kernel gives)"
-                            if "explained" in verdicts.values() else "") + "</span>")
-                self.status.value = (f"{esc(os.path.basename(self._path()))}, {title}: sent "
-                                     f"across lab {esc(self.lab.name)}: " + state)
+                self.status.value = (f"{esc(os.path.basename(self._path()))}, {title}: "
+                                     + _step_state(st, self.lab.name))
             else:
                 why = ("this stepper is closed" if self.closed else
                        self.lab.why() if self.lab is not None else

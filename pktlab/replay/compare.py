@@ -48,7 +48,7 @@ IGNORED_FIELDS = ("ts_ns", "ifindex", "hook")
 REASONS = (
     "",
     "VLAN tag moved to skb metadata by the stack (skb_vlan_untag in __netif_receive_skb_core) "
-    "before TC ingress; the record takes it from __sk_buff (flag VLAN_FROM_META)",
+    "before TC ingress; the record takes it from __sk_buff",
     "frame dropped by the stack before TC ingress: skb_vlan_untag needs the VLAN header and the "
     "two bytes after it (a 20-byte frame) and could not pull them",
     "the kprobe hook copies only the first 2048 bytes of a frame out of the skb",

@@ -10,6 +10,7 @@ stays flat however long the capture is.
 """
 
 import itertools
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -355,6 +356,7 @@ class ReplayResult:
     hook_clock: str = "ns"                               # the hooks' timestamp resolution
     kprobe_why: dict = field(default_factory=dict)
     rewrite: dict = None
+    skipped_reasons: dict = field(default_factory=dict)  # why frames were not sent -> count
 
     @property
     def pps(self):
@@ -392,6 +394,7 @@ class ReplayResult:
             "disagreements": self.disagreements,
             "kprobe_not_used": self.kprobe_why,
             "rewrite": self.rewrite,
+            "skipped_reasons": self.skipped_reasons,
         }
 
 
@@ -520,6 +523,10 @@ def replay(source, hooks=HOOKS, *, pps=None, mbps=None, loop=1, limit=None, batc
             br = rp.finish(prepared, upcoming)
             result.packets += len(prepared.frames)
             result.sent += int(br.sendable.sum())
+            for why in br.skip_reasons.values():
+                # "3070 bytes: larger than ..." -> one line per reason, whatever the length
+                why = re.sub(r"^\d+ bytes: ", "", str(why))
+                result.skipped_reasons[why] = result.skipped_reasons.get(why, 0) + 1
             for h, res in br.hooks.items():
                 result.totals[h].add(res)
                 rates[h].add(res.matched, res.verdict)
