@@ -8,6 +8,9 @@ def nb00():
         md("""
 # 00 · Setup check: what works here, and why
 
+*About 15 minutes. Before: nothing but this page, opened from the address `make lab` printed
+(the lessons need root and a Linux kernel with BTF: this lesson checks both).*
+
 **What you will learn**
 
 - what pktlab needs from a machine: root, bcc, kernel headers for bcc, BTF, tracefs;
@@ -27,16 +30,18 @@ the lessons keep the compiled programs, so later cells start at once.
 """),
         code("pl.doctor_table()"),
         md("""
-## The four hooks, in the order a packet meets them
+## The four hooks
 
 A frame is injected at the *src* end of a veth pair and arrives at the *dut* end, each end in
-its own network namespace:
+its own network namespace. The four hooks, by name:
 
-- **tc-egress** runs on src as the packet leaves (an `sk_buff`, on the clsact qdisc);
-- **kprobe** is a kernel-function hook at the start of `__netif_receive_skb_core` on dut;
-- **xdp** runs on dut's veth in *generic* mode, inside the same function, before the stack
-  touches the packet;
-- **tc-ingress** runs on dut after XDP, on the `sk_buff` the stack has built.
+- **kprobe** is a kernel-function hook in `__netif_receive_skb_core` on dut, where the kernel
+  starts to receive a packet (the next table says how it gets in);
+- **tc-egress** runs on src's veth, on the clsact qdisc, on the `sk_buff` of a packet leaving;
+- **tc-ingress** runs on dut's veth, on the clsact qdisc, on the `sk_buff` the stack has
+  prepared for the packet;
+- **xdp** runs on dut's veth in *generic* mode, on the packet as it arrived, before the stack
+  has looked at it.
 
 All four run the same C parser (`bpf_snippets/pktlab_parse.h`) and write the same record.
 """),
@@ -79,11 +84,20 @@ run the cell. Lesson 05 draws the answer on a timeline.
         code('answer = []   # e.g. ["xdp", "tc-ingress", "kprobe", "tc-egress"]\n\n'
              "pl.exercises.check_wire_order(answer)"),
         md("""
-**2.** See a lesson as a learner without the kprobe hook would: run `%env
-PKTLAB_PRETEND_MISSING=kprobe`, then `pl.doctor(refresh=True)` and `pl.hooks_table()`. What does
-the table say instead of "via raw_tracepoint"? Run `%env PKTLAB_PRETEND_MISSING=` and refresh
-again to get it back. (If the doctor showed a FAIL line above: apply its fix in a terminal
-first, then refresh.)
+**2.** See a lesson as a learner without the kprobe hook would: in a new cell, run `%env
+PKTLAB_PRETEND_MISSING=kprobe`, then `pl.doctor(refresh=True)` and `pl.hooks_table()`. Which
+hooks would `pl.open_lab("all")` attach then? Fill in the list and run the cell. Then run `%env
+PKTLAB_PRETEND_MISSING=` and `pl.doctor(refresh=True)` to get the kprobe hook back. (If the
+doctor showed a FAIL line above: apply its fix in a terminal first, then refresh.)
+"""),
+        code('answer = []   # hook names\n\npl.exercises.check_pretend(answer)'),
+        md("""
+## Summary
+
+- The doctor proves each hook by using it: compile, load, attach in a throwaway lab, send a
+  frame, read the record. What it could not prove comes with the reason and a fix.
+- The kprobe hook gets in by the best mechanism this kernel allows, and says which.
+- A lesson never attaches a hook the doctor did not prove: it shows the reason and runs on.
 """),
         md(CLOSE_MD),
         code(CLOSE),

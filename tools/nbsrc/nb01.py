@@ -8,6 +8,9 @@ def nb01():
         md("""
 # 01 · Casting headers: from bytes to a record
 
+*About 40 minutes. Before: lesson 00, and what Ethernet, IP and TCP are (a header each, one
+after the other). No root needed: no kernel in this lesson.*
+
 **What you will learn**
 
 - that a frame is only bytes, and a header is a *structure laid over them* (a cast): the C
@@ -36,6 +39,12 @@ structure with three fields. The table shows each field, where its bytes are, an
 mean. The EtherType says which header comes next.
 """),
         code('pl.cast_table("Ethernet", frame, 0)'),
+        md("""
+`cast_table` checks the bounds first, as the C parser does. `.cast()` itself does not: it
+lays the structure over whatever bytes there are, and where the buffer is shorter than the
+header it fills the rest **with zeros**. A cast never fails, so a zero it read may be a byte
+the frame does not have: check the bounds before you trust a cast (exercise 1 needs it).
+"""),
         code("eth = pl.headers.Ethernet.cast(frame, 0)\nhex(eth.proto)"),
         md("""
 ## IPv4: the IHL is a length
@@ -69,6 +78,8 @@ nothing is read, and the record says where and why the parse stopped.
 """),
         code('pl.cast_table("IPv4", frame[:30], 14)'),
         code("pl.layers_table(frame[:30])"),
+        code("ip = pl.headers.IPv4.cast(frame[:30], 14)   # no bounds check: a cast never fails\n"
+             "bytes(ip.saddr).hex(\" \"), bytes(ip.daddr).hex(\" \")   # daddr is past the end: zeros"),
         md("""
 ## VLAN tags
 
@@ -134,9 +145,22 @@ with scapy.
 pl.exercises.check_dscp(dscp)'''),
         md("""
 **2. Predict, then check.** What status and layer will the walker give a TCP segment whose data
-offset is 3? And one whose data offset is 15 in a 60-byte frame? Write down your guesses, then
-look at `pl.layers_table(...)` of the frames in `malformed-doff-lt5.pcap` and
-`malformed-doff-beyond.pcap`.
+offset is 3, in a 54-byte frame (Ethernet, IPv4, TCP, no payload)? And one whose data offset is
+15, in a frame of the same 54 bytes? Write each guess as (status, layer), with the names the
+tables above use, and run the cell: the checker makes both frames and walks them.
+"""),
+        code('doff_3 = ("", "")    # (status, layer)\ndoff_15 = ("", "")\n\n'
+             "pl.exercises.check_doff(doff_3, doff_15)"),
+        md("""
+## Summary
+
+- A header is a structure cast over bytes; a bounds check comes before every cast, because a
+  cast itself reads zeros past the end of the bytes instead of failing.
+- IHL and TCP's data offset are lengths read from the packet: checked against their minimum
+  and against the bytes there are before they are used; the record says where and why a
+  parse stopped.
+- VLAN tags and IPv6 extension headers are walked to a fixed limit; the L7 peek looks at the
+  first payload bytes; scapy, dissecting the same bytes its own way, is the oracle.
 """),
         md(CLOSE_MD),
         code(CLOSE),

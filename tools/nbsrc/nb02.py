@@ -8,6 +8,9 @@ def nb02():
         md("""
 # 02 · The same parse at XDP
 
+*About 40 minutes. Before: lesson 01 (casting, bounds checks, the record). Root, and the XDP
+hook (lesson 00 says whether this machine has it); reading a little C.*
+
 **What you will learn**
 
 - what an XDP program is handed (`struct xdp_md`: `data`, `data_end`) and where it runs;
@@ -72,10 +75,11 @@ arrived. Here it runs on frames cut short inside the IPv4 header:
 ## Exercises
 
 **1. The missing bounds check.** Here is `parse_ethhdr` with its bounds check taken out. Run
-the cell as it is: the checker compiles the program, and the verifier refuses it: read its
-last lines, they name the access it could not prove safe. Then put the check back (two lines)
-and run the cell again: the checker loads it, test-runs it on every frame of the corpus, and
-compares every record with the walker's.
+the cell as it is: the checker compiles the program, and the verifier refuses it. Read what it
+says (shown first, with the line of your function where it stopped): it names the access it
+could not prove safe. Then put the check back (two lines) and run the cell again: the checker
+loads it, test-runs it on every frame of the corpus, and compares every record with the
+walker's.
 """),
         c_exercise("my_parse_ethhdr", "eth-bounds", "check_eth_bounds"),
         md("""
@@ -87,8 +91,21 @@ frame.
         c_exercise("my_parse_iphdr", "ihl-minimum", "check_ihl_minimum"),
         md("""
 **3.** Replay a few of the `malformed-*.pcap` captures with `lab.replay(...)` and step through
-them. Which ones never reach the XDP hook at all, and why? (The stepper's table says "not sent"
-with the reason.)
+them. Which of them have frames that never reach the XDP hook at all? List the capture names
+and run the cell: the checker hands every malformed capture to your lab. Why are they not
+sent? (The replay's table and the stepper say.)
+"""),
+        code('answer = []   # capture names\n\npl.exercises.check_never_sent(answer, lab)'),
+        md("""
+## Summary
+
+- An XDP program gets the frame's bytes between `data` and `data_end`, before the kernel has
+  built anything around them; the same C parser runs there and writes the same record.
+- The verifier refuses any read it cannot prove to be inside the packet: every header is
+  compared with `data_end` before it is read. What it cannot catch (a length that lies but
+  stays inside) the corpus, compared with the walker, does.
+- A lab replays a capture across a veth pair, matches each record to its frame, and says for
+  each frame and hook: agree, explained, disagree, lost or not sent (and why).
 """),
         md(CLOSE_MD),
         code(CLOSE),

@@ -8,6 +8,9 @@ def nb03():
         md("""
 # 03 · TC: ingress, egress, and what the skb knows
 
+*About 35 minutes. Before: lesson 02 (the parse at XDP, a lab, the stepper). Root, and the XDP
+and TC hooks.*
+
 **What you will learn**
 
 - TC programs on the clsact qdisc, ingress and egress, in direct-action mode;
@@ -22,7 +25,7 @@ def nb03():
 
 The same parser, one more thing before it: an outer VLAN tag may have been taken out of the
 bytes by the stack, so the program reads it from the skb's metadata (`vlan_present`,
-`vlan_tci`) and says so in the record's flags.
+`vlan_tci`), and notes in the record that it did.
 """),
         code('pl.show_source("tc.bpf.c")'),
         md("""
@@ -71,11 +74,26 @@ rather than from the bytes? Look at the stepper's table for a tagged frame.
         code('answer = ""   # a field name\n\npl.exercises.check_vlan_flag(answer)'),
         md("""
 **2.** In the stepper above, untick `tc-ingress` in the hook chooser and step: its column goes.
-Tick it again. Then step to a Q-in-Q frame: how many tags does TC ingress report, and where did
-each one come from?
+Tick it again. Then look at the first Q-in-Q frame of `qinq.pcap` (the stepper shows each tag
+on a row of its own): how many tags does TC ingress report, and where did each one come from,
+the frame's bytes or the skb's metadata?
+"""),
+        code('tags = None      # how many\nouter = ""       # "bytes" or "metadata"\n'
+             'inner = ""\n\npl.exercises.check_qinq_tags(tags, outer, inner, lab)'),
+        md("""
+**3.** What TTL would TC ingress report if the rewriting XDP program got a frame sent with
+TTL 1? Read the program's condition in `print(pl.exercises.ttl_rewrite_text())`, predict, and
+run the cell: the checker sends such a frame through the program.
+"""),
+        code("answer = None   # a TTL\n\npl.exercises.check_ttl_one(answer)"),
+        md("""
+## Summary
 
-**3.** What TTL would TC ingress report if the rewriting XDP program ran on a frame sent with
-TTL 1? Read the program's condition in `pl.exercises.ttl_rewrite_text()`.
+- TC programs run on the clsact qdisc, on an `sk_buff`: ingress after the stack has prepared
+  the packet, egress as it leaves. Their context (`__sk_buff`) knows far more than XDP's.
+- What the kernel did between two hooks (a VLAN tag moved to metadata, bytes an XDP program
+  rewrote) shows up as a difference; pktlab calls it *explained* and names the reason. Any
+  other difference is a bug in one of the parsers.
 """),
         md(CLOSE_MD),
         code(CLOSE),

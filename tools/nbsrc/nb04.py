@@ -8,6 +8,9 @@ def nb04():
         md("""
 # 04 · Parsing from an sk_buff in a kernel function
 
+*About 30 minutes. Before: lesson 02 (lesson 03 helps: the `sk_buff`). Root, and the kprobe
+hook by any mechanism (lesson 00 says which one this machine allows).*
+
 **What you will learn**
 
 - a hook in a kernel function (`__netif_receive_skb_core`) gets a pointer to an `sk_buff`,
@@ -65,14 +68,28 @@ that was sent: it stays 0 even while the host is busy.
 ## Exercises
 
 **1.** The stack stores the packet's EtherType in the skb. Find the member's path (as
-`"struct.member"`) and its byte offset in *this* kernel with `pl.btf_offset(...)`, and fill
-them in.
+`"struct.member"`) and its byte offset in *this* kernel, and fill them in.
+`pl.btf_members("sk_buff")` lists every member this kernel's BTF declares, with its type (an
+EtherType is a 16-bit number in network order: `__be16`); `pl.btf_offset(...)` gives one
+member's offset.
 """),
         code('path, offset = "", None\n\npl.exercises.check_btf_field(path, offset)'),
         md("""
 **2.** Frames longer than 2048 bytes are parsed from their first 2048 bytes only (see `PL_KCOPY`
-in the program). What status would the kprobe hook report for such a frame, and why does pktlab
-count it as *explained*? (Hint: `pl.compare.REASONS`.)
+in the program). What status will the kprobe hook report for a frame of 3,000 bytes? Predict
+it from the parser's checks, then run the cell: the checker sends such a frame through a lab
+of its own (with a large MTU) and says why pktlab counts it as *explained*.
+"""),
+        code('answer = ""   # a status name\n\npl.exercises.check_kcopy_status(answer)'),
+        md("""
+## Summary
+
+- A hook in a kernel function gets a pointer to an `sk_buff`, not packet bytes: it reads the
+  fields it needs with `bpf_probe_read_kernel()` and copies the frame out before parsing it.
+- Where those fields sit depends on the kernel: pktlab reads every offset from the running
+  kernel's BTF, never from headers that may belong to another kernel.
+- A global hook filters by interface and network namespace first: only the lab's packets are
+  recorded, whatever else the machine receives.
 """),
         md(CLOSE_MD),
         code(CLOSE),

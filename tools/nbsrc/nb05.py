@@ -8,6 +8,9 @@ def nb05():
         md("""
 # 05 · The conveyor belt: one packet through every hook
 
+*About 25 minutes. Before: lessons 03 and 04 (the TC and kprobe hooks). Root; the lesson uses
+every hook this machine has.*
+
 **What you will learn**
 
 - the order in which one packet meets the four hooks, read from each hook's own timestamp
@@ -53,8 +56,21 @@ hooks (without tc-egress). The checker measures it in a lab of its own.
         code('answer = []   # e.g. ["kprobe", "xdp", "tc-ingress"]\n\n'
              "pl.exercises.check_native_xdp_order(answer)"),
         md("""
-**2.** Follow 20 packets and compare the gap between tc-egress and xdp with the gap between xdp
-and tc-ingress. Which part of the path costs more, and why?
+**2.** Follow 20 packets: in a new cell, run `lab.gaps()` (it follows 20 copies of the HTTP
+GET, one at a time, and gives the time between the hooks, leg by leg). Which leg takes longer:
+from tc-egress to xdp, or from xdp to tc-ingress? The checker measures it on your lab. Then
+think about why: what happens to the packet on each leg?
+"""),
+        code('answer = ""   # "tc-egress -> xdp" or "xdp -> tc-ingress"\n\n'
+             "pl.exercises.check_longer_leg(answer, lab)"),
+        md("""
+## Summary
+
+- Every hook stamps its record with the same clock, so one packet's records put the hooks in
+  order: src's TC egress, then dut's receive path, then TC ingress.
+- The gaps vary from packet to packet (caches, interrupts, the other CPU); the order does
+  not, until the mode changes: native XDP moves into the driver.
+- Each hook sees the packet as it is at its place: the tag in the bytes, or in metadata.
 """),
         md(CLOSE_MD),
         code(CLOSE),

@@ -8,6 +8,9 @@ def nb07():
         md("""
 # 07 · Replay your own capture
 
+*About 20 minutes. Before: lesson 02 (lesson 03 helps: explained differences). Root; a capture
+of your own if you have one (the bundled `mixed.pcap` otherwise).*
+
 **What you will learn**
 
 - what pktlab makes of a capture from elsewhere: pcap or pcapng, Ethernet, Linux cooked
@@ -19,11 +22,14 @@ def nb07():
         md("""
 ## Your capture
 
-Put your capture's path in the next cell, or start JupyterLab with `PKTLAB_CAPTURE=/path/to/
-file.pcap`. Without either, the lesson uses the bundled `mixed.pcap`. Frames larger than the
-lab's MTU are skipped (and counted), as are frames shorter than an Ethernet header.
+Put your capture's path in the next cell, between the brackets: a path you give always wins.
+Without one, the lesson replays the instructor's capture (JupyterLab started with
+`PKTLAB_CAPTURE=/path/to/file.pcap`), and without that the bundled `mixed.pcap`; the cell says
+which one it took, and why. Frames larger than the lab's MTU are skipped (and counted), as are
+frames shorter than an Ethernet header.
 """),
-        code('capture = pl.instructor_capture("mixed.pcap")\ncapture'),
+        code('capture = pl.instructor_capture()   # or pl.instructor_capture("/path/to/your.pcap")\n'
+             "capture"),
         code("pl.capture_info(capture)"),
         md("## Every hook"),
         code('lab = pl.open_lab("all")\nlab'),
@@ -46,8 +52,18 @@ one of the parsers: please report it with the frame), amber ones are explained d
         code('answer = []   # frame numbers, 1-based\n\n'
              'pl.exercises.check_explained(answer, lab, "vlan.pcap")'),
         md("""
-**2.** Choose `cooked-sll.pcap` in the stepper. What does the hex view say about bytes 0-13, and
-why do the hooks still agree with the walker on them?
+**2.** Choose `cooked-sll.pcap` in the stepper. How many bytes at the start of each frame did
+pktlab make up (they were not in the capture)? The hex view says. Then think about why the
+hooks still agree with the walker on those bytes.
+"""),
+        code("answer = None   # a number of bytes\n\npl.exercises.check_synthesized(answer)"),
+        md("""
+## Summary
+
+- pktlab reads pcap and pcapng, Ethernet, Linux cooked and raw IP; where the capture has no
+  Ethernet header it makes one up, and every view says so.
+- A replay counts, per hook, the frames that agree, differ for a reason the kernel gives, or
+  disagree (a bug: report it with the frame); the stepper shows any one frame.
 """),
         md(CLOSE_MD),
         code(CLOSE),

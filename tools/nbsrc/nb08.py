@@ -109,9 +109,21 @@ own; try a few wrong ones first (`BPF_SOCK_OPS_TCP_LISTEN_CB`,
 """),
         code('op = "BPF_SOCK_OPS_TCP_CONNECT_CB"\n\npl.exercises.check_insert_moment(op)'),
         md("""
-**4.** `pktlab belt --hooks kprobe,xdp --traffic tcp` (in a terminal, as root) says the kprobe
-hook read only the headers of the request, while here it read all of it. What did tc-egress do
-to the packet on the way?
+**4. (Optional, for discussion: no checker.)** `pktlab belt --hooks kprobe,xdp --traffic tcp`
+(in a terminal, as root) says the kprobe hook read only the headers of the request, while here
+it read all of it. What did tc-egress do to the packet on the way? (Your instructor has the
+answer.)
+"""),
+        md("""
+## Summary
+
+- Past TC ingress a packet meets four more hooks, each at its own layer: the cgroup's program
+  (from the IP header), the socket's filter (from the transport header), the sockmap's verdict
+  (the payload) and the application's receive (the bytes it got).
+- Each runs the one parser, entered at its layer, and is judged against the walker entered
+  there: what a hook cannot see is explained, never a disagreement.
+- A socket filter set on a listener is inherited by every accepted socket; a socket must be in
+  the sockmap before its first read, or the reader hangs.
 """),
         md(CLOSE_MD),
         code(CLOSE),

@@ -2,7 +2,7 @@
 scapy on the corpus and on a few frames made with DSCP set.
 """
 
-from ..html import table
+from ..html import esc, table
 from .common import CheckResult, corpus_frames
 
 
@@ -73,3 +73,58 @@ def check_dscp(fn):
                            f"{len(bad)} of {n} differ")
     return CheckResult(True, f"dscp() agrees with scapy on all {n} frames (the corpus, and a "
                              "few made with DSCP set)", body)
+
+
+def _doff_frame(doff):
+    """A 54-byte Ethernet/IPv4/TCP frame with no payload whose TCP data offset is ``doff``."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    p = (Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
+         IP(src="192.0.2.1", dst="198.51.100.2") / TCP(sport=49152, dport=80, dataofs=doff))
+    return bytes(p)
+
+
+_DOFF_HINTS = {
+    3: "doff counts 32-bit words: how many bytes is a data offset of 3, and how many bytes has "
+       "the TCP header's fixed part?",
+    15: "how many bytes of TCP header does a data offset of 15 claim, and how many bytes are "
+        "left in a 54-byte frame after Ethernet and IPv4?",
+}
+
+
+def _status_layer(pair):
+    try:
+        status, layer = pair
+    except (TypeError, ValueError):
+        return None
+    return (str(status).strip().upper().replace("-", "_"),
+            str(layer).strip().upper().replace("-", "_"))
+
+
+def check_doff(doff_3, doff_15):
+    """Lesson 01, exercise 2: (status, layer) the walker gives a TCP segment with data offset
+    3, and one with data offset 15 in a 54-byte frame. Checked by walking such frames."""
+    import logging
+
+    from ...packet.walker import walk_record
+    logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+    wrong = []
+    for doff, guess in ((3, doff_3), (15, doff_15)):
+        r = walk_record(_doff_frame(doff))
+        want = (r.status_name, r.layer_name)
+        got = _status_layer(guess)
+        if got is None:
+            wrong.append((doff, f"data offset {doff}: write your guess as (status, layer), "
+                                "e.g. (\"OK\", \"PAYLOAD\")"))
+        elif got[0] != want[0]:
+            wrong.append((doff, f"data offset {doff}: {got[0]} is not the walker's status. "
+                                + _DOFF_HINTS[doff]))
+        elif got[1] != want[1]:
+            wrong.append((doff, f"data offset {doff}: the status is right; the layer is where "
+                                "the walk stopped: which header's check failed?"))
+    if not wrong:
+        return CheckResult(True, "both right: a length read from the packet is checked before "
+                                 "it is used (see them in malformed-doff-lt5.pcap and "
+                                 "malformed-doff-beyond.pcap)")
+    return CheckResult(False, f"{len(wrong)} of 2 not yet right",
+                       "<ul>" + "".join(f"<li>{esc(w)}</li>" for _d, w in wrong) + "</ul>")

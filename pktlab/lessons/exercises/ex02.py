@@ -63,6 +63,59 @@ def _with_function(fn, learner_text):
     return parse.replace(original, learner_text.strip("\n") + "\n", 1)
 
 
+def _learner_lines(text, learner_text):
+    """(first line of the learner's function in the program text, its lines), 1-based."""
+    body = learner_text.strip("\n")
+    at = text.find(body)
+    first = text.count("\n", 0, at) + 1 if at >= 0 else None
+    return first, body.splitlines()
+
+
+def _where(n, first, lines, fn):
+    """A line of the compiled program (bcc calls it main.c) in the learner's words."""
+    if first is not None and first <= n < first + len(lines):
+        return f"your {fn}, line {n - first + 1}"
+    return "pktlab's XDP program (not your function)"
+
+
+def _refused(fn, e, text, learner_text):
+    """The compiler's or the verifier's refusal, key lines first: what it says, and the line of
+    the learner's function it stopped at; the log itself folded away below, with bcc's file
+    name (main.c, a file the learner does not have) replaced by the learner's own lines."""
+    from ...kernel.verifier import key_lines
+    log = e.log or str(e)
+    first, lines = _learner_lines(text, learner_text)
+    compiled = str(e).startswith("compile")
+    at = re.compile(r"(?:/virtual/)?main\.c:(\d+)(?::\d+)?")
+    readable = at.sub(lambda m: _where(int(m.group(1)), first, lines, fn), log)
+    if compiled:
+        keys = [ln.strip() for ln in readable.splitlines() if "error:" in ln][:4]
+        stopped = [int(m.group(1)) for m in at.finditer(log)][:1]
+        stage = "did not compile"
+    else:
+        keys, insn, noted = key_lines(log)
+        earlier = [k for k in noted if insn is not None and k <= insn]
+        stopped = [noted[max(earlier)]] if earlier else []
+        stage = "the verifier refused it"
+    said = ("the compiler's errors" if compiled else "what the verifier says (its last "
+            "lines, which name what it could not prove safe)")
+    body = (f'<div class="pll-why"><b>{said}</b>:<br>' + "<br>".join(
+                f'<span class="pll-mono pll-hit">{esc(k)}</span>' for k in keys) + "</div>")
+    if stopped and first is not None and first <= stopped[0] < first + len(lines):
+        k = stopped[0] - first + 1
+        body += (f"<p>where: line {k} of your {esc(fn)}: <code>{esc(lines[k - 1].strip())}"
+                 "</code></p>")
+    elif stopped:
+        body += "<p>where: in pktlab's XDP program, outside your function</p>"
+    if "invalid access to packet" in log:
+        body += ("<p class='pll-note'>hint: a packet pointer may only be read after a "
+                 "comparison with data_end has proved the bytes are there.</p>")
+    body += ("<details><summary>the whole log" + ("" if compiled else " (the verifier walks "
+             "every path and stops at the first access it cannot prove safe; its last lines "
+             "are the ones above)") + "</summary>" + log_html(readable, tail=40) + "</details>")
+    return CheckResult(False, f"{fn}: {stage}", body, "\n".join(keys))
+
+
 def check_c(name, learner_text):
     """Check a C exercise: compile + verifier, test run on the corpus, compare with the walker."""
     fn, _lines, what = C_EXERCISES[name]
@@ -82,20 +135,16 @@ def _check_c(fn, what, learner_text):
         text = xdp_program_text(_with_function(fn, learner_text))
     except ValueError as e:
         return CheckResult(False, str(e))
+    from ...kernel.progload import with_line_directives
     t0 = time.perf_counter()
     try:
+        # `#line N` before every line: bcc puts lines of its own on top, and the verifier's
+        # notes (main.c:N) must name the text's own lines, so the learner's can be found
         prog = bpf.compile_program(None, "pktlab_xdp", "XDP",
-                                   tuple(bpf.transport_cflags(slots=16)), text=text)
+                                   tuple(bpf.transport_cflags(slots=16)),
+                                   text=with_line_directives(text.encode()).decode())
     except BPFError as e:
-        stage = "did not compile" if str(e).startswith("compile") else "the verifier refused it"
-        body = (f"<p class='pll-mono'>{esc(str(e).splitlines()[0])}</p>"
-                "<p>the last lines of the log (the verifier walks every path; it stops at the "
-                "first access it cannot prove safe):</p>" + log_html(e.log or str(e)))
-        hint = ""
-        if "invalid access to packet" in (e.log or ""):
-            hint = ("<p class='pll-note'>hint: a packet pointer may only be read after a "
-                    "comparison with data_end has proved the bytes are there.</p>")
-        return CheckResult(False, f"{fn}: {stage}", body + hint, e.log[-1500:] if e.log else "")
+        return _refused(fn, e, text, learner_text)
     loaded = f"loaded: the verifier accepted it ({time.perf_counter() - t0:.1f} s to compile and verify)"
     try:
         corpus = [c for c in corpus_frames() if len(c[2]) >= bpf.MIN_TEST_RUN_FRAME]
@@ -154,3 +203,44 @@ def check_eth_bounds(learner_text):
 def check_ihl_minimum(learner_text):
     """Lesson 02, exercise 2: parse_iphdr uses IHL as a length without checking it is >= 5."""
     return check_c("ihl-minimum", learner_text)
+
+
+def check_never_sent(answer, lab):
+    """Lesson 02, exercise 3: the malformed-*.pcap captures with frames the lab never sends
+    (so no hook sees them). Checked by handing every malformed capture to the learner's lab."""
+    from ..pcaps import captures, frames
+    from .common import norm
+    if not lab:
+        return NotHere("checking the captures", lab.why() if hasattr(lab, "why") else "no lab")
+    names = [n for n in captures() if n.startswith("malformed-")]
+    want = set()
+    for n in names:
+        br = lab.run(frames(n))
+        if br is not None and not br.sendable.all():
+            want.add(n)
+    try:
+        given = [answer] if isinstance(answer, str) else list(answer or ())
+    except TypeError:
+        given = [answer]
+    got = set()
+    for a in given:
+        a = norm(a)
+        got.add(a if a.endswith(".pcap") else a + ".pcap")
+    if got == want:
+        return CheckResult(True, f"{', '.join(sorted(want))}: frames shorter than an Ethernet "
+                                 "header. The kernel refuses to send them (packet_snd wants "
+                                 "the link-layer header whole), so only the walker parses them")
+    unknown = sorted(got - set(names))
+    sent = sorted(got & set(names) - want)
+    notes = []
+    if unknown:
+        notes.append(f"not a malformed capture here: {', '.join(unknown)} (pl.captures() lists "
+                     "them)")
+    if sent:
+        notes.append(f"every frame of {', '.join(sent)} is sent: replay it and read the table's "
+                     "'sent' count")
+    if want - got:
+        notes.append("a capture you left out has frames the lab does not send: replay each "
+                     "malformed capture and look for frames 'not sent'")
+    return CheckResult(False, "not yet", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes)
+                       + "</ul>")

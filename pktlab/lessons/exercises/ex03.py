@@ -1,5 +1,6 @@
-"""Lesson 03: XDP rewrites a field, TC sees the result; and the exercise on the flag that says
-TC took a VLAN tag from metadata.
+"""Lesson 03: XDP rewrites a field, TC sees the result; and the exercises: the flag that says
+TC took a VLAN tag from metadata, where each tag of a Q-in-Q frame came from (sent across the
+learner's lab), the TTL TC ingress reports after the rewriting program got TTL 1 (measured).
 
 The demo runs xdp.bpf.c built with PL_REWRITE_TTL (it records the frame, then decrements the
 IPv4 TTL as a router would) next to TC ingress in a lab of its own, and shows each hook's record
@@ -52,19 +53,34 @@ def ttl_rewritten(frame):
     return bytes(b)
 
 
-def ttl_rewrite_demo(frame=None):
-    """Send ``frame`` through the TTL-rewriting XDP program and TC ingress, in a lab of its own."""
-    import numpy as np
+def with_ttl(frame, ttl):
+    """``frame`` (Ethernet + IPv4) with its TTL set to ``ttl`` and the header checksum fixed."""
+    import struct
+    b = bytearray(frame)
+    if len(b) < 34 or b[12:14] != b"\x08\x00":
+        raise ValueError("with_ttl: the frame has no IPv4 header right after Ethernet")
+    b[22] = ttl
+    b[24:26] = b"\0\0"
+    ihl = (b[14] & 0x0F) * 4
+    words = struct.unpack(f"!{ihl // 2}H", bytes(b[14:14 + ihl]))
+    total = sum(words)
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    struct.pack_into("!H", b, 24, ~total & 0xFFFF)
+    return bytes(b)
 
+
+def _rewrite_run(frame):
+    """Send ``frame`` through the TTL-rewriting XDP program, then TC ingress, in a lab of its
+    own: (walker before, walker after, xdp record, tc-ingress record), or a NotHere /
+    CheckResult that says why it could not run."""
     from ...kernel import bpf
     from ...replay import compare
-    from ...packet import record as R
     from ...kernel.attach import XdpAttachment
     from ...errors import BPFError, PktlabError
     from ...kernel.hooks import HookSet
     from ...lab.inject import Injector
     from ...lab import Lab
-    frame = bytes(frame if frame is not None else sample_frame())
     after = ttl_rewritten(frame)
     try:
         prog = bpf.load("xdp", slots=16, extra_cflags=("-DPL_REWRITE_TTL",))
@@ -96,6 +112,20 @@ def ttl_rewrite_demo(frame=None):
     fp_before, fp_after = int(w_before["fingerprint"]), int(w_after["fingerprint"])
     xdp = next((r for r in got["xdp"] if int(r["fingerprint"]) == fp_before), None)
     tc = next((r for r in got["tc-ingress"] if int(r["fingerprint"]) == fp_after), None)
+    return w_before, w_after, xdp, tc
+
+
+def ttl_rewrite_demo(frame=None):
+    """Send ``frame`` through the TTL-rewriting XDP program and TC ingress, in a lab of its own."""
+    import numpy as np
+
+    from ...replay import compare
+    from ...packet import record as R
+    frame = bytes(frame if frame is not None else sample_frame())
+    run = _rewrite_run(frame)
+    if not isinstance(run, tuple):
+        return run
+    w_before, w_after, xdp, tc = run
     cols = [("walker: bytes sent", w_before), ("xdp (records, then rewrites)", xdp),
             ("tc-ingress", tc), ("walker: bytes after the rewrite", w_after)]
     fields = ("ttl", "fingerprint", "frame_len", "status", "layer", "l4_proto", "sport", "dport")
@@ -119,11 +149,89 @@ def ttl_rewrite_demo(frame=None):
                                                 np.asarray(b).reshape(1).view(np.uint8)[mask])
     ok = same(xdp, w_before) and same(tc, w_after)
     body = table(["field", *(c[0] for c in cols)], rows, raw=True)
-    title = ("XDP recorded TTL {} and rewrote it; TC ingress saw TTL {}: it agrees with the "
-             "walker's record of the rewritten bytes, not of the bytes sent".format(
-                 int(w_before["ttl"]), int(tc["ttl"]) if tc is not None else "?")
-             if ok else "unexpected: see the table")
+    sent_ttl = int(w_before["ttl"])
+    if not ok:
+        title = "unexpected: see the table"
+    elif ttl_rewritten(frame) != frame:
+        title = (f"XDP recorded TTL {sent_ttl} and rewrote it; TC ingress saw TTL "
+                 f"{int(tc['ttl'])}: it agrees with the walker's record of the rewritten "
+                 "bytes, not of the bytes sent")
+    else:
+        title = (f"XDP recorded TTL {sent_ttl} and left the bytes as they were (this frame "
+                 f"does not meet the program's condition); TC ingress saw TTL {int(tc['ttl'])}"
+                 ", the bytes as sent")
     return CheckResult(ok, title, body)
+
+
+def check_ttl_one(answer):
+    """Lesson 03, exercise 3: the TTL TC ingress reports when the rewriting XDP program gets a
+    frame sent with TTL 1. Measured: the frame goes through the program in a lab of its own."""
+    if not (hook_available("xdp") and hook_available("tc-ingress")):
+        return NotHere("checking the TTL", why_not("xdp") or why_not("tc-ingress"))
+    try:
+        want = int(answer)
+    except (TypeError, ValueError):
+        return CheckResult(False, f"{answer!r}: give a whole number, the TTL TC ingress "
+                                  "reports")
+    run = in_lab_thread(_rewrite_run, with_ttl(sample_frame(), 1))
+    if not isinstance(run, tuple):
+        return run
+    tc = run[3]
+    if tc is None:
+        return NotHere("checking the TTL", "TC ingress recorded nothing for the frame")
+    got = int(tc["ttl"])
+    if want == got:
+        return CheckResult(True, f"measured: TC ingress saw TTL {got}. A router does not "
+                                 "forward a packet whose TTL would reach 0; it drops it and "
+                                 "sends ICMP time exceeded, so the program leaves it alone")
+    return CheckResult(False, f"TTL {want} is not what TC ingress recorded for a frame sent "
+                              "with TTL 1: read the program's condition again (which TTLs does "
+                              "it decrement?), in pl.exercises.ttl_rewrite_text()")
+
+
+def check_qinq_tags(tags, outer, inner, lab):
+    """Lesson 03, exercise 2: how many VLAN tags TC ingress reports for the first Q-in-Q frame
+    of qinq.pcap, and where the outer and the inner tag came from ("bytes" or "metadata").
+    Checked by sending the frame across the learner's lab."""
+    from ...packet import record as R
+    from ..pcaps import frames
+    if not lab:
+        return NotHere("checking the tags", lab.why() if hasattr(lab, "why") else "no lab")
+    if "tc-ingress" not in lab.hooks:
+        return NotHere("checking the tags", "tc-ingress is not attached: "
+                       + lab.unavailable.get("tc-ingress", "tick it in the hook chooser"))
+    from ...replay import compare
+    st = lab.step(frames("qinq.pcap", 1)[0])
+    res = st.batch.hooks["tc-ingress"]
+    if int(res.verdict[0]) > compare.DISAGREE:
+        return NotHere("checking the tags", "tc-ingress recorded nothing for the frame")
+    rec = res.matched[0]
+    depth = int(rec["vlan_depth"])
+    meta = bool(int(rec["flags"]) & R.constants()["PL_F_VLAN_FROM_META"])
+    want = {"tags": depth, "outer": "metadata" if meta else "bytes", "inner": "bytes"}
+
+    def where(a):
+        a = norm(a)
+        return ("metadata" if a in ("metadata", "meta", "skb", "skb-metadata", "sk-buff")
+                else "bytes" if a in ("bytes", "frame", "packet", "data") else a)
+    got = {"tags": tags, "outer": where(outer), "inner": where(inner)}
+    try:
+        got["tags"] = int(tags)
+    except (TypeError, ValueError):
+        pass
+    wrong = [k for k in want if got[k] != want[k]]
+    if not wrong:
+        return CheckResult(True, f"{depth} tags at TC ingress: the outer one from skb "
+                                 "metadata (the stack untags one tag, the outer), the inner "
+                                 "one still in the bytes")
+    hints = {"tags": "the number of tags: read vlan_depth in tc-ingress's column of the "
+                     "stepper, for a frame of qinq.pcap",
+             "outer": "the outer tag: compare tc-ingress's frame_len with the walker's, and "
+                      "read its flags",
+             "inner": "the inner tag: how many bytes shorter is the frame at tc-ingress, and "
+                      "how long is one tag?"}
+    return CheckResult(False, "not yet right: " + ", ".join(wrong),
+                       "<ul>" + "".join(f"<li>{esc(hints[k])}</li>" for k in wrong) + "</ul>")
 
 
 def xdp_rewrite_demo(frame, lab=None):
