@@ -1,10 +1,11 @@
-"""Where pktlab's files are: the eBPF sources (bpf_snippets/) and the bundled captures (pcaps/).
+"""Where pktlab's files are: the eBPF sources (bpf_snippets/), the bundled captures (pcaps/),
+the lessons as shipped (notebooks/NN-topic.ipynb) and a learner's working copy of them (work/).
 
 In the repository they sit next to the package; an installed wheel carries them inside it, as
-the data packages ``pktlab._snippets`` and ``pktlab._pcaps`` (pyproject.toml maps the two
-folders there). Both are found the same way, first match wins:
+the data packages ``pktlab._snippets``, ``pktlab._pcaps`` and ``pktlab._lessons``
+(pyproject.toml maps the folders there). They are found the same way, first match wins:
 
-1. the environment variable ($PKTLAB_BPF_SNIPPETS, $PKTLAB_PCAPS);
+1. the environment variable ($PKTLAB_BPF_SNIPPETS, $PKTLAB_PCAPS, $PKTLAB_LESSONS);
 2. the data package, wherever the installed package put it;
 3. the folder next to the package (a checkout used without installing).
 
@@ -83,3 +84,25 @@ def pcaps_dir():
 def bundled_pcap(name):
     """A bundled capture by file name."""
     return os.path.join(bundled_pcaps_dir(), name)
+
+
+LESSONS_ENV = "PKTLAB_LESSONS"
+WORKDIR_ENV = "PKTLAB_WORKDIR"
+
+
+@functools.lru_cache(maxsize=None)
+def _lessons(env_value):
+    return _find(LESSONS_ENV, "pktlab._lessons", "notebooks", "00-setup-check.ipynb",
+                 "lessons as shipped")
+
+
+def lessons_dir():
+    """The lesson notebooks as shipped (NN-topic.ipynb, without outputs): $PKTLAB_LESSONS, the
+    data package ``pktlab._lessons`` of an installed wheel, else notebooks/ of the checkout."""
+    return _lessons(os.environ.get(LESSONS_ENV))
+
+
+def default_workdir():
+    """Where a learner's copies of the lessons are: $PKTLAB_WORKDIR, else the work/ folder next
+    to the package (what `make lab` serves)."""
+    return os.environ.get(WORKDIR_ENV) or os.path.join(PACKAGE_PARENT, "work")

@@ -15,6 +15,7 @@ line"):
 
     pktlab mptcp [--paths 2|3] [--policy none|no-path=N|max-joins=K|only-from=NET]
                  [--seconds S] [--drop-path N | --path-down N] [--json]
+    pktlab lessons reset [NN ...] [--all] [--workdir DIR] [--json]
 
 --json prints one JSON document on stdout and nothing else there. Exit status: 0 success,
 1 the run worked but found disagreements or lost records, 2 bad input or environment, 130
@@ -30,7 +31,8 @@ instructor's half-saved capture, and said on stderr before the replay, in the te
 first line and in --json's "capture" ({"frames", "complete": false, "damage"}).
 
 Modules: console (exit statuses, messages, signals), args (argument types and checks),
-commands (one function per command), cast (`pktlab cast`), step (`pktlab replay --step`).
+commands (one function per command), cast (`pktlab cast`), step (`pktlab replay --step`),
+lessons (`pktlab lessons reset`).
 May import every other room.
 """
 
@@ -38,7 +40,7 @@ import os
 import signal
 import sys
 
-from . import commands, console
+from . import commands, console, lessons
 from .args import MTU_MAX, MTU_MIN, count, flows, hook, map_entries, mtu, port, rate
 from .console import EXIT_INTERRUPTED, BadArguments
 
@@ -146,6 +148,7 @@ def build_parser():
     bt.add_argument("--json", action="store_true")
     bt.set_defaults(func=commands.cmd_belt)
     _mptcp_parser(sub)
+    lessons.add_parser(sub)
     return p
 
 
