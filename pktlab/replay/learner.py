@@ -6,6 +6,10 @@ through it, and what it did: its verdicts counted by name and its maps at the en
     doc["verdicts"]   {"XDP_PASS": 10, "XDP_DROP": 2}
     doc["maps"]       {"<map>": {"<key>": value}}        (pktlab.kernel.mapdump)
     doc["leftovers"]  []                                 (lab, program and maps all gone)
+    run_text(c_bytes, "cell.c", "xdp", pcap)      # the same for C that is not in a file
+
+    attach(lab, hook, prog.fd); replay_attached(prog, lab, pcap)   # the pieces, for a caller
+                                                  # that keeps its program (pktlab.lessons.program)
 
 In order: the learner's file is verified as written, through the learner loader (a refusal is
 explained at its line and nothing else happens); then pktlab's counting wrapper around the
@@ -44,6 +48,13 @@ def check_run(path, hook, pcap, mtu=1500):
     if hook not in RUN_HOOKS:
         raise ValueError(f"hook {hook!r}: pktlab run attaches at {', '.join(RUN_HOOKS)}")
     text = verifier.read_source(path)
+    check_capture(pcap, mtu)
+    return text
+
+
+def check_capture(pcap, mtu=1500):
+    """A capture a run can replay: lesson-sized, with at least one frame a lab can send.
+    ValueError/CaptureError/OSError in one line."""
     from ..errors import CaptureError
     from ..packet.survey import survey
     checked = survey(pcap, limit=MAX_FRAMES + 1, mtu=mtu)
@@ -53,7 +64,6 @@ def check_run(path, hook, pcap, mtu=1500):
     refusal = checked.refusal(need_sendable=True)
     if refusal:
         raise CaptureError(refusal)
-    return text
 
 
 def _frames(pcap, injector):
@@ -63,13 +73,23 @@ def _frames(pcap, injector):
     return [f for f, good in zip(frames, ok) if good], len(frames), reasons
 
 
-def _wait_for(prog, want, quiet=QUIET_S):
-    """Poll the counting map until `want` verdicts are in and no more come for `quiet`
-    seconds (or SETTLE_S passed): (the counts, the lab's own frames)."""
+def _since(prog, base):
+    """The counting map's verdicts and the lab's own frames since `base` (an earlier
+    verdicts.read(prog)): the program may have counted before this run (test runs, an earlier
+    replay)."""
+    counts, own = verdicts.read(prog)
+    before, own_before = base
+    counts = {k: n - before.get(k, 0) for k, n in counts.items() if n - before.get(k, 0)}
+    return counts, own - own_before
+
+
+def _wait_for(prog, want, quiet=QUIET_S, base=({}, 0)):
+    """Poll the counting map until `want` verdicts are in (since `base`) and no more come for
+    `quiet` seconds (or SETTLE_S passed): (the counts, the lab's own frames)."""
     deadline = time.monotonic() + SETTLE_S
     last, last_change = -1, time.monotonic()
     while True:
-        counts, own = verdicts.read(prog)
+        counts, own = _since(prog, base)
         n = sum(counts.values())
         now = time.monotonic()
         if n != last:
@@ -79,22 +99,42 @@ def _wait_for(prog, want, quiet=QUIET_S):
         time.sleep(0.002)
 
 
-def _send(inj, frames, prog):
-    """Each frame once, CHUNK at a time, each chunk's verdicts in before the next (the dut's
-    backlog holds a thousand frames). A frame the program drops at tc-egress makes the send
-    fail with ENOBUFS: it was run and counted, and is never sent again."""
-    for start in range(0, len(frames), CHUNK):
-        for f in frames[start:start + CHUNK]:
+def _send(inj, frames, prog, base=({}, 0), chunk=CHUNK, on_chunk=None):
+    """Each frame once, `chunk` at a time, each chunk's verdicts in before the next (the dut's
+    backlog holds a thousand frames); on_chunk(frames sent so far) after each. A frame the
+    program drops at tc-egress makes the send fail with ENOBUFS: it was run and counted, and
+    is never sent again."""
+    for start in range(0, len(frames), chunk):
+        for f in frames[start:start + chunk]:
             try:
                 inj.sock.send(f)
             except OSError as e:
                 if e.errno != errno.ENOBUFS:
                     raise LabError(e.errno, f"send a {len(f)}-byte frame on {inj.ifname}: "
                                             f"{e.strerror}") from e
-        _wait_for(prog, min(start + CHUNK, len(frames)), quiet=0)
+        _wait_for(prog, min(start + chunk, len(frames)), quiet=0, base=base)
+        if on_chunk is not None:
+            on_chunk(min(start + chunk, len(frames)))
 
 
-def _attach(lab, hook, fd):
+def replay_attached(prog, lab, pcap, chunk=CHUNK, on_chunk=None):
+    """The capture's frames sent across `lab` (a pktlab.lab.Lab) through the wrapped program
+    `prog`, already attached there (attach(), the lab's own source MAC given to
+    verdicts.skip_source): what this replay added to its counts. {"verdicts", "lab_frames",
+    "packets", "sent", "skipped": {frame number: why not sent}, "missing"}."""
+    base = verdicts.read(prog)
+    with Injector(lab) as inj:
+        frames, total, skipped = _frames(pcap, inj)
+        _send(inj, frames, prog, base, chunk, on_chunk)
+        counts, own = _wait_for(prog, len(frames), base=base)
+    return {"verdicts": counts, "lab_frames": own, "packets": total, "sent": len(frames),
+            "skipped": {str(i + 1): why for i, why in sorted(skipped.items())},
+            "missing": max(0, len(frames) - sum(counts.values()))}
+
+
+def attach(lab, hook, fd):
+    """The program `fd` at `hook` in `lab` (a pktlab.lab.Lab, which owns the attachment: its
+    close() removes it, and so does the lab's): the attachment."""
     _ptype, side, direction = RUN_HOOKS[hook]
     ns, ifname = lab.ns(side), lab.ifname(side)
     if direction is None:
@@ -102,7 +142,7 @@ def _attach(lab, hook, fd):
     return lab.own(TcAttachment(ns, ifname, fd, direction, name="pktlab-run"))
 
 
-def _gone(prog_id, map_ids, timeout=5.0):
+def gone(prog_id, map_ids, timeout=5.0):
     """What of the program and its maps the kernel still has, once it had time to free them:
     a program is freed after an RCU grace period, and its maps after it."""
     deadline = time.monotonic() + timeout
@@ -121,6 +161,20 @@ def run_file(path, hook, pcap, func=None, limits=None, mtu=1500, lab=None):
     everything. The `pktlab run --json` document (plus "report": the verifier's Report when
     it refused; "exit": the status the command returns)."""
     text = check_run(path, hook, pcap, lab.mtu if lab is not None else mtu)
+    return run_text(text, path, hook, pcap, func, limits, mtu, lab, checked=True)
+
+
+def run_text(text, path, hook, pcap, func=None, limits=None, mtu=1500, lab=None,
+             checked=False):
+    """run_file() on C text (bytes) that is not in a file (a notebook cell): `path` names it
+    in messages. The same document."""
+    if not checked:
+        if hook not in RUN_HOOKS:
+            raise ValueError(f"hook {hook!r}: pktlab run attaches at {', '.join(RUN_HOOKS)}")
+        if len(text) > verifier.MAX_SOURCE_BYTES or b"\0" in text:
+            raise ValueError(f"{path}: a program is C text of at most "
+                             f"{verifier.MAX_SOURCE_BYTES} bytes")
+        check_capture(pcap, lab.mtu if lab is not None else mtu)
     prog_type = RUN_HOOKS[hook][0]
     name = os.path.basename(path)
     dirs = (resources.snippets_dir(),)
@@ -144,16 +198,11 @@ def run_file(path, hook, pcap, func=None, limits=None, mtu=1500, lab=None):
         with (Lab(mtu=mtu) if lab is None else contextlib.nullcontext(lab)) as where:
             lab_name = where.name
             verdicts.skip_source(prog, where.mac("src"))
-            with _attach(where, hook, prog.fd), Injector(where) as inj:
-                frames, total, skipped = _frames(pcap, inj)
-                _send(inj, frames, prog)
-                counts, own = _wait_for(prog, len(frames))
+            with attach(where, hook, prog.fd):
+                doc.update(replay_attached(prog, where, pcap))
             maps, info = mapdump.dump(prog, skip={verdicts.MAP, verdicts.CONFIG})
-    doc.update(verdicts=counts, maps=maps, maps_info=info, lab=lab_name, lab_frames=own,
-               packets=total, sent=len(frames),
-               skipped={str(i + 1): why for i, why in sorted(skipped.items())})
-    doc["missing"] = max(0, len(frames) - sum(counts.values()))
-    doc["leftovers"] = (leftovers(lab_name) if lab is None else []) + _gone(*ids)
+    doc.update(maps=maps, maps_info=info, lab=lab_name)
+    doc["leftovers"] = (leftovers(lab_name) if lab is None else []) + gone(*ids)
     doc["ok"] = not doc["missing"] and not doc["leftovers"]
     return dict(doc, exit=0 if doc["ok"] else 1)
 
