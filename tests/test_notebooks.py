@@ -71,6 +71,18 @@ def output_text(cell):
     return html.unescape(re.sub(r"<[^>]+>", " ", "\n".join(parts)))
 
 
+def widget_html(nb):
+    """The HTML the notebook's widgets showed (their saved state), one string."""
+    state = (nb.metadata.get("widgets", {})
+             .get("application/vnd.jupyter.widget-state+json", {}).get("state", {}))
+    parts = []
+    for model in state.values():
+        v = model.get("state", {}).get("value")
+        if isinstance(v, str):
+            parts.append(v)
+    return "\n".join(parts)
+
+
 def assert_clean_run(nb):
     for cell in nb.cells:
         for o in cell.get("outputs", []):
@@ -100,16 +112,46 @@ def test_notebooks_are_what_the_generator_writes():
     assert r.returncode == 0, r.stderr
 
 
+#: the instructor kit's first paragraph of every lesson: its time and what comes before it
+TIME_LINE = re.compile(r"\*About (\d+) minutes\. Before: [^*]+\*")
+
+
+def time_line(source):
+    """The '*About N minutes. Before: ...*' paragraph of a cell (its match), or None."""
+    for para in source.split("\n\n"):
+        m = TIME_LINE.fullmatch(" ".join(para.split()))
+        if m:
+            return m
+    return None
+
+
+def lesson_minutes(stem):
+    """The minutes a lesson's first cell says it takes."""
+    m = time_line(_read(stem).cells[0].source)
+    return int(m.group(1)) if m else None
+
+
 @pytest.mark.parametrize("stem", NOTEBOOKS)
 def test_lesson_shape(stem):
-    """NN-topic; one import first; says what you will learn; exercises; logic stays in pktlab."""
+    """NN-topic; one import first; opens with its time, prerequisites and what you will learn;
+    exercises, then a summary, then the clean-up; logic stays in pktlab."""
     assert re.fullmatch(r"\d\d-[a-z0-9-]+", stem)
     nb = _read(stem)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[0].source.strip() == IMPORT
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith(f"# {stem[:2]} ")
+    assert time_line(first.source), \
+        f"{stem}: the first cell has no '*About N minutes. Before: ...*' line"
+    assert "What you will learn" in first.source, f"{stem}: no goals in the first cell"
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "What you will learn" in text and "## Exercises" in text
     ex_at = next(i for i, c in enumerate(nb.cells) if "## Exercises" in c.source)
+    summary = [i for i, c in enumerate(nb.cells)
+               if c.cell_type == "markdown" and c.source.startswith("## Summary")]
+    assert summary and summary[0] > ex_at, f"{stem}: no '## Summary' after the exercises"
+    assert nb.cells[summary[0] + 1].source.startswith("## Clean up"), \
+        f"{stem}: the summary is not the last thing before the clean-up"
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
@@ -190,10 +232,16 @@ def assert_live_where_the_doctor_says(stem, nb):
             want = "(True, '')" if hooks[m.group(1)]["available"] else "(False, '"
             assert output_text(cell).strip().startswith(want), (cell.source, output_text(cell))
     if stem == "06-hook-throughput":
+        # the panel shows the figures (in its widgets), once: no cell prints them again
+        panel = widget_html(nb)
         for hook, row in (("xdp", "xdp"), ("tc-ingress", "tc")):
             if hooks[hook]["available"]:
-                assert re.search(rf"^\s*{row}\s+\d+\.\d", shown, re.M), \
+                assert re.search(rf"<td[^>]*>{row}</td><td[^>]*>[^<]*</td><td[^>]*>\d+\.\d<",
+                                 panel), \
                     f"{stem}: no measured {row} row although the doctor proved {hook} here"
+        assert "ns per packet" not in shown, f"{stem}: a cell prints the figures again"
+        assert not [o for c in nb.cells for o in c.get("outputs", [])
+                    if "image/png" in o.get("data", {})], f"{stem}: a cell prints the chart again"
 
 
 @pytest.mark.notebook

@@ -76,11 +76,11 @@ class StepResult:
         then each hook), narrow enough for a notebook or an 80-column terminal."""
         from ..packet import walk
         w = walk(self.frame)
-        lines = [f"frame {self.index}: {len(self.frame)} bytes, {w.summary()}",
-                 "  " + ", ".join(f"{ly.name} @{ly.offset} ({ly.length} bytes)"
-                                  for ly in w.layers)]
+        lines = _wrap(f"frame {self.index}: {len(self.frame)} bytes, {w.summary()}", "")
+        lines += _wrap(", ".join(f"{ly.name} @{ly.offset} ({ly.length} bytes)"
+                                 for ly in w.layers))
         if not self.sent:
-            lines.append(f"  not sent: {self.batch.skip_reasons.get(0, '')}")
+            lines += _wrap(f"not sent: {self.batch.skip_reasons.get(0, '')}")
         rows = self.rows()
         verdicts = self.verdicts()
         cols = list(rows)
@@ -110,10 +110,22 @@ class StepResult:
             lines.append("  " + cell(f) + "".join(cells).rstrip())
         for h in self.batch.hooks:
             if self.reason(h):
-                lines.append(f"  {h}: {self.reason(h)}")
+                lines += _wrap(f"{h}: {self.reason(h)}")
         if any(rows[c] is None for c in cols):
             lines.append("  -: no record (see the verdict)")
         return "\n".join(lines)
+
+
+#: the widest line text() writes outside the table (a notebook's output area, a terminal)
+_LINE_MAX = 96
+
+
+def _wrap(text, indent="  "):
+    """``text`` as lines of at most _LINE_MAX characters, the first indented by ``indent``,
+    the rest two spaces more."""
+    import textwrap
+    return textwrap.wrap(text, _LINE_MAX, initial_indent=indent,
+                         subsequent_indent=indent + "  ", break_on_hyphens=False) or [indent]
 
 
 def _tag(r, i):

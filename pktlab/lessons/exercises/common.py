@@ -6,7 +6,7 @@ the text of a file of bpf_snippets/, and the frame the lab-based checks send.
 import re
 
 from ... import resources
-from ..html import HTML, esc
+from ..html import HTML, NotHere, esc
 from ..pcaps import captures, frames, read
 
 
@@ -67,3 +67,22 @@ def sample_frame():
     """An ordinary frame (the HTTP GET of tcp-http.pcap) for the checks that send one."""
     fr = frames("tcp-http.pcap", 4)
     return fr[3] if len(fr) > 3 else fr[0]
+
+
+def guarded(checker):
+    """A checker that never raises: whatever goes wrong while it reads the learner's answer (an
+    answer that cannot be iterated, compared or turned into text) is shown as a failed check
+    that says what happened, and the notebook goes on."""
+    import functools
+
+    @functools.wraps(checker)
+    def wrapper(*args, **kwargs):
+        from ...errors import PktlabError
+        try:
+            return checker(*args, **kwargs)
+        except PktlabError as e:        # the lab or the kernel: not the learner's doing
+            return NotHere(checker.__name__, str(e))
+        except Exception as e:          # the learner's answer object
+            return CheckResult(False, f"the check could not use your answer "
+                                      f"({type(e).__name__}: {e})")
+    return wrapper

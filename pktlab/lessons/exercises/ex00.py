@@ -2,7 +2,7 @@
 on a machine without the kprobe hook (PKTLAB_PRETEND_MISSING=kprobe)."""
 
 from ..html import esc
-from .common import CheckResult, norm
+from .common import CheckResult, guarded, norm
 
 #: one hint per kind of mistake: each says where to look, none says the order
 _ORDER_HINTS = (
@@ -21,6 +21,7 @@ _ORDER_HINTS = (
 )
 
 
+@guarded
 def check_wire_order(answer):
     """Lesson 00: the hooks in the order a packet meets them, from src to dut (generic XDP).
     Wrong answers get a hint about the first mistake, never the order."""
@@ -41,6 +42,7 @@ def check_wire_order(answer):
                        f"<p class='pll-note'>hint: {esc(hint)}</p>")
 
 
+@guarded
 def check_pretend(answer):
     """Lesson 00, exercise 2: the hooks pl.open_lab("all") attaches while the notebook pretends
     the kprobe hook is missing (PKTLAB_PRETEND_MISSING=kprobe). The answer follows the doctor's

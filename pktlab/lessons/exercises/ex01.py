@@ -3,7 +3,7 @@ scapy on the corpus and on a few frames made with DSCP set.
 """
 
 from ..html import esc, table
-from .common import CheckResult, corpus_frames
+from .common import CheckResult, corpus_frames, guarded
 
 
 def _dscp_expected(frame):
@@ -101,6 +101,7 @@ def _status_layer(pair):
             str(layer).strip().upper().replace("-", "_"))
 
 
+@guarded
 def check_doff(doff_3, doff_15):
     """Lesson 01, exercise 2: (status, layer) the walker gives a TCP segment with data offset
     3, and one with data offset 15 in a 54-byte frame. Checked by walking such frames."""

@@ -16,7 +16,7 @@ from ..here import hook_available, in_lab_thread, why_not
 from ..html import NotHere, esc, table
 from ..results import record_summary
 from ..source import extract_function
-from .common import CheckResult, corpus_frames, log_html, snippet_text
+from .common import CheckResult, corpus_frames, guarded, log_html, snippet_text
 
 #: C exercises: name -> (function in pktlab_parse.h, the lines taken out of it, what to say)
 C_EXERCISES = {
@@ -205,6 +205,7 @@ def check_ihl_minimum(learner_text):
     return check_c("ihl-minimum", learner_text)
 
 
+@guarded
 def check_never_sent(answer, lab):
     """Lesson 02, exercise 3: the malformed-*.pcap captures with frames the lab never sends
     (so no hook sees them). Checked by handing every malformed capture to the learner's lab."""

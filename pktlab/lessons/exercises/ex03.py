@@ -13,9 +13,10 @@ import time
 from ..here import hook_available, in_lab_thread, why_not
 from ..html import NotHere, esc, table
 from ..live import LAB_PREFIX
-from .common import CheckResult, log_html, norm, sample_frame, snippet_text
+from .common import CheckResult, guarded, log_html, norm, sample_frame, snippet_text
 
 
+@guarded
 def check_vlan_flag(answer):
     """Lesson 03: the record field (and flag) that says TC took the VLAN tag from metadata."""
     a = norm(answer)
@@ -163,6 +164,7 @@ def ttl_rewrite_demo(frame=None):
     return CheckResult(ok, title, body)
 
 
+@guarded
 def check_ttl_one(answer):
     """Lesson 03, exercise 3: the TTL TC ingress reports when the rewriting XDP program gets a
     frame sent with TTL 1. Measured: the frame goes through the program in a lab of its own."""
@@ -189,6 +191,7 @@ def check_ttl_one(answer):
                               "it decrement?), in pl.exercises.ttl_rewrite_text()")
 
 
+@guarded
 def check_qinq_tags(tags, outer, inner, lab):
     """Lesson 03, exercise 2: how many VLAN tags TC ingress reports for the first Q-in-Q frame
     of qinq.pcap, and where the outer and the inner tag came from ("bytes" or "metadata").

@@ -7,12 +7,13 @@ import os
 from ..here import hook_available, in_lab_thread, why_not
 from ..html import NotHere
 from ..kernelviews import btf_offset
-from .common import CheckResult
+from .common import CheckResult, guarded
 
 #: the member that holds the EtherType; the feedback never names it
 _MEMBER = "sk_buff.protocol"
 
 
+@guarded
 def check_btf_field(path, offset):
     """Lesson 04: where this kernel keeps the skb's EtherType (path and byte offset, from BTF).
     Wrong answers say what is wrong with them, never the member's name."""
@@ -79,6 +80,7 @@ def _kcopy_record(length):
         lab.close()
 
 
+@guarded
 def check_kcopy_status(answer):
     """Lesson 04, exercise 2: the status the kprobe hook reports for a 3,000-byte frame (it
     parses a copy of the first 2048 bytes). Measured in a jumbo-MTU lab of its own."""

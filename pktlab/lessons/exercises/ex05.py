@@ -4,11 +4,12 @@ its own), and which leg of the path costs more (measured on the learner's lab: l
 from ..here import HOOKS, hook_available, in_lab_thread, why_not
 from ..html import NotHere, esc
 from ..live import LiveLab
-from .common import CheckResult, norm, sample_frame
+from .common import CheckResult, guarded, norm, sample_frame
 
 from ..results import LEGS
 
 
+@guarded
 def check_native_xdp_order(answer):
     """Lesson 05: with native XDP, the order in which the dut-side hooks see a packet.
 
@@ -47,6 +48,7 @@ def _check_native_xdp_order(got):
                               "xdp_mode='native' and follow a packet)")
 
 
+@guarded
 def check_longer_leg(answer, lab):
     """Lesson 05, exercise 2: which leg is longer, tc-egress → xdp or xdp → tc-ingress.
     Measured on the learner's lab (20 packets, the medians)."""

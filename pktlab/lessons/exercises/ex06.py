@@ -2,7 +2,7 @@
 netfilter's drop point sits on a packet's way through the receive path."""
 
 from ..html import NotHere
-from .common import CheckResult, norm
+from .common import CheckResult, guarded, norm
 
 
 def _results(results):
@@ -11,6 +11,7 @@ def _results(results):
     return latest() if callable(latest) else results
 
 
+@guarded
 def check_cheapest_hook(answer, results):
     """Lesson 06: the program that costs least per packet in these bench results (the micro
     table). Wrong answers say how to read the table, never its figures."""
@@ -46,6 +47,7 @@ def _point(text):
     return None
 
 
+@guarded
 def check_netfilter_place(before, after):
     """Lesson 06, exercise 2: the drop points right before and right after netfilter's on a
     packet's way through the receive path (names as the panel writes them, or their keys)."""
