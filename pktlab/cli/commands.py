@@ -4,8 +4,10 @@ Output goes to stdout (one JSON document with --json, text otherwise); what goes
 and said by pktlab.cli.console.
 """
 
+import os
 import sys
 
+from . import remote
 from .args import check_lab_args, check_plot, check_rewrite, check_verify, rewrite_options
 from .console import EXIT_FOUND, EXIT_OK, err, need_root
 
@@ -44,9 +46,11 @@ def cmd_replay(args):
     import json
     from ..replay import run as rp
     checked = check_replay(args)
-    need_root("pktlab replay")
+    client = remote.client_for("pktlab replay")
     if checked.note():
         err(f"note: {checked.note()}")
+    if client is not None:
+        return remote.replay(args, checked, client, format_replay)
     if args.step:
         from .step import step_cli
         return step_cli(args)
@@ -131,7 +135,9 @@ def cmd_lab(args):
     from .. import lab as L
     check_lab_args(args)
     if args.action != "status":
-        need_root(f"pktlab lab {args.action}")
+        client = remote.client_for(f"pktlab lab {args.action}")
+        if client is not None:
+            return remote.lab(args, client)
     if args.action == "up":
         lab = L.Lab(prefix=args.prefix or L.DEFAULT_PREFIX, persistent=True,
                     mtu=args.mtu or 1500).up()
@@ -212,12 +218,22 @@ def cmd_verify(args):
     import json
     from ..kernel import verifier
     check_verify(args)
+    if os.geteuid() != 0 and not _can_load_here():
+        from ..workshop.client import daemon_present
+        if daemon_present():        # else verify() says what loading needs
+            return remote.verify(args, remote.client_for("pktlab verify"))
     report = verifier.verify(args.file, args.hook, func=args.function)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(verifier.format_text(report, show_log=args.log))
     return report.exit_status
+
+
+def _can_load_here():
+    """A process that is not root but holds CAP_BPF and CAP_NET_ADMIN loads in-process."""
+    from ..kernel import progload
+    return progload.has_caps(progload.LOAD_CAPS)
 
 
 def cmd_run(args):
@@ -228,7 +244,9 @@ def cmd_run(args):
     from ..kernel import verifier
     from ..replay import learner
     learner.check_run(args.file, args.hook, args.pcap)
-    need_root("pktlab run")
+    client = remote.client_for("pktlab run")
+    if client is not None:
+        return remote.run(args, client)
     doc = learner.run_file(args.file, args.hook, args.pcap, func=args.function)
     report, status = doc.pop("report", None), doc.pop("exit")
     if args.json:

@@ -4,8 +4,11 @@ every frame when stdin is a pipe."""
 import sys
 
 
-def step_cli(args, stdin=None, out=None):
-    """`pktlab replay --step`: interactive in a terminal, every frame when stdin is a pipe."""
+def step_cli(args, stdin=None, out=None, replayer=None):
+    """`pktlab replay --step`: interactive in a terminal, every frame when stdin is a pipe.
+
+    replayer: what sends the frames (pktlab.cli.remote's, through the workshop daemon);
+    default a Replayer on a lab of this process's own."""
     from ..replay.run import Replayer, _frames_from
     from ..replay.stepper import Stepper
     from .args import rewrite_options
@@ -17,8 +20,10 @@ def step_cli(args, stdin=None, out=None):
     problems = []
     color = out.isatty()
     # one frame at a time: ns timestamps cost nothing that matters here, and they order the hooks
-    with Replayer(args.hooks, xdp_mode=args.xdp_mode, mtu=args.mtu,
-                  rewrite=rewrite_options(args), precise_ts=True) as rp:
+    if replayer is None:
+        replayer = Replayer(args.hooks, xdp_mode=args.xdp_mode, mtu=args.mtu,
+                            rewrite=rewrite_options(args), precise_ts=True)
+    with replayer as rp:
         print(f"stepping through {args.pcap} with hooks: "
               + ", ".join(f"{h} ({v})" for h, v in rp.via.items()), file=out)
         st = Stepper(rp, _frames_from(args.pcap, problems, args.limit))
