@@ -32,13 +32,18 @@ Lives here:
                  connections by token, the sock_ops timeline, the byte-order trap, RTOs, plots),
                  the policy switcher widget
     plots        conveyor belt, agreement bars (ax=None, return the figure)
+    program      a learner's own program: pl.program(source, hook=...) -> Program (verdict,
+                 .test_run, .attach, .replay, .maps live tables, .close); programviews shows it
+    magic        the %%bpf HOOK [FUNC] cell magic, registered by this import inside IPython
     widgets      the packet stepper, the hook chooser
     exercises    one module per lesson (ex00 ... ex10) with its checkers; lesson 03's demo
     reset        a learner's copy of lessons back as shipped (`pktlab lessons reset`)
 
 Nothing happens at import: the doctor, bcc, scapy, ipywidgets and matplotlib are loaded on
-first use. Names from the rest of pktlab that lessons need are re-exported lazily (module
-``__getattr__``), so the notebook's first cell stays one import.
+first use. The one thing the import does: inside a running IPython (a notebook's kernel) it
+registers the %%bpf cell magic (magic.register(); outside IPython it does nothing). Names
+from the rest of pktlab that lessons need are re-exported lazily (module ``__getattr__``), so
+the notebook's first cell stays one import.
 
 Labs opened here are owned three times over, because a notebook is not a ``with`` block: the
 last cell's close_all(), an atexit handler, and a reaper process for a kernel that dies (live).
@@ -64,6 +69,7 @@ from .kernelviews import (btf_members, btf_offset, btf_offsets_table, ctx_table,
 from .live import LAB_PREFIX, LiveLab, close_all, open_lab, register_widget
 from .pcaps import (CAPTURE_ENV, capture_info, capture_path, captures, frames, instructor_capture,
                     pcaps_dir, read)
+from .program import Program, last_program, program
 from .results import BatchView, Belt, Gaps, ReplayView, RequestBelt
 from .sockend import LiveBelt, open_belt
 from .mptcpviews import (MptcpView, PolicySwitcher, mptcp_available, mptcp_run,
@@ -81,6 +87,7 @@ __all__ = [
     "mptcp_run", "policy_switcher", "mptcp_available", "MptcpView", "PolicySwitcher",
     "sockops_offsets",
     "open_belt", "LiveBelt", "RequestBelt", "BELT_ORDER", "SOCKET_HOOKS", "btf_members",
+    "program", "Program", "last_program",
 ]
 
 # Lazy re-exports: name -> (module, attribute), modules by the name lessons know them by
@@ -117,3 +124,12 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(__all__) | set(_LAZY) | set(_MODULES))
+
+
+def _register_magic():
+    # %%bpf in a notebook: only where IPython already runs (nothing is imported for it)
+    from .magic import register
+    register()
+
+
+_register_magic()

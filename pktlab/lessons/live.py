@@ -45,6 +45,12 @@ def register_widget(w):
     return w
 
 
+def unregister_widget(w):
+    """A widget that closed by itself: close_all() has nothing left to do for it."""
+    if w in _open_widgets:
+        _open_widgets.remove(w)
+
+
 class LiveLab(Owned):
     """A lab with hooks attached, for a notebook: open in one cell, close in the last.
 
@@ -66,6 +72,7 @@ class LiveLab(Owned):
         self.error = ""
         self._reaper = None
         self.replaced = None        # the lab an earlier run of the same cell opened (open_lab)
+        self.guests = []            # learners' programs attached here (lend / give_back)
         _register(self, _open_labs)
         self._hold()            # from here on, close() has at least the registration to undo
         self._open()
@@ -118,10 +125,32 @@ class LiveLab(Owned):
         else:
             self.hooks = ()
 
+    # a learner's program in this lab (pktlab.lessons.program)
+    @in_lab_thread_method
+    def lend(self, guest):
+        """Make room for a learner's program (`guest`, with a close()): the lab's own hooks
+        step aside (an interface takes one XDP program) until give_back(guest); the lab's
+        close() closes the guest first."""
+        if guest not in self.guests:
+            self.guests.append(guest)
+        self._detach()
+
+    @in_lab_thread_method
+    def give_back(self, guest):
+        """The learner's program left: once no guest is left, the lab's hooks come back."""
+        if guest in self.guests:
+            self.guests.remove(guest)
+        if not self.guests and not self.closed and self.lab is not None and self.hooks \
+                and self.rp is None:
+            self._attach(self.hooks)
+
     @in_lab_thread_method
     def _release(self):
         """Detach every hook and remove the lab (veth, then namespaces): close() calls it once."""
         try:
+            for guest in list(self.guests):
+                guest.close()
+            self.guests = []
             self._detach()
         finally:
             try:
@@ -158,6 +187,10 @@ class LiveLab(Owned):
             return "the lab is closed (the notebook's last cell closes it); re-run the cell " \
                    "that opens it"
         why = self.error
+        if self.guests and self.lab is not None and not self.closed:
+            names = ", ".join(str(getattr(g, "func", g)) for g in self.guests)
+            why += (f"your program {names} is attached in lab {self.name}: the lab's own hooks "
+                    "stepped aside (its .detach() or .close() brings them back)")
         by_reason = {}
         for h, w in self.unavailable.items():
             by_reason.setdefault(w, []).append(h)

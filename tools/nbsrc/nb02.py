@@ -2,6 +2,39 @@
 
 from .cells import CLOSE, CLOSE_MD, IMPORT, c_exercise, code, md
 
+#: the lesson's %%bpf demo (tests/test_program.py loads it through the learner loader)
+BPF_DEMO = r"""
+%%bpf xdp count_dest
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/if_ether.h>
+
+BPF_ARRAY(by_dest, u64, 3);     // 0: unicast, 1: multicast, 2: broadcast -> frames
+
+int count_dest(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    int verdict = XDP_PASS;
+    u32 kind = 0;
+    if ((void *)(eth + 1) > data_end)   // nothing is read before this check
+        goto out;
+    if (eth->h_dest[0] & 1) {           // the group bit: multicast, or broadcast
+        kind = 1;
+        if ((eth->h_dest[0] & eth->h_dest[1] & eth->h_dest[2] & eth->h_dest[3] &
+             eth->h_dest[4] & eth->h_dest[5]) == 0xff)
+            kind = 2;
+    }
+    u64 *n = by_dest.lookup(&kind);
+    if (n)                              // the verifier wants the check, even for an array
+        __sync_fetch_and_add(n, 1);     // atomic: two CPUs may count at once
+    if (kind == 2)
+        verdict = XDP_DROP;
+out:
+    return verdict;
+}
+"""
+
 
 def nb02():
     return [
@@ -71,6 +104,34 @@ record of that very frame, differences highlighted.
 arrived. Here it runs on frames cut short inside the IPv4 header:
 """),
         code('pl.test_run_table("malformed-truncated-ipv4.pcap")'),
+        md("""
+## Your own program
+
+A cell that starts with `%%bpf xdp` holds C, not Python: pktlab compiles it and loads it the
+way it loads every learner's program (a restricted loader: the verifier gets no more privilege
+than a learner's program should have), shows the verifier's verdict, and names the program
+after its function. If the verifier refuses it, the verdict shows what it said, at the line of
+this cell where it stopped. This one looks only at the Ethernet header: it counts frames by
+their destination (unicast, multicast, broadcast) in an array map, and drops broadcasts.
+"""),
+        code(BPF_DEMO),
+        md("""
+Its map as a live table: it is read again every half second, so keep it in view while the
+cells below run it.
+"""),
+        code("count_dest.maps"),
+        md("""
+`BPF_PROG_TEST_RUN` on each frame of a capture: what your function returned for each, by name
+(no lab, no network: the program runs on the bytes).
+"""),
+        code('count_dest.test_run("mixed.pcap")'),
+        md("""
+The same capture sent across the lab, through your program attached at XDP on dut (the lab's
+own XDP program steps aside meanwhile): the live table above counts on from the test run's
+numbers as the frames arrive, and the verdicts are counted as they happen (by a counter pktlab
+wraps around your function), not test-run.
+"""),
+        code('count_dest.replay("mixed.pcap", lab=lab)'),
         md("""
 ## Exercises
 
