@@ -16,6 +16,8 @@ line"):
     pktlab mptcp [--paths 2|3] [--policy none|no-path=N|max-joins=K|only-from=NET]
                  [--seconds S] [--drop-path N | --path-down N] [--json]
     pktlab lessons reset [NN ...] [--all] [--workdir DIR] [--json]
+    pktlab workshop up [--learners N] [--port P] [--ip ADDR] [--tls] [--json]
+    pktlab workshop status [--json] | reset USER [NN ...] [--all] | down [--remove-learners]
 
 --json prints one JSON document on stdout and nothing else there. Exit status: 0 success,
 1 the run worked but found disagreements or lost records, 2 bad input or environment, 130
@@ -32,7 +34,7 @@ first line and in --json's "capture" ({"frames", "complete": false, "damage"}).
 
 Modules: console (exit statuses, messages, signals), args (argument types and checks),
 commands (one function per command), cast (`pktlab cast`), step (`pktlab replay --step`),
-lessons (`pktlab lessons reset`).
+lessons (`pktlab lessons reset`), workshop (`pktlab workshop`).
 May import every other room.
 """
 
@@ -40,7 +42,7 @@ import os
 import signal
 import sys
 
-from . import commands, console, lessons
+from . import commands, console, lessons, workshop
 from .args import MTU_MAX, MTU_MIN, count, flows, hook, map_entries, mtu, port, rate
 from .console import EXIT_INTERRUPTED, BadArguments
 
@@ -149,6 +151,7 @@ def build_parser():
     bt.set_defaults(func=commands.cmd_belt)
     _mptcp_parser(sub)
     lessons.add_parser(sub)
+    workshop.add_parser(sub)
     return p
 
 
