@@ -2,7 +2,9 @@
 # pktlab setup: everything a fresh Debian/Ubuntu machine needs, and nothing more. Idempotent:
 # each step checks first and says "ok" when there is nothing to do, so a second run is fast.
 #
-#   scripts/setup.sh          the lab: system packages, kernel headers, tracefs, venv, pip install
+#   scripts/setup.sh          the lab: system packages, kernel headers, tracefs, venv, pip install,
+#                             the loader's account, the workshop's hub (jupyterhub, and
+#                             configurable-http-proxy from npm into .node/)
 #   scripts/setup.sh --test   the same plus what the tests need (chromium for the browser test)
 #
 # Runs as root, or re-executes itself with sudo.
@@ -13,7 +15,7 @@ want_test=0
 for a in "$@"; do
   case "$a" in
     --test) want_test=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "setup: unknown option $a (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -27,7 +29,7 @@ fi
 say() { printf '[setup] %s\n' "$*"; }
 
 # 1. System packages -------------------------------------------------------------------------
-pkgs=(python3-bpfcc python3-venv bpftool iproute2 iputils-ping tcpreplay netsniff-ng nftables gcc ethtool)
+pkgs=(python3-bpfcc python3-venv bpftool iproute2 iputils-ping tcpreplay netsniff-ng nftables gcc ethtool openssl)
 [ "$want_test" = 1 ] && pkgs+=(chromium tshark)   # tshark: the MPTCP oracle of tests/test_walker.py
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
@@ -119,5 +121,40 @@ else
   useradd --system --user-group --no-create-home --home-dir /nonexistent \
     --shell /usr/sbin/nologin --comment "pktlab learner loader" pktlab-loader
   say "created the system account pktlab-loader (the learner loader's uid)"
+fi
+# 7. The workshop's hub (`pktlab workshop up`, `make workshop`) -------------------------------------
+# JupyterHub in the venv; configurable-http-proxy (its proxy, a node program) from npm into the
+# project's own .node/ (no global npm install): pktlab/workshop/hubconf.py looks for it there.
+if "$venv/bin/python" -c 'import jupyterhub' >/dev/null 2>&1 && [ -x "$venv/bin/jupyterhub-singleuser" ]; then
+  say "jupyterhub: ok"
+else
+  say "pip install jupyterhub (the workshop's hub)"
+  log=$(mktemp)
+  if ! "$venv/bin/python" -m pip install -q 'jupyterhub>=5,<7' >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; echo "setup: pip install jupyterhub failed (above)" >&2; exit 2
+  fi
+  rm -f "$log"
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing nodejs npm (configurable-http-proxy runs on node)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  else
+    say "no node/npm here: install nodejs and npm for the workshop's proxy (make lab works without)"
+  fi
+fi
+chp="$here/.node/node_modules/.bin/configurable-http-proxy"
+if [ -x "$chp" ]; then
+  say "configurable-http-proxy: ok"
+elif command -v npm >/dev/null 2>&1; then
+  say "npm install configurable-http-proxy into $here/.node"
+  log=$(mktemp)
+  if ! npm install --prefix "$here/.node" --no-audit --no-fund --loglevel=error \
+      'configurable-http-proxy@>=4 <6' >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; echo "setup: npm install configurable-http-proxy failed (above)" >&2; exit 2
+  fi
+  rm -f "$log"
 fi
 say "done"
