@@ -259,6 +259,10 @@ def cap_ipv4_options():
         F(b(eth() / s.IP(src=C4, dst=S4, id=35, options=[s.IPOption_RR(
             routers=["0.0.0.0"] * 9)]) / s.UDP(sport=40001, dport=9) / b"max"),
           note="maximum header: IHL 15 (40 bytes of options)"),
+        F(b(eth() / s.IP(src=C4, dst=S4, id=36, flags="DF", options=[s.IPOption_Router_Alert()])
+            / s.TCP(sport=49154, dport=80, flags="S", seq=11, window=1024)), layer="TCP",
+          note="TCP SYN to port 80 behind a router alert option (IHL 6): the TCP header is not "
+               "20 bytes after the IPv4 header's start"),
     ]
     return Capture("ipv4-options.pcap", "IPv4 headers longer than 20 bytes: record route, "
                    "router alert, timestamp, source route; IHL from 5 to 15",
@@ -783,6 +787,66 @@ def cap_tls():
                    "SNI, ServerHello", ("01-casting-headers",), fr)
 
 
+VXLAN_PORT = 4789
+IN_C, IN_S = "00:00:5e:00:53:11", "00:00:5e:00:53:12"
+
+
+def _vxlan(vni, inner, sport=49152, dport=VXLAN_PORT, src=C4, dst=S4, ipid=90, options=()):
+    """An outer Ethernet/IPv4/UDP frame carrying the VXLAN header (I flag, `vni`) and `inner`
+    (bytes: the inner frame, or what is left of it)."""
+    s = S()
+    outer = eth() / s.IP(src=src, dst=dst, id=ipid, flags="DF", options=list(options))
+    return b(outer / s.UDP(sport=sport, dport=dport) / s.VXLAN(flags=0x08, vni=vni)
+             / s.Raw(inner))
+
+
+def cap_tunnels():
+    """VXLAN and GRE: frames inside frames, a header the parser does not know (assignment 3)."""
+    s = S()
+    ping = b(s.Ether(src=IN_C, dst=IN_S) / s.IP(src=L10A, dst=L10B, id=1)
+             / s.ICMP(type=8, id=5, seq=1) / b"tunnelled")
+    pong = b(s.Ether(src=IN_S, dst=IN_C) / s.IP(src=L10B, dst=L10A, id=2)
+             / s.ICMP(type=0, id=5, seq=1) / b"tunnelled")
+    arp = b(s.Ether(src=IN_C, dst="ff:ff:ff:ff:ff:ff") / s.ARP(
+        op=1, hwsrc=IN_C, psrc=L10A, pdst=L10B))
+    syn = b(s.Ether(src=IN_C, dst=IN_S) / s.IP(src="10.0.1.1", dst="10.0.1.2", id=3)
+            / s.TCP(sport=40100, dport=80, flags="S", seq=1, window=1024))
+    six = b(s.Ether(src=IN_C, dst=IN_S) / s.IPv6(src="fd00::1", dst="fd00::2")
+            / s.ICMPv6EchoRequest(id=6, seq=1))
+    udp = b(s.Ether(src=IN_C, dst=IN_S) / s.IP(src=L10A, dst=L10B, id=4)
+            / s.UDP(sport=40200, dport=9) / b"inner udp")
+    fr = [
+        F(_vxlan(42, ping, ipid=90), note="VXLAN: an Ethernet frame inside, IPv4 ICMP echo "
+                                          "request"),
+        F(_vxlan(42, pong, sport=50123, src=S4, dst=C4, ipid=91),
+          note="VXLAN, the other way: inner IPv4 ICMP echo reply"),
+        F(_vxlan(42, arp, ipid=92), note="VXLAN: inner ARP request"),
+        F(_vxlan(0x012345, syn, sport=49153, ipid=93),
+          note="VXLAN, another network: inner IPv4 TCP SYN to port 80 (the outer packet is UDP)"),
+        F(_vxlan(0x012345, six, sport=49153, ipid=94), note="VXLAN: inner IPv6 (ICMPv6 echo)"),
+        F(_vxlan(7, udp, sport=49154, ipid=95, options=[s.IPOption_Router_Alert()]),
+          note="VXLAN behind an outer IPv4 option (IHL 6): inner IPv4 UDP"),
+        F(_vxlan(0x000100, udp, sport=49155, ipid=96), note="VXLAN: inner IPv4 UDP"),
+        F(udp4(sport=49156, dport=VXLAN_PORT, payload=bytes.fromhex("080000000000"), ipid=97),
+          note="UDP to port 4789 with 6 bytes: a VXLAN header cut short (it has 8)"),
+        F(_vxlan(42, ping[:10], sport=49157, ipid=98),
+          note="VXLAN with an inner Ethernet header cut short (10 of 14 bytes)"),
+        F(_vxlan(42, ping, sport=49158, dport=8472, ipid=99),
+          note="VXLAN's layout on UDP port 8472 (Linux's early default), not 4789"),
+        F(b(eth() / s.IP(src=C4, dst=S4, id=100, proto=47) / s.GRE(proto=0x0800)
+            / s.IP(src=L10A, dst=L10B, id=5) / s.ICMP(type=8, id=7, seq=1)), layer="IPV4",
+          note="GRE (protocol 47) carrying IPv4: the walk ends at the outer IPv4"),
+        F(b(eth() / s.IP(src=C4, dst=S4, id=101) / s.GRE(key_present=1, key=1000,
+                                                        proto=0x6558) / s.Raw(ping)),
+          layer="IPV4", note="GRE with a key, carrying an Ethernet frame (0x6558)"),
+    ]
+    return Capture("tunnels.pcap", "Tunnels: VXLAN (UDP 4789) frames carrying inner Ethernet "
+                   "frames (IPv4, ARP, IPv6; several networks; behind an outer IPv4 option; "
+                   "a VXLAN header and an inner header cut short; VXLAN's layout on another "
+                   "port) and GRE (IPv4 inside; Ethernet inside, with a key): headers pktlab's "
+                   "parser does not know", ("07-replay-your-pcap",), fr)
+
+
 def cap_edge():
     s = S()
     fr = [
@@ -1172,7 +1236,7 @@ def cap_flows():
 def all_captures():
     caps = [cap_tcp_http(), cap_dns(), cap_icmp(), cap_ipv4_options(), cap_vlan(), cap_qinq(),
             cap_ipv6_ext(), cap_fragments(), cap_tcp_options(), cap_arp(), cap_tls(), cap_edge(),
-            cap_mptcp(), cap_tcp_options_edge()]
+            cap_mptcp(), cap_tcp_options_edge(), cap_tunnels()]
     caps += malformed()
     caps += cap_cooked() + cap_raw() + cap_formats()
     caps.append(cap_flows())

@@ -1,5 +1,6 @@
 """Lesson 02: its cells (tools/make_notebooks.py writes the notebook)."""
 
+from .assignments import assignments
 from .cells import CLOSE, CLOSE_MD, IMPORT, c_exercise, code, md
 
 #: the lesson's %%bpf demo (tests/test_program.py loads it through the learner loader)
@@ -157,6 +158,7 @@ and run the cell: the checker hands every malformed capture to your lab. Why are
 sent? (The replay's table and the stepper say.)
 """),
         code('answer = []   # capture names\n\npl.exercises.check_never_sent(answer, lab)'),
+        *assignments(1, 4),
         md("""
 ## Summary
 

@@ -1,5 +1,6 @@
 """Lesson 03: its cells (tools/make_notebooks.py writes the notebook)."""
 
+from .assignments import assignments
 from .cells import CLOSE, CLOSE_MD, IMPORT, code, md
 
 
@@ -86,6 +87,7 @@ TTL 1? Read the program's condition in `print(pl.exercises.ttl_rewrite_text())`,
 run the cell: the checker sends such a frame through the program.
 """),
         code("answer = None   # a TTL\n\npl.exercises.check_ttl_one(answer)"),
+        *assignments(2, 5),
         md("""
 ## Summary
 

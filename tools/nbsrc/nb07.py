@@ -1,5 +1,6 @@
 """Lesson 07: its cells (tools/make_notebooks.py writes the notebook)."""
 
+from .assignments import assignments
 from .cells import CLOSE, CLOSE_MD, IMPORT, code, md
 
 
@@ -57,6 +58,7 @@ pktlab make up (they were not in the capture)? The hex view says. Then think abo
 hooks still agree with the walker on those bytes.
 """),
         code("answer = None   # a number of bytes\n\npl.exercises.check_synthesized(answer)"),
+        *assignments(3),
         md("""
 ## Summary
 

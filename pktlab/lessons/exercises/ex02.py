@@ -245,3 +245,203 @@ def check_never_sent(answer, lab):
                      "malformed capture and look for frames 'not sent'")
     return CheckResult(False, "not yet", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes)
                        + "</ul>")
+
+
+# --- assignments 1 and 4: whole programs of the learner's (exercises/assignments.py) ----------
+
+A1_MAP = "proto_count"
+
+
+def _a1_rule(fr):
+    """What assignment 1 asks for this frame: ("count", protocol), ("none",), or ("either",)
+    for a frame a careful program may judge either way (tagged, or an IPv4 header that is
+    there but says something impossible)."""
+    from .assignments import const
+    r = fr.rec
+    if int(r.vlan_depth) or (fr.data[12:14] in (b"\x81\x00", b"\x88\xa8")):
+        return ("either",)
+    if int(r.eth_proto) != 0x0800:
+        return ("none",)
+    st, layer = int(r.status), int(r.layer)
+    if layer == const("L_IPV4") and st == const("ST_TRUNCATED"):
+        return ("none",)
+    if layer == const("L_IPV4") and st in (const("ST_IHL_LT5"), const("ST_IHL_BEYOND"),
+                                           const("ST_BAD_VERSION")):
+        return ("either",)
+    return ("count", int(r.l4_proto))
+
+
+def _a1_problem(fr, rc, change):
+    """(what the program did, a hint) when it did not do what assignment 1 asks, else None."""
+    from .assignments import did
+    rule = _a1_rule(fr)
+    what = did("XDP", rc, change, A1_MAP)
+    if rc != 2:
+        return what, ("This assignment only counts: every frame goes on (XDP_PASS), whatever "
+                      "it is.")
+    one = len(change) <= 1 and all(v == 1 for v in change.values())
+    if not one:
+        return what, "One frame, one count: add 1, under one key."
+    if rule[0] == "either":
+        return None
+    if rule[0] == "none" and change:
+        if int(fr.rec.eth_proto) != 0x0800:
+            return what, ("This frame is not IPv4 (read the EtherType right after its MAC "
+                          "addresses), yet your program counted it: count only after the "
+                          "EtherType test.")
+        return what, ("This frame's IPv4 header is cut short (fewer than 20 bytes): count "
+                      "only once the bounds check has proved the whole header is there.")
+    if rule[0] == "count" and not change:
+        hint = ("This frame is IPv4 with its 20-byte header whole, and your program did not "
+                "count it. The EtherType is stored big-endian in the frame, while a constant "
+                "such as ETH_P_IP is a plain number: compare like with like. And the bounds "
+                "check needs to prove the IPv4 header's end is in the frame, no more.")
+        if int(fr.rec.ip4_hdr_len) > 20:
+            hint += (" (Its IPv4 header carries options: the protocol field is still in the "
+                     "fixed 20 bytes.)")
+        return what, hint
+    if rule[0] == "count" and str(rule[1]) not in change:
+        return what, ("Your program counted it, but under a key that is not this frame's IPv4 "
+                      "protocol field: compare the key with the header (look at the frame) "
+                      "and with the byte your program reads.")
+    return None
+
+
+@guarded
+def check_a1(program):
+    """Assignment 1 (lesson 02, XDP): count packets per IP protocol in the map proto_count.
+    Every corpus frame is test-run once; after each, the map's change is compared with what
+    the walker says the frame is."""
+    from . import assignments as A
+    why = A.not_here("assignment 1")
+    if why is not None:
+        return why
+    return in_lab_thread(_check_a1, program)
+
+
+def _check_a1(program):
+    from . import assignments as A
+    t0 = time.monotonic()
+    prog, refused = A.load_answer(program, "a1.c", "XDP", "A1")
+    if refused is not None:
+        return refused
+    with prog:
+        try:
+            problems, n = [], 0
+            for fr, rc, change in A.run_corpus(prog, A1_MAP):
+                n += 1
+                p = _a1_problem(fr, rc, change)
+                if p is not None:
+                    problems.append((fr, *p))
+        except A.AnswerShape as e:
+            return CheckResult(False, f"A1: {e}")
+    if problems:
+        return A.first_wrong("A1", problems, n)
+    return A.passed("A1", "loads, and counts every frame of the corpus as the walker reads it",
+                    n, t0)
+
+
+#: assignment 4's frames for the lab: (capture, frame number), IPv4 ones and others
+A4_FRAMES = (("tcp-http.pcap", 1), ("arp.pcap", 1), ("dns.pcap", 1), ("icmp-echo.pcap", 1),
+             ("tcp-http.pcap", 4), ("icmp-echo.pcap", 4), ("edge.pcap", 4))
+
+
+def _a4_rule(fr):
+    """"bounce" (an untagged IPv4 frame), "pass", or "either" (tagged, or an IPv4 header the
+    walker found broken: a careful program may let it go)."""
+    from .assignments import const
+    r = fr.rec
+    if int(r.vlan_depth) or fr.data[12:14] in (b"\x81\x00", b"\x88\xa8"):
+        return "either"
+    if int(r.eth_proto) != 0x0800:
+        return "pass"
+    if int(r.status) != const("ST_OK") and int(r.layer) == const("L_IPV4"):
+        return "either"
+    return "bounce"
+
+
+def _a4_verdict_problem(fr, rc):
+    from .assignments import verdict_name
+    rule = _a4_rule(fr)
+    what = f"returned {verdict_name('XDP', rc)}"
+    if rule == "bounce" and rc != 3:
+        return what, ("An IPv4 frame goes back where it came from: XDP_TX sends it out of the "
+                      "interface it arrived on. Check the EtherType test (byte order).")
+    if rule == "pass" and rc != 2:
+        return what, "Only IPv4 frames bounce; every other frame goes on (XDP_PASS)."
+    if rule == "either" and rc not in (2, 3):
+        return what, "Every frame either bounces (XDP_TX) or goes on (XDP_PASS)."
+    return None
+
+
+def _a4_lab_problem(fr, back):
+    """What came back to src for one frame, against assignment 4's rule."""
+    from .assignments import macs
+    data = fr.data
+    swapped = data[6:12] + data[0:6] + data[12:]
+    rule = _a4_rule(fr)
+    if rule == "pass":
+        if swapped in back or data in back:
+            return "came back to src", "Only IPv4 frames bounce; this one should go on."
+        return None
+    if swapped in back:
+        return None
+    if not back:
+        return ("did not come back to src", "XDP_TX sends the frame back out of the interface "
+                "it arrived on; in a real lab it must reach src.")
+    if data in back:
+        return ("came back unchanged (" + macs(data) + ")",
+                "The frame came back with the MAC addresses it was sent with: src would not "
+                "take it as addressed to it. Swap them before XDP_TX.")
+    got = back[0]
+    if len(got) == len(data) and got[12:] == data[12:]:
+        return (f"came back with {macs(got)} (sent with {macs(data)})",
+                "The MACs are not swapped: each must end up where the other was. Copy one "
+                "to a temporary first (__builtin_memcpy with a constant length).")
+    return (f"came back changed beyond its MACs ({len(got)} bytes)",
+            "Only the two MAC addresses change: everything after byte 12 goes back as it came.")
+
+
+@guarded
+def check_a4(program):
+    """Assignment 4 (lesson 02, XDP): swap the MACs of every IPv4 frame and bounce it with
+    XDP_TX. The return codes by test run on the corpus, then the real thing: the program on
+    a lab of the checker's own, frames sent from src, what comes back to src compared."""
+    from . import assignments as A
+    why = A.not_here("assignment 4")
+    if why is not None:
+        return why
+    return in_lab_thread(_check_a4, program)
+
+
+def _check_a4(program):
+    from . import assignments as A
+    t0 = time.monotonic()
+    prog, refused = A.load_answer(program, "a4.c", "XDP", "A4")
+    if refused is not None:
+        return refused
+    with prog:
+        problems, n = [], 0
+        for fr, rc, _change in A.run_corpus(prog):
+            n += 1
+            p = _a4_verdict_problem(fr, rc)
+            if p is not None:
+                problems.append((fr, *p))
+        if problems:
+            return A.first_wrong("A4 (test runs)", problems, n)
+        if not hook_available("xdp"):      # the doctor's word: can a lab attach XDP here?
+            return NotHere("A4 in a lab", "every verdict is right on the corpus; the lab part "
+                           "attaches your program at XDP: " + why_not("xdp"))
+        by_name = {(f.capture, f.index): f for f in A.corpus()}
+        sent = [by_name[k] for k in A4_FRAMES]
+        back = A.bounce_in_lab(prog, [f.data for f in sent])
+    for fr, got in zip(sent, back):
+        p = _a4_lab_problem(fr, got)
+        if p is not None:
+            problems.append((fr, *p))
+    if problems:
+        return A.first_wrong("A4 (in a lab)", problems, len(sent))
+    return A.passed("A4", f"every verdict right on the corpus, and in a real lab the "
+                          f"{sum(_a4_rule(f) == 'bounce' for f in sent)} IPv4 frames sent "
+                          "from src came back to it with their MACs swapped, the others "
+                          "did not", n, t0)

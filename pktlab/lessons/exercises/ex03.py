@@ -243,3 +243,272 @@ def xdp_rewrite_demo(frame, lab=None):
     if not (hook_available("xdp") and hook_available("tc-ingress")):
         return NotHere("XDP rewrite demo", why_not("xdp") or why_not("tc-ingress"))
     return in_lab_thread(ttl_rewrite_demo, frame)
+
+
+# --- assignments 2 and 5: whole programs of the learner's, at TC (exercises/assignments.py) ---
+
+TC_ACT_OK, TC_ACT_SHOT = 0, 2
+A2_PORT = 80
+
+
+def _tagged(fr):
+    return bool(int(fr.rec.vlan_depth)) or fr.data[12:14] in (b"\x81\x00", b"\x88\xa8")
+
+
+def _a2_rule(fr):
+    """"drop" (an IPv4 TCP segment to port 80), "pass", or "either": tagged frames, IPv6 TCP
+    to port 80 (IPv6 is not asked for, not forbidden) and frames the walker found malformed."""
+    from .assignments import const
+    r = fr.rec
+    if _tagged(fr):
+        return "either"
+    if int(r.eth_proto) != 0x0800:
+        six_to_port = int(r.eth_proto) == 0x86DD and int(r.l4_proto) == 6 \
+            and int(r.dport) == A2_PORT
+        return "either" if six_to_port else "pass"
+    if int(r.status) != const("ST_OK"):
+        return "either"
+    return "drop" if int(r.l4_proto) == 6 and int(r.dport) == A2_PORT else "pass"
+
+
+def _a2_problem(fr, rc):
+    from .assignments import verdict_name
+    rule = _a2_rule(fr)
+    what = f"returned {verdict_name('SCHED_CLS', rc)}"
+    r = fr.rec
+    longer = int(r.ip4_hdr_len) > 20 and int(r.eth_proto) == 0x0800
+    if rc not in (TC_ACT_OK, TC_ACT_SHOT):
+        return what, "A frame is either dropped (TC_ACT_SHOT) or goes on (TC_ACT_OK)."
+    if rule == "drop" and rc != TC_ACT_SHOT:
+        if longer:
+            return what, (f"Its IPv4 header is {int(r.ip4_hdr_len)} bytes long, not 20: the "
+                          "TCP header starts where the IPv4 header ends, and IHL says where "
+                          "that is (in 4-byte words).")
+        return what, ("A TCP segment to the blocked port went through. Check the protocol "
+                      "test, which of the two ports you compare, and byte order: ports are "
+                      "big-endian in the header.")
+    if rule == "pass" and rc != TC_ACT_OK:
+        if int(r.l4_proto) == 6 and int(r.sport) == A2_PORT:
+            return what, ("This segment comes *from* the port (the server's answer): only "
+                          "segments going *to* it are dropped.")
+        if int(r.l4_proto) == 17:
+            return what, ("This frame is UDP: whatever it carries, only a TCP header right "
+                          "after the IPv4 header counts.")
+        if longer:
+            return what, (f"Its IPv4 header is {int(r.ip4_hdr_len)} bytes long: are you "
+                          "reading the port where the TCP header really starts?")
+        return what, ("This frame is not a TCP segment to the blocked port, yet your program "
+                      "dropped it: look at what your program tests before it drops.")
+    return None
+
+
+@guarded
+def check_a2(program):
+    """Assignment 2 (lesson 03, TC): drop every IPv4 TCP segment to port 80 (TC_ACT_SHOT),
+    let everything else go on (TC_ACT_OK). Every corpus frame is test-run once; each return
+    code is compared with what the walker says the frame is."""
+    from . import assignments as A
+    why = A.not_here("assignment 2")
+    if why is not None:
+        return why
+    return in_lab_thread(_check_a2, program)
+
+
+def _check_a2(program):
+    from . import assignments as A
+    t0 = time.monotonic()
+    prog, refused = A.load_answer(program, "a2.c", "SCHED_CLS", "A2")
+    if refused is not None:
+        return refused
+    with prog:
+        problems, n = [], 0
+        for fr, rc, _change in A.run_corpus(prog):
+            n += 1
+            p = _a2_problem(fr, rc)
+            if p is not None:
+                problems.append((fr, *p))
+    if problems:
+        return A.first_wrong("A2", problems, n)
+    return A.passed("A2", "loads, and drops exactly the IPv4 TCP segments to port "
+                          f"{A2_PORT} of the corpus", n, t0)
+
+
+A5_MAP = "flow_bytes"
+A5_FIELDS = ("saddr", "daddr", "sport", "dport", "proto")
+A5_MAX_CHECKED = 1 << 16      # the most entries the overflow test fills
+
+
+def _a5_rule(fr):
+    """("count", key fields as the map shows them, bytes), ("none",) or ("either",)."""
+    from .assignments import const
+    r = fr.rec
+    if _tagged(fr):
+        return ("either",)
+    if int(r.eth_proto) != 0x0800:
+        return ("none",)
+    if int(r.status) != const("ST_OK"):
+        return ("either",)
+    if int(r.l4_proto) not in (6, 17):
+        return ("none",)
+    return ("count", _key_as_shown(bytes(r.src_ip[:4]), bytes(r.dst_ip[:4]), int(r.sport),
+                                   int(r.dport), int(r.l4_proto)), len(fr.data))
+
+
+def _key_as_shown(saddr, daddr, sport, dport, proto):
+    """The key's fields as the map dump decodes them when they hold the packet's bytes
+    (network order) on this (little-endian) machine."""
+    import sys
+
+    def n(b):
+        return int.from_bytes(b, sys.byteorder)
+    return {"saddr": n(saddr), "daddr": n(daddr), "sport": n(sport.to_bytes(2, "big")),
+            "dport": n(dport.to_bytes(2, "big")), "proto": proto}
+
+
+def _swapped(v, width):
+    return int.from_bytes(v.to_bytes(width, "little"), "big")
+
+
+def _a5_key(text):
+    """A key of the learner's map (its text from the dump) as a dict of its fields."""
+    import json
+    from .assignments import AnswerShape
+    try:
+        key = json.loads(text)
+    except ValueError:
+        key = None
+    if not isinstance(key, dict) or any(f not in key for f in A5_FIELDS):
+        raise AnswerShape(f"{A5_MAP}'s keys are not the struct flow of the starting code "
+                          f"(a key reads {text[:60]}): keep its fields "
+                          f"({', '.join(A5_FIELDS)}, pad), the checker reads them by name")
+    return key
+
+
+def _a5_key_hint(fr, want, got):
+    """Why the learner's key for this frame is not the packet's flow: the first field off."""
+    widths = {"saddr": 4, "daddr": 4, "sport": 2, "dport": 2}
+    pad = got.get("pad")
+    if any(pad) if isinstance(pad, list) else pad:
+        return ("The key's pad bytes are not zero: every byte of a key is compared, padding "
+                "included; start the key from all zeros (= {}).")
+    for f in A5_FIELDS:
+        if got[f] == want[f]:
+            continue
+        if f in widths and got[f] == _swapped(want[f], widths[f]):
+            return (f"The key's {f} has its bytes in the other order: the assignment keeps "
+                    "addresses and ports as they are in the packet (no byte-order "
+                    "conversion).")
+        if f in ("sport", "dport") and int(fr.rec.ip4_hdr_len) > 20:
+            return (f"The key's {f} is not this packet's: its IPv4 header is "
+                    f"{int(fr.rec.ip4_hdr_len)} bytes long, so the TCP/UDP header starts "
+                    "later than 20 bytes after it.")
+        return (f"The key's {f} is not this packet's {f}: compare your key with the frame's "
+                "headers (look at it).")
+    return "The key differs from this packet's flow."
+
+
+def _a5_problem(fr, rc, change):
+    from .assignments import did
+    rule = _a5_rule(fr)
+    what = did("SCHED_CLS", rc, change, A5_MAP)
+    if rc != TC_ACT_OK:
+        return what, "This assignment only counts: every frame goes on (TC_ACT_OK)."
+    if len(change) > 1:
+        return what, "One packet belongs to one flow: add to one entry."
+    if rule[0] == "either":
+        return None
+    if rule[0] == "none":
+        if change:
+            return what, ("This frame is not an IPv4 TCP or UDP packet, yet your program "
+                          "counted it: test the EtherType and the protocol before counting.")
+        return None
+    _c, want, size = rule
+    if not change:
+        return what, ("This IPv4 TCP/UDP packet was not counted. Check the EtherType and "
+                      "protocol tests, and that the map takes new flows (its update's return "
+                      "value says whether it did).")
+    (text, added), = change.items()
+    got = _a5_key(text)
+    if any(got[f] != want[f] for f in A5_FIELDS) or (
+            isinstance(got.get("pad"), list) and any(got["pad"])):
+        return what, _a5_key_hint(fr, want, got)
+    if added != size:
+        return what, (f"The flow's entry grew by {added} bytes for a {size}-byte frame: add "
+                      "the packet's whole length as the skb knows it (skb->len).")
+    return None
+
+
+def _made_up_flows(n):
+    """n frames of n different UDP flows (198.18.0.0/15, the benchmarking range), made up
+    for the map-full test."""
+    import struct
+    out = []
+    for i in range(n):
+        src = bytes([198, 18 + (i >> 16 & 1), i >> 8 & 0xFF, i & 0xFF])
+        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 28, i & 0xFFFF, 0x4000, 64, 17, 0, src,
+                         bytes([198, 19, 255, 1]))
+        udp = struct.pack(">HHHH", 40000 + (i % 20000), 9, 8, 0)
+        out.append(bytes.fromhex("00005e005302" "00005e005301" "0800") + ip + udp)
+    return out
+
+
+def _a5_overflow(prog):
+    """More new flows than the map holds, then: is the newest one in it? None, or the
+    problem (what happened, hint)."""
+    from .assignments import snapshot
+    m = prog.maps[A5_MAP]
+    n = min(int(m.info.max_entries), A5_MAX_CHECKED) + 64
+    frames = _made_up_flows(n)
+    for data in frames:
+        prog.test_run(data)
+    last = frames[-1]
+    want = _key_as_shown(last[26:30], last[30:34], int.from_bytes(last[34:36], "big"),
+                         int.from_bytes(last[36:38], "big"), 17)
+    keys = [_a5_key(k) for k in snapshot(m)]
+    if any(all(k[f] == want[f] for f in A5_FIELDS) for k in keys):
+        return None
+    return (f"after {n:,} new flows, more than the {int(m.info.max_entries):,} entries "
+            f"{A5_MAP} holds, the newest flow has no entry (the map is a {m.type_name})",
+            "A map that is full refuses new keys, unless it is of a kind that makes room by "
+            "dropping the entry used least recently. A flow table meets new flows all the "
+            "time: which map type fits?")
+
+
+@guarded
+def check_a5(program):
+    """Assignment 5 (lesson 03, TC): bytes per flow in an LRU map, flow_bytes. Every corpus
+    frame is test-run once and the map's change compared with the walker's flow and the
+    frame's length; then more made-up flows than the map holds: the newest must get in."""
+    from . import assignments as A
+    why = A.not_here("assignment 5")
+    if why is not None:
+        return why
+    return in_lab_thread(_check_a5, program)
+
+
+def _check_a5(program):
+    from . import assignments as A
+    t0 = time.monotonic()
+    prog, refused = A.load_answer(program, "a5.c", "SCHED_CLS", "A5")
+    if refused is not None:
+        return refused
+    with prog:
+        try:
+            problems, n = [], 0
+            for fr, rc, change in A.run_corpus(prog, A5_MAP):
+                n += 1
+                p = _a5_problem(fr, rc, change)
+                if p is not None:
+                    problems.append((fr, *p))
+            if problems:
+                return A.first_wrong("A5", problems, n)
+            full = _a5_overflow(prog)
+        except A.AnswerShape as e:
+            return CheckResult(False, f"A5: {e}")
+    if full is not None:
+        what, hint = full
+        return CheckResult(False, f"A5: every corpus frame counted right, but {what}",
+                           f'<div class="pll-why"><b>hint</b>: {esc(hint)}</div>',
+                           f"{what}\nhint: {hint}")
+    return A.passed("A5", "loads, counts every corpus packet's bytes under its flow, and "
+                          "still takes new flows when the map is full", n, t0)
