@@ -8,6 +8,8 @@ which closes the lab, and stops JupyterLab; no lab namespace may be left. Lesson
 way: the belt of one real request rendered with every hook the doctor proved, its plots, and
 the hook chooser: unticking a hook follows a new request without it. Lesson 09 (another
 engineer's, the socket table as a connection tracker) runs there too, its firewalls' table shown.
+A scratch notebook of %%bpf cells (a learner's own programs): "loaded" with a live map table
+that fills, and a refusal shown at the cell's own line.
 
 The server serves a scratch copy of notebooks/ (with autosave off): the browser must never write
 outputs into the committed lessons. Screenshots go to test-output/browser/.
@@ -104,7 +106,7 @@ def jupyterlab(tmp_path_factory):
             assert proc.poll() is None, "JupyterLab exited; see test-output/browser/jupyterlab.log"
             assert time.monotonic() < deadline, "JupyterLab did not answer within 90 s"
             time.sleep(0.3)
-        yield {"base": base, "token": token, "proc": proc}
+        yield {"base": base, "token": token, "proc": proc, "root": root}
     finally:
         # a clean stop: the server shuts its kernels down (their atexit closes any lab)
         try:
@@ -209,6 +211,9 @@ def test_lesson_in_jupyterlab(jupyterlab, browser, stem):
             timeout=RUN_TIMEOUT_MS)
         shot("1-ran")
         assert _errors(panel) == []
+        if stem == "02-xdp" and _xdp_proved_here():       # the %%bpf demo, "Your own program"
+            assert panel.locator(".jp-OutputArea-output",
+                                 has_text="count_dest as XDP (hook xdp)").count() == 1
 
         # the layered hex view rendered (pktlab/views.py's HTML), in outputs and in the stepper
         assert panel.locator(".jp-OutputArea-output .pl-view pre.pl-hex").count() >= 1
@@ -288,8 +293,9 @@ def test_lesson_in_jupyterlab(jupyterlab, browser, stem):
         page.close()
 
 
-def _open_and_run_above_last(page, jupyterlab, stem):
-    ncells = len(nbformat.read(os.path.join(NB_DIR, stem + ".ipynb"), as_version=4).cells)
+def _open_and_run_above_last(page, jupyterlab, stem, ncells=None):
+    if ncells is None:
+        ncells = len(nbformat.read(os.path.join(NB_DIR, stem + ".ipynb"), as_version=4).cells)
     page.goto(f"{jupyterlab['base']}/lab/tree/{stem}.ipynb?reset&token={jupyterlab['token']}")
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     cells = panel.locator(".jp-Notebook .jp-Cell")
@@ -379,6 +385,61 @@ def test_lesson_09_in_jupyterlab(jupyterlab, browser):
         panel.locator(".jp-OutputArea-output", has_text="nothing left behind").wait_for(
             timeout=60_000)
         shot("2-closed")
+        assert _errors(panel) == [] and lesson_namespaces() == []
+    except Exception:
+        shot("failed")
+        raise
+    finally:
+        page.close()
+
+
+def test_bpf_cells_in_jupyterlab(jupyterlab, browser):
+    """%%bpf in JupyterLab (issue 15): a learner's program in a cell shows "loaded" and its map
+    as a live table that fills after a test run; a refused one shows the verifier's words at
+    the cell's own line; the last cell leaves nothing."""
+    if not _xdp_proved_here():
+        pytest.skip("pktlab doctor: XDP is not available here (a %%bpf cell says why instead)")
+    data = os.path.join(REPO, "tests", "data", "program")
+    with open(os.path.join(data, "drop_tcp.c")) as f:
+        good = f.read()
+    with open(os.path.join(data, "bounds.c")) as f:
+        bad = f.read()
+    wrong = 1 + next(n for n, ln in enumerate(bad.split("\n"), 1) if "the mistake" in ln)
+    stem = "bpf-cells"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                  "language": "python"}}
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in (
+        "from pktlab import lessons as pl", "%%bpf xdp\n" + good, "drop_tcp.maps",
+        'drop_tcp.test_run("mixed.pcap")', "%%bpf xdp\n" + bad, "pl.close_all()")]
+    nbformat.write(nb, str(jupyterlab["root"] / f"{stem}.ipynb"))
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    shot = lambda name: page.screenshot(path=os.path.join(SHOTS, f"{stem}-{name}.png"))  # noqa: E731
+    try:
+        panel, cells = _open_and_run_above_last(page, jupyterlab, stem, ncells=len(nb.cells))
+        shot("1-ran")
+        assert _errors(panel) == []
+        loaded = panel.locator(".jp-OutputArea-output", has_text="the verifier accepted it")
+        assert loaded.count() == 1 and "drop_tcp as XDP" in loaded.inner_text()
+        tables = panel.locator(".pl-maps")
+        assert tables.count() == 1 and "dropped" in tables.inner_text()
+        # the live table: the test run's drops appear without running the cell again
+        page.wait_for_function("el => /\\b0\\s+[1-9]\\d*/.test(el.innerText)",
+                               arg=tables.element_handle(), timeout=15_000)
+        loaded.scroll_into_view_if_needed()
+        shot("2-loaded")
+        refused = panel.locator(".jp-OutputArea-output", has_text="refused by the verifier")
+        assert refused.count() == 1
+        text = refused.inner_text()
+        assert re.search(rf"at line\s+{wrong}\s+of the cell", text), text
+        assert "if (eth->h_proto == htons(ETH_P_ARP))" in text
+        assert "invalid access to packet" in text
+        refused.scroll_into_view_if_needed()
+        shot("3-refused")
+        cells.last.locator(".jp-InputPrompt").click()
+        _menu(page, "Run", "Run Selected Cell and Do not Advance")
+        panel.locator(".jp-OutputArea-output", has_text="nothing left behind").wait_for(
+            timeout=60_000)
         assert _errors(panel) == [] and lesson_namespaces() == []
     except Exception:
         shot("failed")

@@ -28,6 +28,11 @@ def short_value(v):
     return json.dumps(v)
 
 
+def prose(text):
+    """The explainer's sentence as HTML: escaped, its `code` in code type (no raw backticks)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", esc(text))
+
+
 def code_badge(name):
     """A return code's name as a coloured badge (PASS/OK green, DROP/SHOT red, ...)."""
     tail = name.rsplit("_", 1)[-1] if name else ""
@@ -120,10 +125,10 @@ def refused_html(report, first_line=1):
             body += (f"<p>and line <b>{a['line']}</b>: <code>{esc(a.get('source') or '')}"
                      f"</code> ({esc(a['note'])})</p>")
         if e.get("meaning"):
-            body += (f"<p><b>{esc(e.get('kind', ''))}</b>: {esc(e['meaning'])}</p>"
-                     f"<p>usual fix: {esc(e.get('fix', ''))}</p>")
+            body += (f"<p><b>{esc(e.get('kind', ''))}</b>: {prose(e['meaning'])}</p>"
+                     f"<p>usual fix: {prose(e.get('fix', ''))}</p>")
         elif e.get("explanation"):
-            body += f"<p>{esc(e['explanation'])}</p>"
+            body += f"<p>{prose(e['explanation'])}</p>"
     if report.log and not policy:
         n = len(report.log.splitlines())
         body += (f"<details><summary>the full log ({n} lines)</summary>" +
@@ -153,8 +158,9 @@ class TestRunView(HTML):
                 break
             code = (code_badge(name), "") if rc is not None else (badge("skipped", "not run"),
                                                                    "")
-            rows.append([i + 1, len(f), record_summary(walked[i]), code,
-                         "" if rc is not None else name[len("not run: "):]])
+            rows.append([i + 1, len(f), record_summary(walked[i]), code]
+                        + ([] if not not_run else
+                           ["" if rc is not None else name[len("not run: "):]]))
         rows = [[c if isinstance(c, tuple) else (esc(c), "") for c in row] for row in rows]
         src = f"{capture}" if capture else f"{len(frames)} frame(s)"
         counted = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items(),
@@ -167,8 +173,9 @@ class TestRunView(HTML):
                      "takes that many at most)</p>")
         more = (f"<p class='pll-note'>the first {TABLE_ROWS} of {len(frames)} frames: "
                 ".codes has every one</p>" if len(frames) > TABLE_ROWS else "")
-        super().__init__(head + table(["#", "bytes", "the walker's parse", "return code", ""],
-                                      rows, raw=True) + more,
+        cols = ["#", "bytes", "the walker's parse", "return code"] + (["why not run"]
+                                                                     if not_run else [])
+        super().__init__(head + table(cols, rows, raw=True) + more,
                          f"{src}: {counted or 'none ran'}" +
                          (f"; {len(not_run)} not run" if not_run else ""))
 
