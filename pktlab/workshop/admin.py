@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import pwd
+import shutil
 import signal
 import socket
 import time
@@ -196,6 +197,8 @@ def _leftovers(rec, reg, learners, removed):
     sock = rec.get("socket")
     if sock and os.path.exists(sock):
         left.append(f"socket {sock}")
+    if sock and os.path.exists(sock + ".d"):
+        left.append(f"pktlabd's state {sock}.d")
     for port in (rec.get("port"), rec.get("proxy_api_port"), rec.get("hub_port")):
         if port and _listening(port):
             left.append(f"port {port} still listening")
@@ -228,9 +231,12 @@ def down(paths=None, remove_learners=False, say=None):
     if cleaned:
         say(f"removed labs left behind: {' '.join(cleaned)}")
     sock = rec.get("socket")
-    if sock and os.path.exists(sock) and daemon_status(sock) is None and rec.get("daemon_pids"):
+    if sock and rec.get("daemon_pids") and daemon_status(sock) is None:
+        # the run's daemon is dead (a SIGKILLed `up` takes it along before it can tidy up):
+        # its socket and its state directory (pktlabd's SOCKET.d) are the run's to remove
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(sock)            # the run's daemon is dead: its socket is ours to remove
+            os.unlink(sock)
+        shutil.rmtree(sock + ".d", ignore_errors=True)
     archives = _archive_all(paths, learners, say)
     removed = []
     if remove_learners:
