@@ -67,6 +67,11 @@ def is_tcp(rec):
             (rec.ip_version == 4 or (rec.ip_version == 6 and rec.ipv6_ext_count == 0)))
 
 
+def untag(frame):
+    """The frame without its outer VLAN tag (4 bytes after the MACs)."""
+    return frame[:12] + frame[16:]
+
+
 def walker_codes(frames, drop, keep):
     from pktlab.packet import walker
     return [drop if is_tcp(walker.walk_record(f)) else keep for f in frames]
@@ -378,3 +383,29 @@ def test_not_root_or_no_hook_says_why_and_never_fails(monkeypatch):
     assert not prog.ok and prog.why == "pretending for a test" and prog.func == "drop_tcp"
     assert "not run here" in html_text(prog) and not prog.test_run(MIXED)
     assert not prog.maps and not prog.attach(None) and not prog.replay(MIXED)
+
+
+@pytest.mark.parametrize("hook", ["tc-egress", "tc-ingress"])
+def test_replay_at_tc_counts_shots_and_oks(hook):
+    """At TC egress the frames are as sent (the walker's prediction holds for every one); at
+    TC ingress the stack has taken the outer VLAN tag off first (skb_vlan_untag): a frame with
+    one tag is judged by what follows it, one with two by its inner tag (passed)."""
+    need_loader()
+    from pktlab import lessons as pl
+    from pktlab.packet import walker
+    prog = pl.program(c_text("drop_tcp_tc.c"), hook=hook)
+    try:
+        res = prog.replay(MIXED)
+        frames = pl.frames(MIXED)
+        sent = [f for i, f in enumerate(frames) if str(i + 1) not in res.doc["skipped"]]
+        want = collections.Counter(walker_codes(sent, "TC_ACT_SHOT", "TC_ACT_OK"))
+        if hook == "tc-ingress":
+            tagged = [f for f in sent if walker.walk_record(f).vlan_depth == 1 and
+                      is_tcp(walker.walk_record(untag(f)))]
+            assert tagged
+            want.update({"TC_ACT_SHOT": len(tagged), "TC_ACT_OK": -len(tagged)})
+        assert res.verdicts == dict(want) and want["TC_ACT_SHOT"] > 10
+        assert sum(res.verdicts.values()) == res.doc["sent"] and res.doc["missing"] == 0
+        assert prog.attached is None
+    finally:
+        prog.close()
