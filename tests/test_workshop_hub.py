@@ -53,7 +53,7 @@ def _pktlab(env, *args, timeout=180, **kw):
 class Up:
     """A `pktlab workshop up` subprocess: its document once it answers."""
 
-    def __init__(self, tmp, learners, prefix=None):
+    def __init__(self, tmp, learners, prefix=None, extra=()):
         self.prefix = prefix or f"pkt{secrets.token_hex(2)}-"
         self.state = str(tmp / "state")
         self.sock = f"/run/pktlab/wstest-{secrets.token_hex(4)}.sock"
@@ -61,14 +61,19 @@ class Up:
         self.port = _free_port()
         self.names = [f"{self.prefix}{i}" for i in range(1, learners + 1)]
         self.err = open(tmp / "up.err", "w+")
+        self.down_done = False
         self.proc = subprocess.Popen(
             [PKTLAB, "workshop", "up", "--learners", str(learners), "--port", str(self.port),
-             "--prefix", self.prefix, "--json"], env=self.env, stdout=subprocess.PIPE,
+             "--prefix", self.prefix, "--json", *extra], env=self.env, stdout=subprocess.PIPE,
             stderr=self.err)
-        self.doc = self._read_doc()
+        try:
+            self.doc = self._read_doc()
+        except BaseException:
+            self.finish()        # whatever `up` made before it failed
+            raise
         self.token = open(os.path.join(self.state, "admin-token")).read().strip()
         self.url = self.doc["url"]
-        self.down_done = False
+        self.verify = self.doc["certificate"] or True    # TLS: our own certificate, checked
 
     def _read_doc(self):
         buf, deadline = b"", time.monotonic() + UP_READY_S
@@ -91,7 +96,7 @@ class Up:
     def api(self, method, path, **kw):
         return requests.request(method, self.url + "hub/api" + path,
                                 headers={"Authorization": f"token {self.token}"}, timeout=30,
-                                **kw)
+                                verify=self.verify, **kw)
 
     def down(self, *extra):
         r = _pktlab(self.env, "down", "--json", *extra)
@@ -441,10 +446,37 @@ def test_down_leaves_nothing(up):
         assert s.connect_ex(("127.0.0.1", up.port)) != 0
 
 
-def test_sigkill_of_up_leaves_no_orphan(tmp_path):
+def test_nothing_running_and_tls_beyond_loopback(tmp_path):
     require_root()
-    u = Up(tmp_path, 1)
+    env = _env(str(tmp_path / "state"), "/run/pktlab/wstest-none.sock")
+    for args in (["status"], ["down"], ["reset", "pkl-1", "01"]):
+        r = _pktlab(env, *args, timeout=60)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert "no workshop is running" in r.stderr or "not a learner" in r.stderr, r.stderr
+    from pktlab.workshop.hub import Workshop
+    from pktlab.workshop.hubconf import Paths
+    for ip, tls in (("0.0.0.0", True), ("127.0.0.1", False)):      # checks only, nothing made
+        ws = Workshop(learners=1, ip=ip, port=_free_port(), prefix="pktzz-",
+                      paths=Paths(str(tmp_path / "state")))
+        assert ws.tls is tls
+    assert not os.path.exists(tmp_path / "state")
+
+
+def test_tls_then_sigkill_of_up_leaves_no_orphan(tmp_path):
+    """--tls on loopback (what 0.0.0.0 gets): https with pktlab's self-signed certificate,
+    checked against it; plain http refused. Then `up` SIGKILLed: nothing of it lives on."""
+    require_root()
+    u = Up(tmp_path, 1, extra=["--tls"])
     try:
+        assert u.url.startswith("https://127.0.0.1:") and u.doc["tls"] is True
+        cert = u.doc["certificate"]
+        assert stat.S_IMODE(os.stat(os.path.join(u.state, "tls", "key.pem")).st_mode) == 0o600
+        r = requests.get(u.url + "hub/login", verify=cert, timeout=30)
+        assert r.status_code == 200 and "password" in r.text
+        with pytest.raises(requests.exceptions.SSLError):      # not our certificate: refused
+            requests.get(u.url + "hub/login", verify=True, timeout=30)
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(u.url.replace("https://", "http://") + "hub/login", timeout=30)
         name = u.names[0]
         uid = pwd.getpwnam(name).pw_uid
         _start_servers(u, [name])
