@@ -97,10 +97,11 @@ def load_answer(program, name, prog_type, label):
 def refusal(label, report):
     """A compiler's or verifier's refusal as a failed check: the explainer's words at the
     learner's own line first, the full log folded away (pktlab verify's Report)."""
+    from ...kernel.verifier import POLICY_KINDS
     from ..socketviews import VerifyView
     first = report.errors[0] if report.errors else {}
     stage = "does not compile" if report.stage == "compile" else (
-        "refused by pktlab's learner loader" if first.get("kind") in _POLICY else
+        "refused by pktlab's learner loader" if first.get("kind") in POLICY_KINDS else
         "refused by the verifier")
     where = f" at line {first['line']}" if first.get("line") else ""
     said = first.get("source")
@@ -111,8 +112,6 @@ def refusal(label, report):
                        "\n".join(f"line {e.get('line')}: {e.get('message')}"
                                  for e in report.errors))
 
-
-_POLICY = ("map type", "map size", "pinned table", "time limit", "memory limit")
 
 
 # --- the corpus ------------------------------------------------------------------------------------
