@@ -22,6 +22,8 @@ Lives here:
                  Gaps: the time between hooks over many packets (LiveLab.gaps);
                  RequestBelt: one real request at every hook, the socket end included
     live         LiveLab, open_lab(), close_all(): a notebook's labs and widgets
+    remote       RemoteLab: a learner's lab held by the workshop daemon (pktlabd) when the
+                 kernel is not root; pl.open_lab chooses
     reaper       the process that removes a lab whose kernel died (python -m pktlab.lessons --reap)
     benchpanel   the bench in a notebook (lesson 06)
     sockend      lesson 08: LiveBelt, open_belt(): one real request through every hook, the
@@ -66,10 +68,11 @@ from .here import (BELT_ORDER, HOOKS, PRETEND_ENV, SOCKET_HOOKS, WIRE_ORDER, doc
 from .html import CSS, HTML, NotHere, Text, badge, esc, table
 from .kernelviews import (btf_members, btf_offset, btf_offsets_table, ctx_table, mechanism_table,
                           test_run_table)
-from .live import LAB_PREFIX, LiveLab, close_all, open_lab, register_widget
+from .live import LAB_PREFIX, LiveLab, close_all, register_widget
 from .pcaps import (CAPTURE_ENV, capture_info, capture_path, captures, frames, instructor_capture,
                     pcaps_dir, read)
 from .program import Program, last_program, program
+from .remote import RemoteLab, open_lab
 from .results import BatchView, Belt, Gaps, ReplayView, RequestBelt
 from .sockend import LiveBelt, open_belt
 from .mptcpviews import (MptcpView, PolicySwitcher, mptcp_available, mptcp_run,

@@ -70,6 +70,7 @@ def doctor(refresh=False):
                           "hooks": {h: {"available": False, "via": None,
                                         "why": f"{root['detail']}; fix: {root['fix']}"}
                                     for h in HOOKS + SOCKET_HOOKS + CONNECTION_HOOKS}}
+                _through_daemon(report)
             else:
                 report, _ = in_lab_thread(d.run)
             for h in _pretend_missing():
@@ -81,6 +82,30 @@ def doctor(refresh=False):
                                "machine without it sees"}
             _doctor = report
         return _doctor
+
+
+def _through_daemon(report):
+    """Not root, but pktlab's workshop daemon listens: the replay hooks are the daemon's to
+    attach (pl.open_lab makes a RemoteLab), so the report says what it can attach."""
+    from ..errors import PktlabError
+    from ..workshop.client import Client, daemon_present
+    if not daemon_present():
+        return
+    try:
+        with Client() as c:
+            hooks = c.hooks()
+    except PktlabError:
+        return
+    report["ok"] = True
+    report["checks"].append({"name": "workshop daemon", "ok": True, "required": False,
+                             "detail": f"pktlabd at {c.path} attaches the replay hooks in labs "
+                                       "of your own", "fix": ""})
+    for h, info in hooks.items():
+        report["hooks"][h] = {"available": info["available"], "via": info["via"],
+                              "why": info["why"] + (" (workshop daemon)" if info["why"] else "")}
+    for h in SOCKET_HOOKS + CONNECTION_HOOKS:
+        report["hooks"][h]["why"] = ("not through the workshop daemon yet (it does the replay "
+                                     "hooks: xdp, tc-ingress, tc-egress, kprobe); needs root")
 
 
 def hook_available(hook):

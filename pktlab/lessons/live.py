@@ -330,18 +330,20 @@ def _cell_id():
     return ((parent or {}).get("metadata") or {}).get("cellId")
 
 
-def open_lab(hooks="all", xdp_mode="generic", mtu=1500):
+def open_lab(hooks="all", xdp_mode="generic", mtu=1500, factory=None):
     """A LiveLab: a fresh lab with ``hooks`` attached; close it with close_all() at the end.
 
     Running the same notebook cell again replaces the lab that cell opened before (closed
-    first, and said so), instead of leaving one more lab open behind the learner's back."""
+    first, and said so), instead of leaving one more lab open behind the learner's back.
+    factory: the class of lab to make (pktlab.lessons.remote's RemoteLab through the workshop
+    daemon; pl.open_lab chooses); default LiveLab."""
     cell = _cell_id()
     before = _by_cell.pop(cell, None) if cell else None
     replaced = None
     if before is not None and not before.closed:
         replaced = before.name
         before.close()
-    lab = LiveLab(hooks, xdp_mode=xdp_mode, mtu=mtu)
+    lab = (factory or LiveLab)(hooks, xdp_mode=xdp_mode, mtu=mtu)
     lab.replaced = replaced
     if cell:
         _by_cell[cell] = lab

@@ -78,8 +78,10 @@ def op_hooks(s, a, blob):
 
 
 def _hooks(a):
+    """pktlab's replay hooks by name; an empty list: a lab with none attached (yet)."""
     from ..kernel.hooks import parse_hooks
-    return parse_hooks(a.hooks())
+    v = a.hooks()
+    return () if v == [] else parse_hooks(v)
 
 
 def op_open_lab(s, a, blob):
@@ -140,6 +142,7 @@ def op_replay(s, a, blob):
     lim = s.limits
     name = a.str("lab")
     label = a.str("label", "capture.pcap")
+    given = "hooks" in a.args
     hooks = _hooks(a)
     pps, mbps = a.num("pps", 1e-3, 1e9), a.num("mbps", 1e-3, 1e6)
     loop = a.int("loop", 1, 1, lim.replay_loop)
@@ -156,6 +159,8 @@ def op_replay(s, a, blob):
     if pps is not None and mbps is not None:
         raise ValueError("replay: give pps or mbps, not both")
     sl = s.mine(name) if name is not None else None
+    if sl is not None and not given:
+        hooks = sl.hooks or hooks          # a lab replays through the hooks it has (LiveLab)
     files = s.new_files()
     path = _capture(s, blob, label, files)
     checked = survey(path, limit=limit, mtu=sl.lab.mtu if sl else mtu)
