@@ -62,6 +62,7 @@ class Up:
         self.names = [f"{self.prefix}{i}" for i in range(1, learners + 1)]
         self.err = open(tmp / "up.err", "w+")
         self.down_done = False
+        self.learner_lab = None
         self.proc = subprocess.Popen(
             [PKTLAB, "workshop", "up", "--learners", str(learners), "--port", str(self.port),
              "--prefix", self.prefix, "--json", *extra], env=self.env, stdout=subprocess.PIPE,
@@ -362,19 +363,39 @@ print(json.dumps(r))
     if os.path.isdir(os.path.join(NOTEBOOKS, "instructor")):
         assert seen["instructor"] == "denied", seen
     assert seen.get("sudo", 1) != 0
+    # the kernel work through pktlabd, from the learner's kernel (the socket the hub passed
+    # on): a lab of the learner's own, a capture replayed into it
+    out, error = _execute(up, me, kid, """
+import json, os
+from pktlab.workshop.client import Client
+_c = Client()
+_lab = _c.open_lab(["xdp", "tc-ingress"])
+with open(os.path.join(os.environ["PKTLAB_PCAPS"], "tcp-http.pcap"), "rb") as f:
+    _doc = _c.replay(f.read(), label="tcp-http.pcap", lab=_lab["lab"])
+print(json.dumps({"lab": _lab["lab"], "hooks": _doc["hooks"], "packets": _doc["packets"]}))
+""", timeout=300)
+    assert error is None, error
+    done = json.loads(out.strip().splitlines()[-1])
+    assert done["packets"] > 0 and set(done["hooks"]) == {"xdp", "tc-ingress"}, done
+    for hook, counts in done["hooks"].items():
+        assert counts["disagree"] == 0 and counts["lost"] == 0 and counts["seen"] > 0, done
+    up.learner_lab = done["lab"]
     # root reads them all (the refusals above are the learner's, not missing files)
     for path in (os.path.join(NOTEBOOKS, "solutions"), pw_other.pw_dir):
         assert os.listdir(path)
 
 
 def test_status_document(up):
+    _start_servers(up, up.names)
     r = _pktlab(up.env, "status", "--json", timeout=60)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert [lr["user"] for lr in doc["learners"]] == up.names
     for lr in doc["learners"]:
         assert set(lr) >= {"user", "server", "labs"} and lr["server"] == "running", lr
-        assert lr["labs"] == 0
+    labs = {lr["user"]: lr["labs"] for lr in doc["learners"]}
+    mine = 1 if up.learner_lab else 0          # the kernel test's lab, when it ran
+    assert labs == {up.names[0]: mine, up.names[1]: 0, up.names[2]: 0}, labs
     assert set(doc["daemon"]) >= {"pid", "clients", "labs"}
     assert doc["daemon"]["pid"] == up.doc["daemon"]["pid"] or doc["daemon"]["pid"] > 0
 
@@ -442,6 +463,10 @@ def test_down_leaves_nothing(up):
         with tarfile.open(path) as t:
             assert f"./lessons/{LESSON}" in t.getnames()
     assert not os.path.exists(up.sock) and not os.path.exists(up.sock + ".d")
+    if up.learner_lab:                         # the learner's lab went with the daemon
+        from pktlab.lab import list_labs
+        assert up.learner_lab not in {st.name for st in list_labs()}
+        assert not os.path.exists(f"/run/netns/{up.learner_lab}-dut")
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", up.port)) != 0
 
