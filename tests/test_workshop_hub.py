@@ -522,3 +522,46 @@ def test_tls_then_sigkill_of_up_leaves_no_orphan(tmp_path):
         assert not os.path.exists(u.sock) and not os.path.exists(u.sock + ".d")
     finally:
         u.finish()
+
+
+def _processes_naming(text):
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmd:
+            out.append((int(pid), cmd[:120]))
+    return out
+
+
+@pytest.mark.parametrize("after_s", [2.0, 6.0])
+def test_ctrl_c_while_up_starts(tmp_path, after_s):
+    """Ctrl-C lands wherever `up` is in its start (accounts, the daemon, the hub): it ends
+    with 130, and no hub, proxy or daemon of its own is left."""
+    require_root()
+    prefix = f"pkt{secrets.token_hex(2)}-"
+    state = str(tmp_path / "state")
+    sock = f"/run/pktlab/wstest-{secrets.token_hex(4)}.sock"
+    env = _env(state, sock)
+    proc = subprocess.Popen([PKTLAB, "workshop", "up", "--learners", "2", "--port",
+                             str(_free_port()), "--prefix", prefix, "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(after_s)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode in (130, 0) or "interrupted" in err, (proc.returncode, err)
+        left = _processes_naming(state) + _processes_naming(sock)
+        assert not left, left
+        assert not os.path.exists(sock)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if os.path.isdir(state):
+            r = _pktlab(env, "down", "--remove-learners", "--json")
+            assert r.returncode == 0 and json.loads(r.stdout)["leftovers"] == [], r.stderr
+        for name in (f"{prefix}1", f"{prefix}2"):
+            with pytest.raises(KeyError):
+                pwd.getpwnam(name)

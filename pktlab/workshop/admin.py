@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import pwd
-import shutil
 import signal
 import socket
 import time
@@ -28,7 +27,7 @@ from ..errors import EnvironmentProblem
 from ..lab.state import list_labs, start_time
 from . import accounts
 from .accounts import Registry
-from .hub import daemon_status, running_workshop
+from .hub import daemon_status, remove_dead_socket, running_workshop
 from .hubconf import Paths
 
 UP_STOP_S = 90.0
@@ -55,6 +54,10 @@ def hub_api(rec, token, method, path, body=None, timeout=15):
             return e.code, json.loads(text)
         except ValueError:
             return e.code, {"message": text.decode(errors="replace")[:300]}
+    except OSError as e:
+        raise EnvironmentProblem(f"workshop: the hub does not answer at {rec['hub_api']} "
+                                 f"({getattr(e, 'reason', e)}); still starting, or ended: its "
+                                 "log is jupyterhub.log in the state directory") from None
 
 
 def read_token(paths):
@@ -231,12 +234,10 @@ def down(paths=None, remove_learners=False, say=None):
     if cleaned:
         say(f"removed labs left behind: {' '.join(cleaned)}")
     sock = rec.get("socket")
-    if sock and rec.get("daemon_pids") and daemon_status(sock) is None:
+    if sock and rec.get("daemon_pids"):
         # the run's daemon is dead (a SIGKILLed `up` takes it along before it can tidy up):
         # its socket and its state directory (pktlabd's SOCKET.d) are the run's to remove
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(sock)
-        shutil.rmtree(sock + ".d", ignore_errors=True)
+        remove_dead_socket(sock)
     archives = _archive_all(paths, learners, say)
     removed = []
     if remove_learners:

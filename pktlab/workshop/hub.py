@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import signal
 import ssl
 import subprocess
@@ -181,6 +182,7 @@ class Running:
         self._accounts()
         self._settings()
         self._start_daemon()
+        self._record()          # what `down` needs after a SIGKILL, from here on
         self._start_hub()
         self._record()
 
@@ -293,14 +295,16 @@ class Running:
                "local_url": self.local_url,
                "hub_api": f"http://127.0.0.1:{self.hub_port}/hub/api",
                "hub_port": self.hub_port, "proxy_api_port": self.proxy_api_port,
-               "ip": self.ws.ip, "port": self.ws.port, "tls": self.ws.tls, "learners": self.ws.names, "socket": self.ws.socket,
-               "group": accounts.GROUP, "started": time.time()}
+               "ip": self.ws.ip, "port": self.ws.port, "tls": self.ws.tls,
+               "learners": self.ws.names, "socket": self.ws.socket, "group": accounts.GROUP,
+               "started": time.time()}
         for name, proc in (("hub", self.hub), ("daemon", self.daemon)):
             if proc is not None:
                 rec[f"{name}_pid"] = proc.pid
                 rec[f"{name}_start"] = start_time(proc.pid)
-        if self.daemon is not None:
-            self.daemon_pids.append([self.daemon.pid, start_time(self.daemon.pid)])
+        mine = [self.daemon.pid, start_time(self.daemon.pid)] if self.daemon else None
+        if mine and mine not in self.daemon_pids:
+            self.daemon_pids.append(mine)
         rec["daemon_pids"] = self.daemon_pids     # every pktlabd of this run: their labs
         write_private(self.paths.running, json.dumps(rec, indent=2))
 
@@ -356,6 +360,9 @@ class Running:
         if self.daemon is not None:
             spawning.stop(self.daemon, sig=signal.SIGTERM, timeout=30)
             self.daemon = None
+            # stopped before it could tidy up (a Ctrl-C while it starts): this run's daemon
+            # made them, on a path no other daemon served (checked before it started)
+            remove_dead_socket(self.ws.socket)
         if self.lock_fd is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.paths.running)
@@ -367,6 +374,15 @@ class Running:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def remove_dead_socket(path):
+    """pktlabd's socket and its state directory (SOCKET.d), when no daemon answers there."""
+    if daemon_status(path) is not None:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    shutil.rmtree(path + ".d", ignore_errors=True)
 
 
 def _tail(path, n=600):
