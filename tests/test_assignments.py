@@ -309,9 +309,20 @@ def test_an_answer_that_raises_is_shown_as_a_failed_check(n):
 
 def test_what_bpf_makes_is_taken_by_its_source_and_a_wrong_hook_is_refused():
     need(1)
-    ok = types.SimpleNamespace(source=solution(1), hook="xdp", func="count_protos")
-    r = check(1, ok)
-    assert r.passed, shown(r)
+    from pktlab import lessons as pl
+    made = pl.program(solution(1), hook="xdp")          # what a %%bpf xdp cell makes
+    try:
+        assert made.ok and made.func == "count_protos"
+        r = check(1, made)
+        assert r.passed, shown(r)
+    finally:
+        made.close()
+    # a %%bpf cell's C starts on the cell's line 2: a refusal names the cell's line
+    broken = edit(solution(1), "\tkey = iph->protocol;", "\tkey = iph->protocol")
+    k = line_of(broken, "key = iph->protocol")
+    cell = types.SimpleNamespace(source=broken, hook="xdp", func=None, first_line=2)
+    r = check(1, cell)
+    assert not r.passed and f"A1: does not compile at line {k + 1}" in shown(r), shown(r)
     wrong = types.SimpleNamespace(source=solution(1), hook="tc-ingress", func="count_protos")
     r = check(1, wrong)
     assert not r.passed and "A1 is written for xdp (XDP), not tc-ingress" in shown(r)

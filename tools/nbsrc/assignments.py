@@ -194,7 +194,9 @@ the verifier gives it no more privilege than a learner's program should have), r
 every frame of the bundled captures with `BPF_PROG_TEST_RUN`, and compares what it did with
 what the frame is (the walker's record). It names the first frame that went wrong, what your
 program did with it, and a hint; a refusal is shown at your own line, with the explainer's
-reading of it.
+reading of it. (A program written in a `%%bpf HOOK` cell of your own, as in lesson 02's "Your
+own program", goes to the checker by the name the cell gave it: `pl.exercises.check_a1(
+count_protos)`.)
 
 *An assignment takes longer than an exercise: about 20 minutes each, on top of the lesson's
 time above.*

@@ -49,7 +49,9 @@ class AnswerShape(ValueError):
 
 def answer_parts(program):
     """(C text, hook or None, function or None) of an answer: C source text, or an object with
-    .source (and .hook, .func: what `%%bpf HOOK FUNC` and pl.program() make)."""
+    .source (and .hook, .func: what `%%bpf HOOK FUNC` and pl.program() make). A %%bpf cell's C
+    starts on the cell's second line (its .first_line): the text is moved down to match, so
+    that every line a refusal names is the cell's own."""
     if isinstance(program, str):
         return program, None, None
     if program is None:
@@ -57,7 +59,10 @@ def answer_parts(program):
     source = program.source
     if not isinstance(source, str):
         raise TypeError(f"its .source is a {type(source).__name__}, not the C text")
-    return source, getattr(program, "hook", None), getattr(program, "func", None)
+    first = getattr(program, "first_line", 1)
+    first = first if isinstance(first, int) and 1 <= first <= 1000 else 1
+    return ("\n" * (first - 1) + source, getattr(program, "hook", None),
+            getattr(program, "func", None))
 
 
 def not_here(what):
