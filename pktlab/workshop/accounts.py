@@ -139,14 +139,6 @@ class Registry:
             return None
         return Learner(user, pw.pw_uid, pw.pw_gid, pw.pw_dir)
 
-    def group_gid(self):
-        g = self.data.get("group")
-        try:
-            return grp.getgrnam(GROUP).gr_gid if g is None else \
-                (g["gid"] if grp.getgrgid(g["gid"]).gr_name == GROUP else None)
-        except KeyError:
-            return None
-
 
 def _natural(name):
     m = re.search(r"(\d+)$", name)
