@@ -349,6 +349,8 @@ r = {{"uid": os.getuid(), "euid": os.geteuid(),
      "credentials": tryit(lambda: open({up.doc['credentials']!r}).read()),
      "state": tryit(lambda: os.listdir({up.state!r})),
      "shadow": tryit(lambda: open("/etc/shadow").read())}}
+from ipykernel.connect import get_connection_file
+r["transport"] = json.load(open(get_connection_file()))["transport"]
 if shutil.which("sudo"):
     r["sudo"] = subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode
 print(json.dumps(r))
@@ -363,6 +365,7 @@ print(json.dumps(r))
     if os.path.isdir(os.path.join(NOTEBOOKS, "instructor")):
         assert seen["instructor"] == "denied", seen
     assert seen.get("sudo", 1) != 0
+    assert seen["transport"] == "ipc"      # no kernel port on 127.0.0.1 for others to reach
     # the kernel work through pktlabd, from the learner's kernel (the socket the hub passed
     # on): a lab of the learner's own, a capture replayed into it
     out, error = _execute(up, me, kid, """

@@ -289,6 +289,10 @@ def config_text(s):
         f"c.Spawner.cmd = [{s['singleuser']!r}]",
         "c.Spawner.notebook_dir = '~/lessons'",
         "c.Spawner.default_url = '/lab'",
+        # kernels on Unix sockets in the learner's own 0700 runtime dir, not on TCP ports of
+        # 127.0.0.1 that every other learner can reach (their messages are signed, but why
+        # let them knock)
+        "c.Spawner.args = ['--KernelManager.transport=ipc']",
         "c.Spawner.start_timeout = 180",
         "c.Spawner.http_timeout = 180",
         f"c.Spawner.environment = {s['environment']!r}",
