@@ -151,15 +151,61 @@ def test_reset_command_end_to_end(workdir):
     assert r.returncode == 0 and "unchanged 05-conveyor-belt.ipynb" in r.stdout
 
 
-def test_reset_as_root_leaves_the_files_to_the_directory_owner(workdir):
+@pytest.fixture
+def learners_dir(workdir):
+    """The work dir handed to uid/gid 4321 (a learner's), on a path that uid can walk."""
+    import tempfile
+    top = tempfile.mkdtemp(prefix="pktlab-reset-", dir="/var/tmp")
+    os.chmod(top, 0o711)
+    w = os.path.join(top, "work")
+    shutil.copytree(workdir, w)
+    for d, dirs, files in os.walk(w):
+        for x in [d] + [os.path.join(d, f) for f in files]:
+            os.chown(x, 4321, 4321)
+    try:
+        yield top, w
+    finally:
+        shutil.rmtree(top)
+
+
+def test_reset_as_root_leaves_the_files_to_the_directory_owner(learners_dir):
     require_root()
     from pktlab.lessons.reset import reset
-    os.chown(workdir, 4321, 4321)
-    out = reset(["02", "04"], workdir=str(workdir))
-    for p in (workdir / "02-xdp.ipynb", workdir / "04-kprobe.ipynb",
+    _top, w = learners_dir
+    out = reset(["02", "04"], workdir=w)
+    assert out.reset == ["02-xdp.ipynb"] and out.restored == ["04-kprobe.ipynb"]
+    for p in (os.path.join(w, "02-xdp.ipynb"), os.path.join(w, "04-kprobe.ipynb"),
               os.path.join(out.backup, "02-xdp.ipynb"), out.backup):
         st = os.stat(p)
         assert (st.st_uid, st.st_gid) == (4321, 4321), p
+
+
+def test_reset_as_root_does_not_follow_a_learners_planted_links(learners_dir):
+    """A learner plants links where the reset writes (its temporary file, the backup folder):
+    run as root, the reset must reach through them only what the learner can. The control: the
+    same links, the reset run by root *as root* (the old code), writes through them."""
+    require_root()
+    from pktlab.lessons.reset import reset
+    top, w = learners_dir
+    target = os.path.join(top, "roots-file")
+    with open(target, "w") as f:
+        f.write("root's")
+    os.chmod(target, 0o644)                         # readable, not writable, by the learner
+    tmpname = os.path.join(w, ".02-xdp.ipynb.pktlab-reset")
+    os.symlink(target, tmpname)
+    os.lchown(tmpname, 4321, 4321)
+    with pytest.raises(ValueError):
+        reset(["02"], workdir=w)                    # the learner's own link: refused, as them
+    st = os.stat(target)
+    assert open(target).read() == "root's" and (st.st_uid, st.st_gid) == (0, 0)
+    assert open(os.path.join(w, "02-xdp.ipynb")).read() == "my 02"
+    # the control: as root in root's name, the same link (planted again: the failed reset
+    # removed it) is written through
+    if not os.path.lexists(tmpname):
+        os.symlink(target, tmpname)
+    from pktlab.lessons import reset as R
+    R._reset(["02"], R.shipped_lessons(), R.resources.lessons_dir(), w, None)
+    assert open(target).read() != "root's"
 
 
 def test_reset_defaults_to_the_make_lab_work_dir(monkeypatch, tmp_path):

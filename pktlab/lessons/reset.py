@@ -12,8 +12,10 @@ put back. Nothing else in the working directory is read, written or removed: not
 other lessons, not their own files, not earlier backups.
 
 Unknown lesson numbers are refused before anything is touched (ValueError, one line: the CLI
-exits 2). Run as root on a learner's directory (a workshop), the files written take the
-directory owner's uid and gid, so the learner can still save them.
+exits 2). Run as root on a directory someone else owns (a learner's, in a workshop), the reset
+runs in a child process that has become the directory's owner (uid, gid, no other groups): a
+symbolic link the learner planted (at the temporary name, at .backup) then reaches only what
+the learner could reach anyway, and the files written are theirs.
 """
 
 import dataclasses
@@ -89,18 +91,48 @@ def _stamp_dir(workdir, now):
     return path
 
 
-def _owned_like(path, workdir):
-    """Give ``path`` the working directory's owner when we are root and they differ."""
-    if os.geteuid() != 0:
-        return
+def _as_owner(workdir, fn):
+    """fn() run as the owner of ``workdir`` when we are root and they are not: in a forked
+    child that drops to their uid and gid first (its Reset, or its ValueError, comes back as
+    data). Otherwise fn() here."""
     st = os.stat(workdir)
-    if st.st_uid != 0 or st.st_gid != 0:
-        os.chown(path, st.st_uid, st.st_gid)
+    if os.geteuid() != 0 or st.st_uid == 0:
+        return fn()
+    import json
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                            # the child: never returns
+        code = 0
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(st.st_gid, st.st_gid, st.st_gid)
+            os.setresuid(st.st_uid, st.st_uid, st.st_uid)
+            try:
+                doc = {"ok": fn().to_dict()}
+            except (ValueError, OSError) as e:
+                doc = {"error": str(e)}
+            os.write(w, json.dumps(doc).encode())
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    if not data:
+        raise ValueError(f"lessons reset: could not reset as the owner of {workdir}")
+    doc = json.loads(data)
+    if "error" in doc:
+        raise ValueError(doc["error"])
+    return Reset(**doc["ok"])
 
 
 def reset(numbers=(), all_lessons=False, workdir=None, now=None, shipped_dir=None):
     """Put the learner's copies of lessons ``numbers`` (or every lesson) back as shipped, in
-    ``workdir`` (default: resources.default_workdir()); a Reset says what happened."""
+    ``workdir`` (default: resources.default_workdir()); a Reset says what happened. As root on
+    a directory someone else owns, the work is done as that owner (see _as_owner)."""
     src = shipped_dir or resources.lessons_dir()
     shipped = shipped_lessons(src)
     if all_lessons and numbers:
@@ -113,6 +145,10 @@ def reset(numbers=(), all_lessons=False, workdir=None, now=None, shipped_dir=Non
     if not os.path.isdir(workdir):
         raise ValueError(f"lessons reset: {workdir} is not a directory (`make lab` makes "
                          "work/; --workdir names another)")
+    return _as_owner(workdir, lambda: _reset(want, shipped, src, workdir, now))
+
+
+def _reset(want, shipped, src, workdir, now):
     out = Reset(workdir)
     for nn in want:
         name = shipped[nn]
@@ -130,11 +166,8 @@ def reset(numbers=(), all_lessons=False, workdir=None, now=None, shipped_dir=Non
         if out.backup is None:
             out.backup = _stamp_dir(workdir, time.time() if now is None else now)
             os.makedirs(out.backup)
-            for d in (os.path.dirname(out.backup), out.backup):
-                _owned_like(d, workdir)
         kept = os.path.join(out.backup, name)
         shutil.copy2(mine, kept)
-        _owned_like(kept, workdir)
         _copy(theirs, mine, workdir)
         out.reset.append(name)
     return out
@@ -145,7 +178,6 @@ def _copy(src, dst, workdir):
     tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.pktlab-reset")
     try:
         shutil.copyfile(src, tmp)
-        _owned_like(tmp, workdir)
         os.replace(tmp, dst)
     finally:
         if os.path.exists(tmp):
