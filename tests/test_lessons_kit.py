@@ -692,6 +692,8 @@ def _tracks():
     out = {}
     for part in re.split(r"^## ", text, flags=re.M)[1:]:
         title = part.splitlines()[0]
+        if not title.endswith(" track"):
+            continue                    # the notes after the tracks (the assignments)
         rows = [tuple(c.strip() for c in r) for r in
                 re.findall(r"^\|([0-9: ]+)\|([^|]+)\|([^|]*)\|\s*(\d+)\s*\|$", part, re.M)]
         total = int(re.search(r"^Total: (\d+) minutes", part, re.M).group(1))
