@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -275,15 +276,31 @@ def test_cli_bad_only_is_bad_input():
     assert "no-such-point" in r.stderr and "xdp_drop" in r.stderr
 
 
-def test_cli_json_has_the_contract_keys_and_writes_the_plot(tmp_path):
-    """The default command, end to end (it takes about a minute: the whole ladder)."""
+#: the default run's settings made as short as small_results's (which the micro and live tests
+#: above show measure): the contract is the JSON document's keys, the plot and the exit status
+#: over the whole default run, not a measurement (at full length the run takes minutes)
+SHORT = {"rounds": 3, "repeat": 300, "duration": 0.4, "slices": 2, "warmup": 0.1}
+
+
+def test_cli_json_has_the_contract_keys_and_writes_the_plot(tmp_path, capfd, monkeypatch):
+    """`pktlab bench --json --plot FILE`, the default run end to end: every micro program,
+    every live point at every size, the generators compared; with SHORT settings. Run through
+    the CLI's main() in this process, so the programs the tests above compiled are reused (the
+    console script itself starts, and cleans up after Ctrl-C, in the tests below)."""
     require_hook("xdp")
     require_hook("tc-ingress")
+    from pktlab.bench import spec
+    from pktlab.cli import main
+    monkeypatch.setitem(spec.DEFAULTS, "short", dict(spec.DEFAULTS["short"], **SHORT))
     png = tmp_path / "bench.png"
-    r, labs = _run_watching_labs(["--json", "--plot", str(png)], tmp_path, timeout=600)
-    assert r.returncode in (0, 1), r.stderr
+    capfd.readouterr()
+    rc, labs = _run_watching_labs(lambda: main(["bench", "--json", "--plot", str(png)]))
+    out, err = capfd.readouterr()
+    assert rc in (0, 1), err
     assert labs, "the bench made no lab?"
-    doc = json.loads(r.stdout)               # stdout is one JSON document and nothing else
+    doc = json.loads(out)                    # stdout is one JSON document and nothing else
+    assert doc["mode"] == "default" and doc["live"]["duration_s"] == SHORT["duration"]
+    assert set(doc["micro"]) - {"_meta"} == set(spec.MICRO_PROGRAMS)
     for prog in ("xdp", "xdp_no_record", "tc", "tc_no_record"):
         m = doc["micro"][prog]
         assert "ns_per_pkt" in m and "baseline_ns_per_pkt" in m
@@ -292,32 +309,32 @@ def test_cli_json_has_the_contract_keys_and_writes_the_plot(tmp_path):
     for point in ("xdp_drop", "tc_drop", "nft_drop", "socket_drop"):
         assert live[f"{point}_pps"] > 0
     assert set(live["by_size"]) == {"64", "512", "1500"}
+    for size, row in live["by_size"].items():       # every point of the default run, each size
+        assert set(spec.POINTS) <= set(row), (size, set(spec.POINTS) - set(row))
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert r.returncode == _exit_the_contract_wants(doc), (r.returncode, r.stderr[-2000:])
+    assert rc == _exit_the_contract_wants(doc), (rc, err[-2000:])
     from pktlab.lab import leftovers
     for lab in labs:
         assert leftovers(lab) == [], lab
     assert _nft_tables_left(labs) == {}
 
 
-def _run_watching_labs(args, tmp_path, timeout):
-    """Run `pktlab bench ARGS`, noting every lab the process owns while it runs."""
-    out, err = open(tmp_path / "out", "w+"), open(tmp_path / "err", "w+")
-    with out, err:
-        p = subprocess.Popen([PY, "-m", "pktlab.cli", "bench", *args], cwd=REPO, stdout=out,
-                             stderr=err, text=True)
-        labs, deadline = set(), time.monotonic() + timeout
-        try:
-            while p.poll() is None and time.monotonic() < deadline:
-                labs.update(_labs_of(p.pid))
-                time.sleep(0.1)
-        finally:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read()), labs
+def _run_watching_labs(call):
+    """call() (a bench run in this process), noting every lab this process owns meanwhile;
+    returns (what call() returned, the labs)."""
+    labs, done = set(), threading.Event()
+
+    def watch():
+        while not done.is_set():
+            labs.update(_labs_of(os.getpid()))
+            done.wait(0.1)
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        return call(), labs
+    finally:
+        done.set()
+        t.join()
 
 
 def _exit_the_contract_wants(doc):
@@ -354,11 +371,14 @@ def _attached_in(lab):
     return found
 
 
-def _wait_for(cond, timeout=120):
+def _wait_for(cond, timeout=120, proc=None):
+    """Poll cond() until it is true or the timeout; also give up once `proc` has ended (it can
+    no longer get there: a bench that failed early is said now, not after the timeout)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        ended = proc is not None and proc.poll() is not None
         got = cond()
-        if got:
+        if got or ended:
             return got
         time.sleep(0.05)
     return None
@@ -404,8 +424,9 @@ def test_ctrl_c_leaves_nothing_behind(only, moment):
                 return lab if any(ln.startswith("trafgen ") and f"{lab}s" in ln.split() and
                                   "-q" in ln.split() for ln in ps) and \
                     any(k.endswith(" tc egress") for k in attached) else None
-        lab = _wait_for(ready)
-        assert lab, f"the bench never reached {moment}: {p.stderr.read() if p.poll() else ''}"
+        lab = _wait_for(ready, proc=p)
+        assert lab, f"the bench never reached {moment}: " + \
+            (f"it exited {p.returncode}: {p.stderr.read()}" if p.poll() is not None else "")
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
     finally:
