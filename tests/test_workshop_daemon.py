@@ -354,9 +354,11 @@ def test_a_flood_is_cut_off_and_the_other_learner_is_served(agents, daemon):
     while not a.do(cmd="raw", data_b64=ninth)["reply"]["ok"]:
         assert time.monotonic() < deadline, "closed connections still counted after 30 s"
         time.sleep(0.2)
-    r = a.do(cmd="flood", n=2000)                               # requests as fast as they go
-    assert r["type"] == "Refused" and "too many requests" in r["message"] and r["closed"], r
-    assert 50 <= r["done"] < 2000
+    r = a.do(cmd="pipeline", n=5000)                            # requests piled up: cut off
+    assert r["error"]["kind"] == "refused" and "too many requests" in r["error"]["message"], r
+    assert 50 <= r["answered"] < 5000
+    r = a.do(cmd="flood", n=100)            # the control: one waiting for each answer is slowed
+    assert r["done"] == 100 and r["type"] is None, r                 # to the rate, not cut off
     doc = b.ok("replay", blob_file=DNS, hooks=XDP)              # the other learner: served
     assert doc["hooks"]["xdp"]["agree"] == 5 and doc["leftovers"] == []
     assert a.ok("status")["pid"] == daemon.proc.pid              # and the flooder's first one
@@ -415,6 +417,45 @@ def test_a_learner_killed_mid_replay_leaves_nothing(agents, daemon):
     assert leftovers(lab) == [], leftovers(lab)
     assert ns_exists(f"{keep}-dut") and b.ok("labs")["labs"][0]["lab"] == keep
     assert b.ok("replay", lab=keep, blob_file=DNS, precise_ts=True)["ok"]
+
+
+def _gone(lab, timeout=30):
+    from pktlab.lab import leftovers
+    deadline = time.monotonic() + timeout
+    while leftovers(lab) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return leftovers(lab)
+
+
+def test_a_session_killed_its_labs_are_reaped_by_the_daemon(agents, daemon):
+    a, b = agents(0), agents(1)
+    keep = b.ok("open_lab", hooks=[])["lab"]                  # the control: b's stays
+    lab = a.ok("open_lab", hooks=[])["lab"]
+    session = a.ok("status")["you"]["session"]
+    os.kill(session, signal.SIGKILL)                          # no chance to close anything
+    assert _gone(lab) == []
+    # removed by the daemon (not by the next Lab() anywhere, which removes stale labs too)
+    assert f"left by session(s) [{session}]: {lab}" in daemon.text()
+    r = a.call("status")
+    assert not r["ok"] and r["type"] == "DaemonGone", r
+    assert ns_exists(f"{keep}-dut") and b.ok("status")["labs"][0]["name"] == keep
+    assert daemon.proc.poll() is None
+
+
+def test_a_daemon_killed_its_sessions_close_their_labs(learners):
+    import shutil
+    d = Daemon(_public_dir())
+    a = Agent(learners[0], d.path)
+    try:
+        lab = a.ok("open_lab", hooks=[])["lab"]
+        d.proc.kill()                                         # SIGKILL: no shutdown() at all
+        d.proc.wait()
+        assert _gone(lab) == []                               # the session saw it die
+    finally:
+        d.stop()
+        a.close()
+        shutil.rmtree(d.dir, ignore_errors=True)
+        shutil.rmtree(d.path + ".d", ignore_errors=True)      # (left by a SIGKILLed daemon)
 
 
 # the command line, as a learner ------------------------------------------------------------------

@@ -7,7 +7,8 @@ reads one JSON command per line on stdin and answers one JSON line on stdout.
     {"cmd": "raw", "data_b64": "..."}        -> what the daemon answered to those bytes on a
                                                 fresh connection, and whether it then closed it
     {"cmd": "flood", "n": 500}               -> requests as fast as they go on a fresh
-                                                connection, until refused
+                                                connection, each waiting for its answer
+    {"cmd": "pipeline", "n": 5000}           -> requests sent without waiting for answers
     {"cmd": "pid"}
 """
 
@@ -36,8 +37,8 @@ def _raw(data):
     s.settimeout(40)
     try:
         s.sendall(data)
-    except OSError as e:
-        return {"reply": None, "send_error": str(e), "closed": True}
+    except OSError:
+        pass              # refused before we sent (or while): its answer is still to be read
     try:
         got = P.recv_msg(s, P.MAX_REPLY_JSON, P.MAX_REPLY_BLOB, idle_s=40)
     except (OSError, P.ProtocolError, TimeoutError) as e:
@@ -66,6 +67,33 @@ def _flood(n):
     return {"done": done, "type": None, "message": None, "closed": c.closed}
 
 
+def _pipeline(n):
+    """n requests sent back to back, none waiting for its answer; then every answer read."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(socket_path())
+    data = json.dumps({"op": "status", "args": {}}).encode()
+    one = P.HEADER.pack(P.MAGIC, len(data), 0) + data
+    try:
+        s.sendall(one * n)
+    except OSError:
+        pass                              # cut off while still sending: the answers say so
+    answers, last = 0, None
+    while True:
+        try:
+            got = P.recv_msg(s, P.MAX_REPLY_JSON, P.MAX_REPLY_BLOB, idle_s=30)
+        except (OSError, P.ProtocolError, TimeoutError):
+            got = None
+        if got is None:
+            break
+        doc = got[0]
+        if doc.get("ok"):
+            answers += 1
+        else:
+            last = doc["error"]
+    s.close()
+    return {"answered": answers, "error": last}
+
+
 def main():
     conns = {0: Client()}
     for line in sys.stdin:
@@ -86,6 +114,8 @@ def main():
                 out = dict(_raw(base64.b64decode(c["data_b64"])), ok=True)
             elif cmd == "flood":
                 out = dict(_flood(c["n"]), ok=True)
+            elif cmd == "pipeline":
+                out = dict(_pipeline(c["n"]), ok=True)
             elif cmd == "pid":
                 out = {"ok": True, "pid": os.getpid(), "uid": os.getuid()}
             else:

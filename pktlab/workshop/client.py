@@ -77,15 +77,16 @@ class Client:
         with self._lock:
             if self.sock is None:
                 raise P.DaemonGone("this pktlabd connection is closed")
+            why = None
             try:
                 P.send_msg(self.sock, {"op": op, "args": args or {}}, blob)
+            except (BrokenPipeError, ConnectionResetError) as e:
+                why = e           # refused at the door (too many connections): its answer waits
+            try:
                 got = P.recv_msg(self.sock, P.MAX_REPLY_JSON, P.MAX_REPLY_BLOB,
                                  idle_s=self.timeout)
             except (BrokenPipeError, ConnectionResetError) as e:
-                got = None
-                why = e
-            else:
-                why = None
+                got, why = None, e
             if got is None:
                 self._drop()
                 raise P.DaemonGone(f"pktlabd at {self.path} closed the connection"

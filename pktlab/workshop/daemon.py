@@ -107,6 +107,8 @@ class Daemon:
         gid = self._gid()
         os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
         self._claim_path()
+        import shutil            # a killed daemon's request files (the path is ours now)
+        shutil.rmtree(os.path.join(self.state_dir, "tmp"), ignore_errors=True)
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
         old = os.umask(0o177)

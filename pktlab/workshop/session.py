@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import sys
@@ -49,6 +50,9 @@ class Limits:
     replay_frames: int = 500_000       # frames x loop of one replay
     replay_loop: int = 100
     batch_frames: int = 4096           # frames of one lab.step / lab.compare request
+    compiles: int = max(2, 2 * (os.cpu_count() or 1))   # hook programs compiled at once, all
+                                       # sessions together (a pool, not a lock: replays and
+                                       # everything else run side by side)
     wall_s: dict = field(default_factory=lambda: {
         "replay": 300, "run": 240, "verify": 120, "frames": 60, "open_lab": 90,
         "set_hooks": 90, "clean": 60, "default": 30})
@@ -156,8 +160,9 @@ class Session:
                     return
                 if not self._take_token():
                     self._answer_error(P.Refused(
-                        f"too many requests: at most {self.limits.rate:g} a second on one "
-                        f"connection (bursts of {self.limits.burst}); the connection is closed"))
+                        f"too many requests: more than {self.limits.burst} sent without waiting "
+                        f"for the answers, beyond {self.limits.rate:g} a second; the "
+                        "connection is closed"))
                     return
                 if not self._one(ops.OPS[op], op, doc, blob):
                     return
@@ -202,12 +207,18 @@ class Session:
             P.send_msg(self.conn, {"ok": False, "error": P.error_doc(e)})
 
     def _take_token(self):
+        """The rate limit: a burst, then `rate` requests a second. Past it, a client that
+        waits for each answer (a notebook stepping through a capture) is slowed down to the
+        rate; one that piles requests up without reading the answers is cut off."""
         now = time.monotonic()
         self._tokens = min(self.limits.burst,
                            self._tokens + (now - self._refill) * self.limits.rate)
         self._refill = now
         if self._tokens < 1:
-            return False
+            if select.select([self.conn], [], [], 0)[0]:
+                return False                     # more requests already waiting: a flood
+            time.sleep((1 - self._tokens) / self.limits.rate)
+            self._tokens, self._refill = 1.0, time.monotonic()
         self._tokens -= 1
         return True
 
@@ -304,6 +315,40 @@ class Session:
             signal.signal(signal.SIGTERM, old)
 
 
+@contextlib.contextmanager
+def hook_compile_slot(state_dir, slots):
+    """One of `slots` compile slots shared by every session (flock: freed if we die). Waiting
+    for one is not the request's own time: its wall clock stops meanwhile."""
+    d = os.path.join(state_dir, "locks")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    fds = [os.open(os.path.join(d, f"compile.{i}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                   0o600) for i in range(slots)]
+    left = None
+    try:
+        while True:
+            for fd in fds:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    continue
+            else:
+                if left is None:
+                    left = signal.setitimer(signal.ITIMER_REAL, 0)[0]
+                time.sleep(0.02)
+                continue
+            break
+        if left:
+            signal.setitimer(signal.ITIMER_REAL, left)
+            left = None
+        yield
+    finally:
+        if left:
+            signal.setitimer(signal.ITIMER_REAL, left)
+        for fd in fds:
+            os.close(fd)
+
+
 def _overran(signum, frame):
     raise Overran()
 
@@ -343,6 +388,9 @@ def run_session(conn, peer, cfg, keep_fds=()):
             signal.signal(s, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, _on_term)
+        import functools
+        from ..kernel import bpf
+        bpf.compile_gate = functools.partial(hook_compile_slot, cfg.state_dir, cfg.limits.compiles)
         if cfg.kprobe is not None:
             from ..kernel import hooks
             probed = cfg.kprobe
