@@ -245,6 +245,17 @@ def test_another_learners_lab_is_refused_and_ones_own_works(agents):
     assert not ns_exists(f"{lab}-dut")
 
 
+def test_lab_clean_all_removes_ones_own_labs_only(agents):
+    a, b = agents(0), agents(1)
+    theirs = b.ok("open_lab", hooks=[])["lab"]
+    mine = a.ok("open_lab", hooks=[])["lab"]
+    other = a.do(cmd="connect")["conn"]
+    assert a.ok("clean", conn=other)["removed"] == []          # nothing of mine is stale
+    assert a.ok("clean", conn=other, all=True)["removed"] == [mine]     # mine, on any connection
+    assert not ns_exists(f"{mine}-dut") and ns_exists(f"{theirs}-dut")  # never theirs
+    assert b.ok("close_lab", lab=theirs)["leftovers"] == []
+
+
 def test_an_interface_is_refused_and_ones_own_lab_gets_the_program(agents):
     require_hook("xdp")
     a = agents(0)
