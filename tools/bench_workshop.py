@@ -142,15 +142,21 @@ def remove_users(names):
         subprocess.run(["userdel", n], capture_output=True)
 
 
-def rss_kb(pid):
+def rss_kb(pid, field="VmRSS:", where="status"):
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{where}") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def pss_kb(pid):
+    """The process's proportional share of its pages: what the sessions really add (each is
+    forked from the daemon and shares its pages; RSS counts them once per process)."""
+    return rss_kb(pid, "Pss:", "smaps_rollup")
 
 
 def children(pid):
@@ -167,16 +173,17 @@ class Memory(threading.Thread):
     def __init__(self, pid):
         super().__init__(daemon=True)
         self.pid, self.stop = pid, threading.Event()
-        self.main_peak = self.total_peak = self.sessions_at_peak = 0
+        self.main_peak = self.total_peak = self.sessions_at_peak = self.pss_peak = 0
 
     def run(self):
-        while not self.stop.wait(0.25):
+        while not self.stop.wait(0.5):
             kids = children(self.pid)
             main = rss_kb(self.pid)
             total = main + sum(rss_kb(k) for k in kids)
             self.main_peak = max(self.main_peak, main)
             if total > self.total_peak:
                 self.total_peak, self.sessions_at_peak = total, len(kids)
+                self.pss_peak = pss_kb(self.pid) + sum(pss_kb(k) for k in kids)
 
 
 def start_daemon(tmp):
@@ -278,6 +285,7 @@ def bench(args, socket_path, daemon_pid):
         **tot, "failed": failed,
         "daemon_rss_mb": {"main_peak": round(mem.main_peak / 1024, 1),
                           "with_sessions_peak": round(mem.total_peak / 1024, 1),
+                          "with_sessions_pss_at_peak": round(mem.pss_peak / 1024, 1),
                           "sessions_at_peak": mem.sessions_at_peak},
     }
 
@@ -297,7 +305,9 @@ def text(doc):
         f"{doc['replays']} replays" + (f"; FAILED: {doc['failed']}" if doc["failed"] else ""),
         f"  daemon RSS: main {doc['daemon_rss_mb']['main_peak']} MB; with its sessions "
         f"{doc['daemon_rss_mb']['with_sessions_peak']} MB at the peak "
-        f"({doc['daemon_rss_mb']['sessions_at_peak']} sessions)"])
+        f"({doc['daemon_rss_mb']['sessions_at_peak']} sessions; their proportional share "
+        f"(PSS), shared pages counted once: {doc['daemon_rss_mb']['with_sessions_pss_at_peak']}"
+        " MB)"])
 
 
 def main():
