@@ -509,7 +509,7 @@ def test_not_root_and_no_daemon_the_cli_says_so(learners, tmp_path):
         assert "no daemon listens on " + nowhere in r.stderr and "Traceback" not in r.stderr
 
 
-# a notebook, as a learner --------------------------------------------------------------------------
+# a notebook, as a learner -------------------------------------------------------------------------
 NOTEBOOK = """
 import json, os
 import pktlab.lessons as pl
@@ -558,7 +558,7 @@ def test_three_learners_replay_at_once_without_cross_talk(tmp_path, daemon):
     assert doc["foreign"] == 0 and doc["distinct_labs"] == 3 and doc["failed"] == [], doc
 
 
-# the daemon's end ----------------------------------------------------------------------------------
+# the daemon's end ---------------------------------------------------------------------------------
 def test_sigterm_closes_every_lab_the_daemon_opened(learners):
     require_hook("xdp")
     import shutil

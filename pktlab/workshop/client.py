@@ -92,12 +92,13 @@ class Client:
                 raise P.DaemonGone(f"pktlabd at {self.path} closed the connection"
                                    + (f" ({why})" if why else "") + "; your labs there are "
                                    "closed; try again, or ask your instructor whether it runs")
-        doc, out = got
-        if not doc.get("ok"):
-            err = doc.get("error") or {}
-            if err.get("kind") in ("protocol", "timeout") or (
-                    err.get("kind") == "refused" and "connection is closed" in err.get("message", "")):
-                self._drop()
+            doc, out = got
+            err = None if doc.get("ok") else (doc.get("error") or {})
+            ended = err is not None and "connection is closed" in str(err.get("message"))
+            if err is not None and (err.get("kind") in ("protocol", "timeout") or ended
+                                    or why is not None):
+                self._drop()                       # the daemon has closed this connection
+        if err is not None:
             P.raise_error(err)
         return doc.get("result"), out
 
