@@ -34,7 +34,8 @@ first line and in --json's "capture" ({"frames", "complete": false, "damage"}).
 
 Modules: console (exit statuses, messages, signals), args (argument types and checks),
 commands (one function per command), cast (`pktlab cast`), step (`pktlab replay --step`),
-lessons (`pktlab lessons reset`), workshop (`pktlab workshop`).
+lessons (`pktlab lessons reset`), workshop (`pktlab workshop`), remote (not root and a pktlabd
+listening: replay, run, verify and lab clean go through it, with the same output).
 May import every other room.
 """
 
