@@ -389,6 +389,8 @@ def _msg(doc, blob=b""):
     (struct.pack(">4sII", b"PKL1", 2, 0) + b"[]", "not an object"),
     (_msg({"op": "load_program", "args": {"fd": 3}}), "unknown op"),
     (_msg({"op": "status", "args": "x"}), "not an object"),
+    (struct.pack(">4sII", b"PKL1", 200_000, 0) + b"[" * 100_000 + b"]" * 100_000,
+     "does not parse"),                                    # nested past Python's recursion
 ])
 def test_malformed_messages_are_answered_and_dropped_the_daemon_serves_on(agents, daemon,
                                                                           data, said):

@@ -108,7 +108,7 @@ def recv_msg(sock, max_json, max_blob, partial_s=PARTIAL_S, idle_s=None):
     sock.settimeout(None)
     try:
         doc = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:    # (nested past the stack)
         raise ProtocolError(f"a message's JSON does not parse: {e}") from None
     if not isinstance(doc, dict):
         raise ProtocolError("a message's JSON is not an object")
