@@ -211,7 +211,8 @@ static __always_inline int ct_filter(struct __sk_buff *skb, __u32 side)
 	struct pl_iphdr *iph;
 	struct pl_tcphdr *th;
 	struct ct_key k = {};
-	void *data, *data_end, *ip_end;
+	void *data_end;
+	__u32 ip_end;
 	__u32 cfg = CT_CFG_POLICY, policy;
 	__u32 *p;
 	int verdict = TC_ACT_OK;
@@ -222,12 +223,16 @@ static __always_inline int ct_filter(struct __sk_buff *skb, __u32 side)
 	policy = *p;
 	/* A paged skb shows only its linear part to direct access: pull the headers in first.
 	 * The pull invalidates every packet pointer, so data and data_end are read after it. */
+#ifndef PL_NO_PERFMON
 	if (skb->data_end - skb->data < skb->len && skb->data_end - skb->data < CT_HEADERS_MAX)
 		bpf_skb_pull_data(skb, skb->len < CT_HEADERS_MAX ? skb->len : CT_HEADERS_MAX);
-	data = (void *)(long)skb->data;
+#else
+	/* the same pull without subtracting packet pointers (see tc.bpf.c) */
+	if ((void *)(long)skb->data + CT_HEADERS_MAX > (void *)(long)skb->data_end)
+		bpf_skb_pull_data(skb, skb->len < CT_HEADERS_MAX ? skb->len : CT_HEADERS_MAX);
+#endif
 	data_end = (void *)(long)skb->data_end;
-	nh.pos = data;
-	nh.start = data;
+	nh = (struct hdr_cursor)PL_CURSOR(skb);
 	if (parse_ethhdr(&nh, data_end, &eth) != PL_ETH_P_IP ||
 	    parse_iphdr(&nh, data_end, &iph, &ip_end) != PL_IPPROTO_TCP ||
 	    (iph->frag & bpf_htons(0x1fff)) ||

@@ -34,14 +34,13 @@ BPF_PERCPU_ARRAY(stats, struct pl_pd_stat, (PD_PATHS_MAX + 1) * 2);
 
 static __always_inline int path_switch(struct __sk_buff *skb, __u32 dir)
 {
-	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct hdr_cursor nh = { .pos = data, .start = data };
+	struct hdr_cursor nh = PL_CURSOR(skb);
 	__u32 ifindex = skb->ifindex, zero = 0, *p, *mask, slot;
 	struct pl_pd_stat *st;
 	struct pl_ethhdr *eth;
 	struct pl_iphdr *iph;
-	void *ip_end;
+	__u32 ip_end;
 	int verdict = TC_ACT_UNSPEC;
 
 	p = paths.lookup(&ifindex);

@@ -114,9 +114,8 @@ static __always_inline __u8 first_verdict(struct pl_mp_cfg *c, __u32 path,
 
 int pktlab_mptcp_policy(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct hdr_cursor nh = { .pos = data, .start = data };
+	struct hdr_cursor nh = PL_CURSOR(skb);
 	struct pl_mp_join_key k = {};
 	struct pl_mp_path_stat *st;
 	struct pl_mp_join_ev *e;
@@ -125,7 +124,7 @@ int pktlab_mptcp_policy(struct __sk_buff *skb)
 	struct pl_tcphdr *th;
 	__u32 ifindex = skb->ifindex, zero = 0, path, *pp;
 	__u8 *opt, *known, verdict, why, again = 0, v;
-	void *ip_end;
+	__u32 ip_end;
 	int ret = TC_ACT_UNSPEC, tcplen;
 
 	pp = paths.lookup(&ifindex);

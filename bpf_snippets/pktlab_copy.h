@@ -25,11 +25,12 @@
 #define PL_KMASK_STR "4095"
 #define PL_KBUF (PL_KMASK + 1 + 512)
 
-/* The mask is an asm statement so that LLVM cannot fold it into neighbouring arithmetic:
- * the verifier must see the AND right before the pointer is rebuilt. */
+/* The cursor's pointer rebuilt from its offset, masked. The mask is an asm statement so that
+ * LLVM cannot fold it into neighbouring arithmetic: the verifier must see the AND right before
+ * the pointer is rebuilt. */
 #define PL_CLAMP(nh)                                                              \
 	do {                                                                      \
-		__u64 __off = (nh)->pos - (nh)->start;                            \
+		__u64 __off = (nh)->off;                                          \
 		asm volatile("%0 &= " PL_KMASK_STR : "+r"(__off));                \
 		(nh)->pos = (nh)->start + __off;                                  \
 	} while (0)

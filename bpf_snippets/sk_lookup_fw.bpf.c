@@ -18,15 +18,14 @@
 
 int sk_lookup_fw(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct hdr_cursor nh = { .pos = data, .start = data };
+	struct hdr_cursor nh = PL_CURSOR(skb);
 	struct bpf_sock_tuple t = {};
 	struct pl_ethhdr *eth;
 	struct pl_iphdr *iph;
 	struct pl_tcphdr *th;
 	struct bpf_sock *sk;
-	void *ip_end;
+	__u32 ip_end;
 	int verdict = TC_ACT_OK;
 
 	if (parse_ethhdr(&nh, data_end, &eth) != PL_ETH_P_IP)

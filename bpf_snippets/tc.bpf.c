@@ -36,8 +36,16 @@ int pktlab_tc(struct __sk_buff *skb)
 
 	/* A paged skb shows only its linear part to direct access: pull the headers in first.
 	 * (The pull invalidates packet pointers, so they are read after it.) */
+#ifndef PL_NO_PERFMON
 	if (skb->data_end - skb->data < skb->len && skb->data_end - skb->data < PL_TC_LINEAR)
 		bpf_skb_pull_data(skb, skb->len < PL_TC_LINEAR ? skb->len : PL_TC_LINEAR);
+#else
+	/* the same pull, asked without subtracting packet pointers: a linear part shorter than
+	 * PL_TC_LINEAR is pulled to min(len, PL_TC_LINEAR), which is nothing when it holds the
+	 * whole frame already */
+	if ((void *)(long)skb->data + PL_TC_LINEAR > (void *)(long)skb->data_end)
+		bpf_skb_pull_data(skb, skb->len < PL_TC_LINEAR ? skb->len : PL_TC_LINEAR);
+#endif
 	c = ctl.lookup(&cpu);
 	if (!c)
 		goto out;
@@ -62,9 +70,11 @@ int pktlab_tc(struct __sk_buff *skb)
 		r->vlan_depth = 1;
 		r->flags |= PL_F_VLAN_FROM_META;
 	}
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	pl_parse(data, data_end, r);
+	{
+		struct hdr_cursor nh = PL_CURSOR(skb);
+
+		pl_parse_cursor(nh, (void *)(long)skb->data_end, r, PL_ENTRY_ETH, 0);
+	}
 	pl_count(c, r->status);
 #ifndef PL_NO_RECORD
 	/* Fresh packet pointers for the fingerprint (see xdp.bpf.c). */

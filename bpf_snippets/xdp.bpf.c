@@ -9,6 +9,7 @@ int pktlab_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor nh = PL_CURSOR(ctx);
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct pl_ctl *c = ctl.lookup(&cpu);
 	struct pl_record *r;
@@ -36,8 +37,8 @@ int pktlab_xdp(struct xdp_md *ctx)
 #endif
 	r->ifindex = ctx->ingress_ifindex;
 	r->hook = PL_HOOK_XDP;
-	r->frame_len = data_end - data;
-	pl_parse(data, data_end, r);
+	r->frame_len = nh.len;
+	pl_parse_cursor(nh, data_end, r, PL_ENTRY_ETH, 0);
 	pl_count(c, r->status);
 #ifndef PL_NO_RECORD
 	/* Fresh packet pointers for the fingerprint: the parse's carry a different proven length
@@ -45,7 +46,7 @@ int pktlab_xdp(struct xdp_md *ctx)
 	pl_barrier();
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	pl_identify(r, data, data_end, data_end - data);
+	pl_identify(r, data, data_end, nh.len);
 	pl_commit(c);
 #endif
 out:

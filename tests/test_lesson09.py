@@ -10,22 +10,13 @@ from pktlab.lessons.exercises import ex09
 
 #: the words of the explanation each mistake must get (pktlab.kernel.verifier's patterns)
 EXPECTED = {       # (the kind of refusal, the line of the mistake in the variant)
-    "forgot_release": ("reference leak", 44),
-    "release_one_branch": ("reference leak on a path", 44),
-    "use_after_release": ("use after release", 51),
-    "double_release": ("released twice", 53),
-    "read_before_null_check": ("NULL not checked", 46),
-    "release_without_null_check": ("NULL not checked", 46),
+    "forgot_release": ("reference leak", 43),
+    "release_one_branch": ("reference leak on a path", 43),
+    "use_after_release": ("use after release", 50),
+    "double_release": ("released twice", 52),
+    "read_before_null_check": ("NULL not checked", 45),
+    "release_without_null_check": ("NULL not checked", 45),
 }
-
-
-#: the firewall builds on pktlab_parse.h, whose IPv4/TCP parse moves packet pointers by header
-#: lengths: the learner loader (CAP_BPF + CAP_NET_ADMIN, no CAP_PERFMON) refuses that at line 32
-#: until the parser keeps its offsets as scalars (issue 15: the parser change comes next).
-#: strict: the day the firewall loads, these pass and the mark must go
-NEEDS_SCALAR_PARSER = pytest.mark.xfail(
-    strict=True, reason="pktlab_parse.h's variable pointer advances refuse under the learner "
-    "loader (tools/learner_refusals.py); the parser change is next (issue 15)")
 
 
 def test_every_mistake_is_one_edit_of_the_shipped_firewall():
@@ -36,7 +27,6 @@ def test_every_mistake_is_one_edit_of_the_shipped_firewall():
         assert abs(len(v.splitlines()) - len(shipped.splitlines())) <= 4, name
 
 
-@NEEDS_SCALAR_PARSER
 @pytest.mark.parametrize("name", sorted(ex09.MISTAKES))
 def test_each_mistake_is_refused_and_explained(name):
     require_hook("tc-ingress")
@@ -51,7 +41,6 @@ def test_each_mistake_is_refused_and_explained(name):
     assert ("bpf_sk_lookup_tcp" if "leak" in kind else "sk") in src, src
 
 
-@NEEDS_SCALAR_PARSER
 def test_the_shipped_firewall_passes_the_checker_and_a_broken_one_does_not():
     require_hook("tc-ingress")
     assert exercises.check_lookup(ex09.firewall_source()).passed

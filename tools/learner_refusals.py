@@ -4,11 +4,12 @@
 
 Learner programs are loaded with CAP_BPF and CAP_NET_ADMIN only (pktlab/kernel/loader.py), and
 everything a learner builds on (the parser header above all) must load that way too. This
-loads bpf_snippets/xdp.bpf.c and tc.bpf.c (with the flags pktlab compiles them with) through
-the learner loader, each with its pktlab headers inlined (so that the verifier's stop maps to
-a line of the header it is in, not to the #include), and prints the verifier's complaint at
-the header's own file:line. The verifier stops at the first refusal: fix it (in a copy, with
---snippets) and run again for the next. Exit 0 when every program loads.
+loads bpf_snippets/xdp.bpf.c and tc.bpf.c (with the flags pktlab compiles them with, and the
+learner build's own: the loader adds -DPL_NO_PERFMON) through the learner loader, each with its
+pktlab headers inlined (so that the verifier's stop maps to a line of the header it is in, not
+to the #include), and prints the verifier's complaint at the header's own file:line. The
+verifier stops at the first refusal: fix it (in a copy, with --snippets) and run again for the
+next. Exit 0 when every program loads.
 """
 
 import argparse

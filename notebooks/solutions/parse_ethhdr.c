@@ -8,6 +8,7 @@ PL_INLINE int parse_ethhdr(struct hdr_cursor *nh, void *data_end, struct pl_ethh
 	if ((void *)(eth + 1) > data_end)
 		return -PL_ST_TRUNCATED;
 	nh->pos = eth + 1;
+	nh->off += sizeof(*eth);
 	*out = eth;
 	return bpf_ntohs(eth->proto);
 }

@@ -43,6 +43,12 @@ from .sandbox import Limits
 ACCOUNT = "pktlab-loader"
 #: what a learner's test run may repeat (BPF_PROG_TEST_RUN's repeat)
 TEST_RUN_REPEAT_MAX = 10_000
+#: defined in every learner build: pktlab's headers (bpf_snippets/pktlab_parse.h) then keep to
+#: what the verifier allows a program loaded without CAP_PERFMON (no packet pointer subtracted
+#: from another, or moved by a number computed at run time); PL_PROG_XDP too for an XDP
+#: program (the headers read the frame with XDP's helpers then, else with the skb's)
+NO_PERFMON_DEFINE = "PL_NO_PERFMON"
+XDP_DEFINE = "PL_PROG_XDP"
 #: the largest message a worker may send (the verifier's log is at most 16 MiB)
 MAX_FRAME = 48 << 20
 MAX_FDS = 65
@@ -348,6 +354,14 @@ def _ended_badly(ended, limits, phase):
     return None
 
 
+def learner_defines(defines, prog_type):
+    """The -D flags a learner build gets: the request's, NO_PERFMON_DEFINE (the worker has no
+    CAP_PERFMON, whoever asks) and, for an XDP program, XDP_DEFINE."""
+    ours = (NO_PERFMON_DEFINE, XDP_DEFINE) if prog_type == "XDP" else (NO_PERFMON_DEFINE,)
+    return (*[d for d in defines if d.split("=")[0] not in (NO_PERFMON_DEFINE, XDP_DEFINE)],
+            *ours)
+
+
 def load(req, limits=None):
     """Compile and load `req` (progload.LoadRequest) in a restricted worker: (Attempt,
     LearnerProgram or None). The Attempt is what progload.attempt would say, or a refusal of
@@ -355,10 +369,11 @@ def load(req, limits=None):
     limits = limits or Limits()
     snippets = resources.snippets_dir()
     text = req.text.decode(errors="replace")
+    defines = [check_define(d) for d in learner_defines(req.defines, req.prog_type)]
     job = {"op": "load", "request": {
         "text": req.text.decode("latin-1"), "name": req.name, "prog_type": req.prog_type,
         "func": req.func, "include_dirs": [d for d in req.include_dirs if d == snippets]
-        or [snippets], "defines": [check_define(d) for d in req.defines]}}
+        or [snippets], "defines": defines}}
     last, fds, conv, ended = run_worker(job, limits)
     try:
         if conv.refusal is not None:          # a map refused at BPF_MAP_CREATE

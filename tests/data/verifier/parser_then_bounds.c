@@ -5,9 +5,8 @@
 
 int after_eth(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct hdr_cursor nh = { .pos = data, .start = data };
+	struct hdr_cursor nh = PL_CURSOR(ctx);
 	struct pl_ethhdr *eth;
 	__u8 *next;
 
