@@ -560,6 +560,60 @@ def test_three_learners_replay_at_once_without_cross_talk(tmp_path, daemon):
     assert doc["foreign"] == 0 and doc["distinct_labs"] == 3 and doc["failed"] == [], doc
 
 
+# where the daemon keeps its state -----------------------------------------------------------------
+def _as(user, *argv):
+    return subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+                           "--clear-groups", *argv], capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("trap", ["state dir made first", "socket dir theirs"])
+def test_a_state_dir_a_learner_could_write_is_refused_a_roots_own_is_used(learners, trap):
+    """A socket in a directory learners share (a sticky /tmp, or one a learner owns): a learner
+    who made PATH.d first (its owner: they could plant a symlink where root writes
+    sessions.json, locks and capture bytes), or who owns the directory (they could swap PATH.d
+    after any check), gets a daemon that refuses to start; the control, a root-owned PATH.d in
+    a sticky directory, is used."""
+    import shutil
+    u = learners[0]
+    top = _public_dir()
+    os.chmod(top, 0o755)
+    shared = os.path.join(top, "shared")
+    try:
+        os.mkdir(shared)
+        os.chmod(shared, 0o1777)                               # like /tmp
+        if trap == "socket dir theirs":
+            shared = os.path.join(shared, "theirs")
+            assert _as(u, "mkdir", "-m", "0755", shared).returncode == 0
+        path = os.path.join(shared, "pktlabd.sock")
+        if trap == "state dir made first":
+            assert _as(u, "mkdir", "-m", "0777", path + ".d").returncode == 0
+        proc = subprocess.Popen([sys.executable, "-m", "pktlab.workshop.daemon", "--socket",
+                                 path], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        listening = proc.poll() is None
+        if listening:
+            proc.terminate()                   # (it started in the trap: the test fails below)
+        out, err = proc.communicate(timeout=60)
+        assert not listening and proc.returncode == 2, (trap, err[-2000:])
+        assert "pktlabd leaves it alone" in err and len(err.splitlines()) == 1, err
+        assert not os.path.exists(path)
+        shutil.rmtree(os.path.join(top, "shared"))
+        os.mkdir(os.path.join(top, "shared"))                  # the control: nothing made first
+        os.chmod(os.path.join(top, "shared"), 0o1777)
+        d = Daemon(os.path.join(top, "shared"))
+        try:
+            st = os.lstat(d.path + ".d")
+            assert st.st_uid == 0 and (st.st_mode & 0o7777) == 0o700
+            assert _as(u, "touch", d.path + ".d/x").returncode != 0
+        finally:
+            assert d.stop() == []
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 # the daemon's end ---------------------------------------------------------------------------------
 def test_sigterm_closes_every_lab_the_daemon_opened(learners):
     require_hook("xdp")

@@ -103,9 +103,25 @@ class Daemon:
         raise ValueError(f"a pktlabd already listens on {self.path}; stop it first, or choose "
                          "another --socket")
 
+    def _own_dir(self, path, sticky_ok):
+        """`path` is a directory (not a symlink) only root may change: root's own, not group-
+        or world-writable (sticky_ok: unless sticky, like /tmp, where no one else may rename or
+        remove root's entries). Else a learner could swap the state directory, or plant a
+        symlink where root writes sessions.json, lock files and capture bytes."""
+        import stat
+        st = os.lstat(path)
+        loose = st.st_mode & 0o022 and not (sticky_ok and st.st_mode & stat.S_ISVTX)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or loose:
+            raise ValueError(f"{path} is not root's own directory (a symlink, another user's, "
+                             "or writable by others); pktlabd leaves it alone: remove it, or "
+                             "choose another --socket")
+
     def setup(self):
         gid = self._gid()
         os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+        self._own_dir(os.path.dirname(self.path), sticky_ok=True)
+        if os.path.lexists(self.state_dir):
+            self._own_dir(self.state_dir, sticky_ok=False)
         self._claim_path()
         import shutil            # a killed daemon's request files (the path is ours now)
         shutil.rmtree(os.path.join(self.state_dir, "tmp"), ignore_errors=True)
