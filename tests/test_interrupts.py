@@ -2,9 +2,10 @@
 
 The sender thread's start/wait/close are checked in every state an interrupt can leave them in
 (deterministically, by interrupting Thread.start itself); then real `pktlab replay` processes
-get SIGINT or SIGTERM at 40 moments spread over their whole life (interpreter start, capture
-check, lab up, compile, attach, paced and unpaced sends, judging, teardown), and every lab,
-namespace and process of each run must be gone.
+get SIGINT or SIGTERM at 16 moments spread over their whole life, timed from what the run does
+(main() started, its hooks attached, its first hook taken away): capture check, lab up,
+compile, attach, paced and unpaced sends, judging, teardown; every lab, namespace and process
+of each run must be gone.
 """
 
 import json
@@ -232,42 +233,91 @@ def _main_started(pid, timeout=60):
     return False
 
 
-def _one_run(cap, delay, signum, paced, watch):
+def _hooked(pid):
+    """Whether process `pid` holds the kprobe hook's attachment, the last of the four hooks a
+    replay attaches and the first it takes away: a BPF link (raw tracepoint, fentry) or a perf
+    event (kprobe)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in ("anon_inode:bpf_link",
+                                                       "anon_inode:[perf_event]"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _until(cond, p, timeout=300):
+    """Poll every 2 ms until cond() or process p ended (then the signal finds it finished)."""
+    deadline = time.monotonic() + timeout
+    while p.poll() is None and time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+#: when each run gets its signal: (the run's event it is timed from, seconds after it). main:
+#: pktlab's main() started (the capture check, the lab being made, then the programs being
+#: compiled and loaded, all timed from main() on any machine: lab up takes 0.3 to 1 s); hooked:
+#: the hooks attached (sends, paced or not, and the judging that overlaps them: 5,340 frames,
+#: 1 s paced); unhooked: the first hook taken away (the rest of the teardown: the other hooks,
+#: the lab). Timed from what the run does, not from a clock alone: on a loaded machine the
+#: compile alone takes longer than the whole run on a quiet one.
+#: A run timed from main() is cheap (it ends inside the compile); one timed from its hooks
+#: compiles and loads all six programs first (about 10 s of CPU here), hence fewer of those.
+MOMENTS = ([("main", d) for d in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8, 1.2, 2.0)] +
+           [("hooked", d) for d in (0.0, 0.3, 0.7)] +
+           [("unhooked", d) for d in (0.0, 0.05)])
+
+
+def _one_run(cap, moment, signum, paced, watch):
     args = [PKTLAB, "replay", cap, "--loop", "20"] + (["--pps", "5000"] if paced else [])
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          cwd=REPO)
+    anchor, delay = moment
     _main_started(p.pid)
+    if anchor in ("hooked", "unhooked"):
+        _until(lambda: _hooked(p.pid), p)
+    if anchor == "unhooked":
+        _until(lambda: not _hooked(p.pid), p)
     time.sleep(delay)
     p.send_signal(signum)
     out, err = p.communicate(timeout=120)
-    return {"delay": delay, "signal": signum, "paced": paced, "pid": p.pid,
+    return {"moment": moment, "signal": signum, "paced": paced, "pid": p.pid,
             "rc": p.returncode, "out": out, "err": err}
 
 
-def test_sigint_and_sigterm_at_40_moments_of_a_replay(tmp_path):
-    """40 moments from 0 to 3.9 s after pktlab's main() started (a run lasts about 5 s here:
-    argument and capture checks, lab, compile and attach of the four hooks, 5,340 frames sent,
-    judged, torn down; longer with three at once), every fourth one SIGTERM, every other one
-    paced. Each run: exit 130 with exactly one stderr line (or 0/1 and nothing on stderr if it
-    finished first), never a traceback; none of its labs, namespaces, host qdiscs or processes
-    left."""
+def test_sigint_and_sigterm_at_16_moments_of_a_replay(tmp_path):
+    """16 moments of a replay's whole life (MOMENTS: argument and capture checks, the lab,
+    compile and attach of the four hooks, sends paced and not, judging, the teardown), three
+    runs at a time; each four in a row are SIGINT unpaced, SIGTERM paced, SIGTERM unpaced,
+    SIGINT paced. Each run: exit 130 with exactly one stderr line (or 0/1 and nothing on stderr
+    if it finished first), never a traceback; none of its labs, namespaces, host qdiscs or
+    processes left; runs were interrupted after each of the three events. (It was 40 moments
+    0 to 3.9 s after main() started, by the clock alone: with three at once on this VM the
+    compile and attach of the four hooks take longer than that, so none reached the sends.)"""
     for h in ("xdp", "tc-ingress", "tc-egress", "kprobe"):
         require_hook(h)
     token = f"interrupt-{uuid.uuid4().hex[:8]}"
     cap = str(tmp_path / f"{token}.pcap")
     shutil.copy(os.path.join(PCAPS, "flows.pcap"), cap)
     qdiscs_before = _clsact_on_host()
-    delays = [0.1 * i for i in range(40)]
     watch = OwnerWatch()
     try:
         with ThreadPoolExecutor(max_workers=3) as pool:
             runs = list(pool.map(lambda i: _one_run(
-                cap, delays[i], signal.SIGTERM if i % 4 == 3 else signal.SIGINT, i % 2 == 1,
-                watch), range(40)))
+                cap, MOMENTS[i], signal.SIGTERM if i % 4 in (1, 2) else signal.SIGINT,
+                i % 2 == 1, watch), range(len(MOMENTS))))
     finally:
         watch.stop()
     wrong = []
     outcomes = {}
+    hit = set()
     for r in runs:
         rc, err = r["rc"], r["err"]
         if rc == 130:
@@ -283,8 +333,10 @@ def test_sigint_and_sigterm_at_40_moments_of_a_replay(tmp_path):
         left = {n: leftovers(n) for n in labs if leftovers(n)}
         ok = ok and not left
         outcomes[kind] = outcomes.get(kind, 0) + 1
+        if kind == "interrupted":
+            hit.add(r["moment"][0])
         if not ok:
-            wrong.append((round(r["delay"], 2), r["signal"], r["paced"], rc, err[-500:], left))
+            wrong.append((r["moment"], r["signal"], r["paced"], rc, err[-500:], left))
     made = set().union(*[watch.labs.get(r["pid"], set()) for r in runs])
     in_ip = _netns_names()
     assert not [n for n in made if f"{n}-src" in in_ip or f"{n}-dut" in in_ip]
@@ -298,7 +350,70 @@ def test_sigint_and_sigterm_at_40_moments_of_a_replay(tmp_path):
     assert _clsact_on_host() == qdiscs_before
     print(f"outcomes: {outcomes}; labs made: {len(made)}")
     assert not wrong, wrong
-    assert outcomes.get("interrupted", 0) >= 20, outcomes      # most moments hit a live run
+    assert outcomes.get("interrupted", 0) >= 12, outcomes      # most moments hit a live run
+    assert hit == {"main", "hooked", "unhooked"}, (hit, outcomes)   # in every part of it
+
+
+def _attached_in(lab):
+    """XDP programs, clsact qdiscs and TC filters on the lab's two veth ends."""
+    found = []
+    for ns, dev in ((lab.ns_src, lab.if_src), (lab.ns_dut, lab.if_dut)):
+        link = subprocess.run(["ip", "-n", ns, "-d", "link", "show", "dev", dev],
+                              capture_output=True, text=True, check=True).stdout
+        found += [f"{dev} xdp" for ln in link.splitlines() if "prog/xdp" in ln]
+        qd = subprocess.run(["tc", "-n", ns, "qdisc", "show", "dev", dev], capture_output=True,
+                            text=True, check=True).stdout
+        found += [f"{dev} {ln}" for ln in qd.splitlines() if "clsact" in ln]
+    return found
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["own-lab", "given-lab"])
+def test_ctrl_c_as_the_hooks_are_taken_away_still_removes_them_and_the_lab(monkeypatch, given):
+    """Ctrl-C just after a replay took its first hook away (found by the moments test above,
+    timed from that event: exit 130, 'everything this run made has been removed', and the
+    lab and its namespaces left; or a traceback from inside pyroute2): a replay's own lab takes
+    the hooks away and goes with Ctrl-C held until it is gone, then the interrupt comes; in a
+    lab it was given, the interrupt comes at once, the other hooks are still taken away and
+    the lab stays, bare."""
+    hooks = ("xdp", "tc-ingress", "tc-egress", "kprobe")
+    for h in hooks:
+        require_hook(h)
+    from pktlab.kernel import attach
+    from pktlab.lab import Lab, list_labs
+    from pktlab.replay.run import replay
+    real = attach.TracingAttachment.close       # the kprobe hook's: the first taken away
+    landed = []
+
+    def close(self):
+        real(self)
+        if not landed:
+            landed.append(_attached_in(lab) if given else ["own"])
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+            landed.append("held")               # not reached if the interrupt came here
+    monkeypatch.setattr(attach.TracingAttachment, "close", close)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mine = []
+
+    def progress(done):
+        mine.extend(s.name for s in list_labs() if s.owner_pid == os.getpid())
+    frame = bytes.fromhex("020000000002020000000001") + b"\x08\x06" + bytes(28)
+    lab = Lab(prefix="plint").up() if given else None
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            replay([frame] * 10, hooks=hooks, progress=progress, lab=lab)
+        assert landed and mine, "the interrupt did not land in the teardown"
+        if given:
+            assert len(landed[0]) == 3, landed           # XDP and two clsact were still there
+            assert landed[1:] == [] and _attached_in(lab) == [] and not lab.closed
+        else:
+            assert landed[1:] == ["held"]
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if lab is not None:
+            lab.close()
+    assert {n: leftovers(n) for n in mine if leftovers(n)} == {}
+    assert not [s.name for s in list_labs() if s.owner_pid == os.getpid()]
 
 
 def test_a_signal_that_lands_in_an_at_fork_handler_still_interrupts():

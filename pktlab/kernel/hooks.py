@@ -187,7 +187,7 @@ class HookSet(Owned):
         for hook in reversed(list(self.attachments)):
             try:
                 self.attachments.pop(hook).close()
-            except Exception as e:
+            except BaseException as e:      # an interrupt too: the others still go first
                 errors.append(e)
         for hook in list(self.programs):
             prog = self.programs.pop(hook)

@@ -105,12 +105,17 @@ class Replayer(Owned):
         return self
 
     def _release(self):
-        if self.injector is not None:
-            self.injector.close()
-        if self.hooks is not None:
-            self.hooks.close()
-        if self._own_lab:
-            self.lab.close()
+        # a lab of our own takes the hooks away itself (they are its own: HookSet.open), with
+        # Ctrl-C and SIGTERM held until it is gone: an interrupt landing while a hook was taken
+        # away used to leave the other hooks and the lab (and could land inside pyroute2)
+        try:
+            if self.injector is not None:
+                self.injector.close()
+        finally:
+            if self._own_lab:
+                self.lab.close()
+            elif self.hooks is not None:
+                self.hooks.close()
 
     @property
     def via(self):
