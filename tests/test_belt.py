@@ -229,7 +229,17 @@ def test_the_sockhash_is_freed_and_the_cgroup_removed_with_the_belt(clean):
 
 # --- bad input, interrupts, a killed owner ------------------------------------------------
 
-def test_a_busy_port_is_said_in_one_line_and_nothing_is_left(clean):
+def _belt_here(capsys, *args):
+    """`pktlab belt ARGS` through the CLI's main() in this process (the programs the tests
+    above compiled are reused): (exit status, stdout, stderr)."""
+    from pktlab.cli import main
+    capsys.readouterr()
+    rc = main(["belt", *args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_a_busy_port_is_said_in_one_line_and_nothing_is_left(clean, capsys):
     require("cgroup-ingress")
     r = subprocess.run([PKTLAB, "lab", "up", "--prefix", "plbelt", "--json"],
                        capture_output=True, text=True, check=True)
@@ -240,16 +250,16 @@ def test_a_busy_port_is_said_in_one_line_and_nothing_is_left(clean):
                                      "s.bind(('',8080)); s.listen(); print(1,flush=True); "
                                      "time.sleep(60)"], stdout=subprocess.PIPE)
         squatter.stdout.readline()
-        r = pktlab("belt", "--lab", name)
-        assert r.returncode == 2, r.stderr
-        assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
-        assert "port is busy" in r.stderr and "8080" in r.stderr
+        rc, out, err = _belt_here(capsys, "--lab", name)
+        assert rc == 2, err
+        assert out == "" and len(err.strip().splitlines()) == 1
+        assert "port is busy" in err and "8080" in err
         from pktlab.lab.state import LabState
         assert "cgroup" not in LabState.load(name).extra      # the belt's cgroup is gone
         assert _children_running() == []
-        r = pktlab("belt", "--lab", name, "--port", "8081", "--json")   # the lab still works
-        assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout)["ok"]
+        rc, out, err = _belt_here(capsys, "--lab", name, "--port", "8081", "--json")
+        assert rc == 0, err                                   # the lab still works
+        assert json.loads(out)["ok"]
         squatter.kill()
         squatter.wait()
     finally:
@@ -257,12 +267,12 @@ def test_a_busy_port_is_said_in_one_line_and_nothing_is_left(clean):
 
 
 @pytest.mark.parametrize("traffic", ["http", "udp"])
-def test_a_client_that_cannot_connect_exits_2_and_leaves_nothing(traffic, clean):
+def test_a_client_that_cannot_connect_exits_2_and_leaves_nothing(traffic, clean, capsys):
     require("cgroup-ingress")
-    r = pktlab("belt", "--traffic", traffic, "--to-port", "9999")
-    assert r.returncode == 2, r.stderr
-    assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
-    assert "connection refused" in r.stderr and "9999" in r.stderr
+    rc, out, err = _belt_here(capsys, "--traffic", traffic, "--to-port", "9999")
+    assert rc == 2, err
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert "connection refused" in err and "9999" in err
 
 
 def test_no_cgroup_v2_exits_2_with_the_mount_command(tmp_path, monkeypatch, capsys, clean):
