@@ -59,14 +59,14 @@ def learners():
 
 
 class Daemon:
-    def __init__(self, tmp):
+    def __init__(self, tmp, *options):
         os.chmod(tmp, 0o755)
         self.dir = tmp
         self.path = os.path.join(tmp, "pktlabd.sock")
         self.log = open(os.path.join(tmp, "pktlabd.log"), "w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "pktlab.workshop.daemon",
-                                      "--socket", self.path], cwd=REPO, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                      "--socket", self.path, *options], cwd=REPO,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while not self.answers():
             assert self.proc.poll() is None, self.text()
@@ -129,12 +129,13 @@ def daemon(learners):
 class Agent:
     """A learner's process talking to the daemon (tests/workshop_agent.py), as `user`."""
 
-    def __init__(self, user, socket_path):
+    def __init__(self, user, socket_path, groups=False):
         self.user = user
         env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PKTLAB_SOCKET": socket_path,
                "PYTHONPATH": REPO, "LC_ALL": "C.UTF-8"}
         self.proc = subprocess.Popen(
-            ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
+            ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+             "--init-groups" if groups else "--clear-groups",
              sys.executable, AGENT], cwd=REPO, env=env, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -374,6 +375,39 @@ def test_a_flood_is_cut_off_and_the_other_learner_is_served(agents, daemon):
     assert doc["hooks"]["xdp"]["agree"] == 5 and doc["leftovers"] == []
     assert a.ok("status")["pid"] == daemon.proc.pid              # and the flooder's first one
     assert daemon.proc.poll() is None
+
+
+def test_idle_connections_of_one_learner_leave_the_others_their_share(learners):
+    """With --group, a learner's most is their share of the total (here 8 // 2 learners = 4):
+    one learner holding idle connections (a notebook's waits for ever) is refused the fifth
+    while the other still gets their four. (Before, 16 learners x 8 idle connections filled
+    the 128 for everyone else.)"""
+    import shutil
+    group = f"pktlab-tg-{secrets.token_hex(3)}"
+    subprocess.run(["groupadd", "--system", group], check=True, capture_output=True)
+    d = agents_ = None
+    try:
+        for u in learners:
+            subprocess.run(["usermod", "--append", "--groups", group, u.pw_name], check=True,
+                           capture_output=True)
+        d = Daemon(_public_dir(), "--group", group, "--max-connections", "8")
+        agents_ = [Agent(u, d.path, groups=True) for u in learners]
+        a, b = agents_
+        conns = [0] + [a.do(cmd="connect")["conn"] for _ in range(3)]
+        assert all(a.call("status", conn=c)["ok"] for c in conns)
+        r = a.do(cmd="raw", data_b64=base64.b64encode(_msg({"op": "status"})).decode())
+        said = r["reply"].get("error") or {}                     # the fifth: refused
+        assert said.get("kind") == "refused" and "too many connections" in said["message"] \
+            and "(4:" in said["message"], r
+        mine = [0] + [b.do(cmd="connect")["conn"] for _ in range(3)]   # the control: b's four
+        assert all(b.call("status", conn=c)["ok"] for c in mine)
+    finally:
+        for x in agents_ or []:
+            x.close()
+        if d is not None:
+            assert d.stop() == []
+            shutil.rmtree(d.dir, ignore_errors=True)
+        subprocess.run(["groupdel", group], capture_output=True)
 
 
 def _msg(doc, blob=b""):

@@ -13,7 +13,9 @@ The main loop watches three things per session: the session's own pidfd (it ende
 labs it still owns are removed by a cleaner child), the client's pidfd (the client died, e.g.
 a notebook kernel killed mid-replay: the session gets SIGTERM, unwinds and closes its labs; a
 SIGKILL follows after TERM_GRACE_S) and the listening socket. It refuses a connection beyond
-the per-learner or total session limits (with an answer saying so). On SIGTERM or SIGINT it
+the per-learner or total session limits (with an answer saying so); with --group a learner's
+most is also their share of the total (--max-connections // the group's members), so a few
+learners holding idle connections cannot fill it for the rest. On SIGTERM or SIGINT it
 ends every session the same way, removes whatever labs they owned, removes its socket, and
 exits: nothing is left.
 
@@ -264,10 +266,12 @@ class Daemon:
             self._refuse(conn, f"pktlabd is serving {len(self.sessions)} connections, its "
                                "most; try again in a moment")
             return
-        if uid != 0 and mine >= self.limits.sessions:
+        most = self._per_learner()
+        if uid != 0 and mine >= most:
             self._refuse(conn, f"too many connections: you (uid {uid}) have {mine} open to "
-                               f"pktlabd, the most a learner may; close one (a notebook's "
-                               "labs: pl.close_all()) and try again")
+                               f"pktlabd, the most a learner may ({most}: the "
+                               f"{self.limits.max_sessions} shared by the group's learners); "
+                               "close one (a notebook's labs: pl.close_all()) and try again")
             return
         client_pidfd = self._client_pidfd(conn, pid)
         try:
@@ -284,6 +288,18 @@ class Daemon:
         if client_pidfd is not None:
             self.sel.register(client_pidfd, selectors.EVENT_READ, ("client", s))
         self._write_sessions()
+
+    def _per_learner(self):
+        """Connections one learner may hold: --connections, and with --group no more than
+        the group's members' share of the total, so learners holding idle connections (a
+        notebook's connection waits for ever) cannot fill the total for the others."""
+        most = self.limits.sessions
+        if self.group is not None:
+            import grp
+            with contextlib.suppress(KeyError):
+                members = len(grp.getgrnam(self.group).gr_mem)
+                most = min(most, max(1, self.limits.max_sessions // max(1, members)))
+        return most
 
     @staticmethod
     def _client_pidfd(conn, pid):
@@ -441,15 +457,21 @@ def main(argv=None):
                    help=f"labs a learner may have open at once (default {Limits.labs})")
     p.add_argument("--connections", type=int, default=Limits.sessions,
                    help=f"connections a learner may have at once (default {Limits.sessions})")
+    p.add_argument("--max-connections", type=int, default=Limits.max_sessions,
+                   help=f"connections at once, all learners (default {Limits.max_sessions}); "
+                        "with --group each learner's share of it is their most")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("pktlabd: needs root (it makes namespaces and loads programs for learners); "
               "start it with sudo, or through `pktlab workshop up`", file=sys.stderr)
         return 2
-    if not 1 <= args.labs <= 64 or not 1 <= args.connections <= 64:
-        print("pktlabd: --labs and --connections are 1..64", file=sys.stderr)
+    if not 1 <= args.labs <= 64 or not 1 <= args.connections <= 64 or \
+            not 1 <= args.max_connections <= 1024:
+        print("pktlabd: --labs and --connections are 1..64, --max-connections 1..1024",
+              file=sys.stderr)
         return 2
-    d = Daemon(args.socket, args.group, Limits(labs=args.labs, sessions=args.connections))
+    d = Daemon(args.socket, args.group, Limits(labs=args.labs, sessions=args.connections,
+                                               max_sessions=args.max_connections))
     try:
         d.serve()
     except (ValueError, OSError) as e:
