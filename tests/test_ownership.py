@@ -288,12 +288,15 @@ for i in range(int(sys.argv[1])):
 print(json.dumps({"bad": bad, "names": names}), flush=True)
 """
 
+# cleans until its stdin closes (the builders are done), at most argv[1] seconds
 CLEANER = r"""
-import json, sys, time
+import json, sys, threading, time
 from pktlab.lab import clean_stale
 removed, errors = set(), []
+done = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
 deadline = time.monotonic() + float(sys.argv[1])
-while time.monotonic() < deadline:
+while not done.is_set() and time.monotonic() < deadline:
     try:
         removed.update(n for n in clean_stale() if n.startswith("plrace"))
     except Exception as e:
@@ -312,13 +315,16 @@ os._exit(0)            # no close: a stale lab for the cleaners
 
 def test_labs_being_built_survive_concurrent_cleans():
     """Builders, cleaners (library and CLI) and owners that die with their lab up, all at once.
-    Every lab must stay whole while its owner lives; every stale one must go."""
+    Every lab must stay whole while its owner lives; every stale one must go. The cleaners
+    clean until the builders are done (they cleaned for a fixed 12 s: longer than the builders
+    on a quiet machine, shorter on a loaded one)."""
     require_root()
     py = [sys.executable, "-c"]
     builders = [subprocess.Popen([*py, BUILDER, "8"], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True, cwd=REPO) for _ in range(3)]
-    cleaners = [subprocess.Popen([*py, CLEANER, "12"], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, cwd=REPO) for _ in range(2)]
+    cleaners = [subprocess.Popen([*py, CLEANER, "200"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 cwd=REPO) for _ in range(2)]
     dead = []
     cli_errors = []
     try:
@@ -329,6 +335,8 @@ def test_labs_being_built_survive_concurrent_cleans():
             if r.returncode != 0:
                 cli_errors.append(r.stderr)
         built = [json.loads(b.communicate(timeout=240)[0] or "{}") for b in builders]
+        assert all(c.poll() is None for c in cleaners), "a cleaner ended before the builders"
+        # communicate() closes their stdin: that stops them
         cleaned = [json.loads(c.communicate(timeout=240)[0] or "{}") for c in cleaners]
         died = [d.communicate(timeout=120)[0].strip() for d in dead]
     finally:
