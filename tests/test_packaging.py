@@ -3,6 +3,8 @@
 import os
 import re
 
+import pytest
+
 from conftest import REPO
 
 try:
@@ -49,6 +51,12 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
 
 # --- the wheel: an installed (non-editable) pktlab carries every room and its data ----------
 
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    """The wheel, built once for the tests below (each built its own: 10 s and more)."""
+    return _wheel(tmp_path_factory.mktemp("wheel"))
+
+
 def _wheel(tmp_path):
     import glob
     import subprocess
@@ -71,9 +79,9 @@ def _wheel(tmp_path):
     return whl
 
 
-def test_the_wheel_carries_every_room_and_the_data_they_need(tmp_path):
+def test_the_wheel_carries_every_room_and_the_data_they_need(wheel):
     import zipfile
-    names = set(zipfile.ZipFile(_wheel(tmp_path)).namelist())
+    names = set(zipfile.ZipFile(wheel).namelist())
     for dirpath, dirnames, files in os.walk(os.path.join(REPO, "pktlab")):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
         for f in files:
@@ -87,7 +95,7 @@ def test_the_wheel_carries_every_room_and_the_data_they_need(tmp_path):
             assert f"pktlab/_pcaps/{f}" in names, f"pcaps/{f} missing from the wheel"
 
 
-def test_an_installed_wheel_casts_and_runs_the_doctor_from_anywhere(tmp_path):
+def test_an_installed_wheel_casts_and_runs_the_doctor_from_anywhere(wheel, tmp_path):
     """pip install of the wheel (not editable) into a scratch venv, run away from the checkout:
     `pktlab cast` of a bundled capture and `pktlab doctor` (which compiles and loads every hook
     program from the sources the wheel carries) work, and use the wheel's files."""
@@ -96,7 +104,7 @@ def test_an_installed_wheel_casts_and_runs_the_doctor_from_anywhere(tmp_path):
     import sys
     import sysconfig
     from conftest import require_root
-    whl = _wheel(tmp_path)
+    whl = wheel
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     # the dependencies come from the project's venv (a .pth), pktlab only from the wheel
