@@ -305,6 +305,16 @@ def tripwire(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def one_parser(monkeypatch):
+    """main() builds its argparse parser on every call (about 10 ms here, nearly all of it
+    argparse's and gettext's own work): built once for a test that calls main() a thousand
+    times and more (the parser depends on neither the arguments nor the input)."""
+    from pktlab import cli
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+
+
 def run_cli(capsys, argv):
     """(exit status or 'lab', stdout, stderr) of pktlab.cli.main(argv), in this process."""
     from pktlab.cli import main
@@ -331,7 +341,8 @@ def test_corpus_is_large_and_varied(tmp_path):
 
 
 def test_every_hostile_capture_is_refused_in_one_line_or_replayed_and_said(tmp_path, capsys,
-                                                                              tripwire):
+                                                                              tripwire,
+                                                                              one_parser):
     """replay: bad -> exit 2, one stderr line naming the file, no lab; partial -> the lab is
     reached after a one-line note that the capture is damaged; good -> the lab is reached."""
     require_root()          # as root, the only refusals left are the input's
@@ -360,7 +371,7 @@ def test_every_hostile_capture_is_refused_in_one_line_or_replayed_and_said(tmp_p
     assert not wrong, wrong[:10]
 
 
-def test_every_hostile_capture_through_cast(tmp_path, capsys):
+def test_every_hostile_capture_through_cast(tmp_path, capsys, one_parser):
     """cast: exit 0 only with at least one frame shown; otherwise 2 and one stderr line."""
     vs = hostile_corpus(str(tmp_path)) + [v for v in special_paths(str(tmp_path))
                                           if v.name != "fifo"]      # cast reads a FIFO: blocks
@@ -402,29 +413,29 @@ def test_cast_streams_a_fifo(tmp_path, capsys, feed, rc, count):
     assert (err == "") if rc == 0 else (one_clean_line(err) and "gunzip it first" in err)
 
 
-def test_partly_readable_capture_is_replayed_up_to_the_damage_and_says_so(tmp_path):
-    """For real: a capture cut inside its 7th frame replays 6 frames; stderr says so first,
-    the text's first line and --json's "capture" say so, exit status from the verdicts."""
+def test_partly_readable_capture_is_replayed_up_to_the_damage_and_says_so(tmp_path, capsys):
+    """For real (no tripwire: a lab, the XDP hook, frames sent; main() in this process, so
+    the program is compiled once for the session): a capture cut inside its 7th frame replays
+    6 frames; stderr says so first, the text's first line and --json's "capture" say so, exit
+    status from the verdicts."""
     require_hook("xdp")
     data = open(os.path.join(PCAPS, "tcp-http.pcap"), "rb").read()
     ends, _, _ = _pcap_layout(data)
     cut = tmp_path / "half-saved.pcap"
     cut.write_bytes(data[:ends[5] + 20])
-    r = subprocess.run([PKTLAB, "replay", str(cut), "--hooks", "xdp", "--json"],
-                       capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert r.returncode in (0, 1), r.stderr
-    assert one_clean_line(r.stderr) and "frame 7" in r.stderr
-    assert "the 6 frame(s) before it are replayed" in r.stderr
-    doc = json.loads(r.stdout)
+    rc, out, err, _ = run_cli(capsys, ["replay", str(cut), "--hooks", "xdp", "--json"])
+    assert rc in (0, 1), err
+    assert one_clean_line(err) and "frame 7" in err
+    assert "the 6 frame(s) before it are replayed" in err
+    doc = json.loads(out)
     assert doc["packets"] == 6 and doc["capture"]["complete"] is False
     assert "frame 7" in doc["capture"]["damage"] and "frame 7" in doc["problems"][0]
     assert doc["leftovers"] == []
-    r = subprocess.run([PKTLAB, "replay", str(cut), "--hooks", "xdp", "--loop", "3"],
-                       capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert r.returncode in (0, 1), r.stderr
-    first = r.stdout.splitlines()[0]
+    rc, out, err, _ = run_cli(capsys, ["replay", str(cut), "--hooks", "xdp", "--loop", "3"])
+    assert rc in (0, 1), err
+    first = out.splitlines()[0]
     assert "replayed 18 frames" in first and "only the readable part" in first
-    assert r.stdout.count("capture problem:") == 1         # once, not once per loop
+    assert out.count("capture problem:") == 1         # once, not once per loop
 
 
 # --- hostile arguments --------------------------------------------------------------------------
