@@ -102,12 +102,24 @@ def test_replay_rewrite_is_shown_and_frames_reach_the_dut_socket(tmp_path, lab):
     assert doc["hooks"]["xdp"]["agree"] == 8
 
 
-def test_cli_step_shows_each_frame_and_every_hook(tmp_path):
+def _cli(capsys, monkeypatch, *argv, stdin=""):
+    """`pktlab ARGV` through the CLI's main() in this process (so the hooks' programs compiled
+    by other tests are reused; `pktlab replay` processes run in test_kernel_parse and
+    test_matching): a CompletedProcess-like (returncode, stdout, stderr)."""
+    import io
+    from pktlab.cli import main
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    capsys.readouterr()
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, rc, out, err)
+
+
+def test_cli_step_shows_each_frame_and_every_hook(tmp_path, capsys, monkeypatch):
     for h in ALL:
         require_hook(h)
     path = _write(str(tmp_path / "s.pcap"), _frames(3))
-    r = subprocess.run([*PKTLAB, "replay", path, "--step"], input="\nq\n", capture_output=True,
-                       text=True, cwd=REPO, timeout=300)
+    r = _cli(capsys, monkeypatch, "replay", path, "--step", stdin="\nq\n")
     assert r.returncode == 0, r.stderr
     assert "frame 1:" in r.stdout and "frame 2:" in r.stdout and "frame 3:" not in r.stdout
     for h in ALL:
@@ -115,12 +127,11 @@ def test_cli_step_shows_each_frame_and_every_hook(tmp_path):
     assert r.stdout.count("agree") >= 8
 
 
-def test_cli_replay_loop_limit_and_rates(tmp_path):
+def test_cli_replay_loop_limit_and_rates(tmp_path, capsys, monkeypatch):
     require_hook("xdp")
     path = _write(str(tmp_path / "l.pcap"), _frames(8))
-    r = subprocess.run([*PKTLAB, "replay", path, "--hooks", "xdp,tc-egress", "--loop", "3",
-                        "--limit", "5", "--pps", "2000", "--json"], capture_output=True,
-                       text=True, cwd=REPO, timeout=300)
+    r = _cli(capsys, monkeypatch, "replay", path, "--hooks", "xdp,tc-egress", "--loop", "3",
+             "--limit", "5", "--pps", "2000", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["packets"] == 15 and doc["hooks"]["xdp"]["agree"] == 15
@@ -140,14 +151,13 @@ def test_cli_replay_bad_input_exits_2(tmp_path):
     assert r.returncode == 2 and "choose from" in r.stderr
 
 
-def test_cut_off_capture_replays_what_it_can_and_reports_where(tmp_path):
+def test_cut_off_capture_replays_what_it_can_and_reports_where(tmp_path, capsys, monkeypatch):
     require_hook("xdp")
     path = _write(str(tmp_path / "cut.pcap"), _frames(6))
     data = open(path, "rb").read()
     with open(path, "wb") as f:
         f.write(data[:-10])          # the last frame is cut off in the middle
-    r = subprocess.run([*PKTLAB, "replay", path, "--hooks", "xdp", "--json"],
-                       capture_output=True, text=True, cwd=REPO, timeout=300)
+    r = _cli(capsys, monkeypatch, "replay", path, "--hooks", "xdp", "--json")
     doc = json.loads(r.stdout)
     assert doc["packets"] == 5 and doc["hooks"]["xdp"]["agree"] == 5
     assert doc["problems"] and "frame 6 at byte" in doc["problems"][0]
@@ -190,15 +200,14 @@ def test_step_in_python_api(lab):
 
 
 
-def test_cli_replay_mbps_paces_by_bits(tmp_path):
+def test_cli_replay_mbps_paces_by_bits(tmp_path, capsys, monkeypatch):
     """--mbps: the requested rate is reported; 24 frames of 14..45 bytes at 0.1 Mbit/s take
     (sum of frame bits) / 1e5 seconds of pacing at least; never timed in a unit test beyond
     that lower bound, which follows from the pacing itself."""
     require_hook("xdp")
     frames = _frames(8) * 3
     path = _write(str(tmp_path / "m.pcap"), frames)
-    r = subprocess.run([*PKTLAB, "replay", path, "--hooks", "xdp", "--mbps", "0.1", "--json"],
-                       capture_output=True, text=True, cwd=REPO, timeout=300)
+    r = _cli(capsys, monkeypatch, "replay", path, "--hooks", "xdp", "--mbps", "0.1", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["requested_pps"] == "0.1 Mbit/s"
