@@ -78,22 +78,31 @@ def _where(n, first, lines, fn):
     return "pktlab's XDP program (not your function)"
 
 
-def _refused(fn, e, text, learner_text):
-    """The compiler's or the verifier's refusal, key lines first: what it says, and the line of
-    the learner's function it stopped at; the log itself folded away below, with bcc's file
-    name (main.c, a file the learner does not have) replaced by the learner's own lines."""
+def _refused(fn, a, text, learner_text):
+    """The compiler's, the verifier's or the learner loader's refusal (the loader's Attempt
+    `a`), key lines first: what it says, and the line of the learner's function it stopped at;
+    the log itself folded away below, with bcc's file name (main.c, a file the learner does
+    not have) replaced by the learner's own lines."""
     from ...kernel.verifier import key_lines
-    log = e.log or str(e)
+    compiled = a.stage == "compile"
+    log = (a.compiler if compiled else a.refusal["message"] if a.refusal is not None
+           else a.log) or f"the kernel refused the program (errno {a.errno})"
     first, lines = _learner_lines(text, learner_text)
-    compiled = str(e).startswith("compile")
     at = re.compile(r"(?:/virtual/)?main\.c:(\d+)(?::\d+)?")
     readable = at.sub(lambda m: _where(int(m.group(1)), first, lines, fn), log)
     if compiled:
         keys = [ln.strip() for ln in readable.splitlines() if "error:" in ln][:4]
         stopped = [int(m.group(1)) for m in at.finditer(log)][:1]
         stage = "did not compile"
+    elif a.refusal is not None:            # pktlab's own policy (a map, a limit)
+        keys = [a.refusal["message"]]
+        stopped = [a.refusal["line"]] if a.refusal.get("line") else []
+        stage = "pktlab's learner loader refused it"
     else:
         keys, insn, noted = key_lines(log)
+        # the loader's instruction -> line map (bcc's source dump, `#line`-kept), then the
+        # verifier's own notes where it printed them
+        noted = {**a.insn_lines, **noted}
         earlier = [k for k in noted if insn is not None and k <= insn]
         stopped = [noted[max(earlier)]] if earlier else []
         stage = "the verifier refused it"
@@ -116,6 +125,22 @@ def _refused(fn, e, text, learner_text):
     return CheckResult(False, f"{fn}: {stage}", body, "\n".join(keys))
 
 
+def _ring(prog, defines):
+    """The record ring of a LearnerProgram, read here from its events and ctl maps (mmapped
+    arrays; the reader takes its own references to the fds, none goes to the learner)."""
+    import contextlib
+
+    from ...errors import BPFError
+    from ...kernel.ringbuf import RingReader
+    from ...packet.record import RECORD_DTYPE
+    flags = dict(d.split("=", 1) for d in defines if "=" in d)
+    if "ctl" not in prog.maps or "events" not in prog.maps:
+        raise BPFError(f"{prog.func} has no record ring (maps ctl and events)")
+    ring = RingReader(prog.maps["ctl"].fd, prog.maps["events"].fd, int(flags["PL_NCPUS"]),
+                      int(flags["PL_SLOTS"]), RECORD_DTYPE)
+    return contextlib.closing(ring)
+
+
 def check_c(name, learner_text):
     """Check a C exercise: compile + verifier, test run on the corpus, compare with the walker."""
     fn, _lines, what = C_EXERCISES[name]
@@ -125,9 +150,14 @@ def check_c(name, learner_text):
 
 
 def _check_c(fn, what, learner_text):
+    """Load through the learner loader (pktlab.kernel.loader: a restricted worker as
+    pktlab-loader builds the program's learner flavor; this process holds only the fds), test
+    run on the corpus, read each record from the program's own ring (mmapped maps)."""
     import numpy as np
 
-    from ...kernel import bpf
+    from ... import resources
+    from ...kernel import bpf, loader
+    from ...kernel.progload import LoadRequest
     from ...replay import compare
     from ...packet import record as R
     from ...errors import BPFError
@@ -135,26 +165,23 @@ def _check_c(fn, what, learner_text):
         text = xdp_program_text(_with_function(fn, learner_text))
     except ValueError as e:
         return CheckResult(False, str(e))
-    from ...kernel.progload import with_line_directives
+    # pktlab's own -D flags (the record transport's); the loader keeps the text's lines (it
+    # puts `#line N` before each), so the verifier's notes name the text's own lines
+    defines = tuple(f[2:] for f in bpf.transport_cflags(slots=16))
     t0 = time.perf_counter()
-    try:
-        # `#line N` before every line: bcc puts lines of its own on top, and the verifier's
-        # notes (main.c:N) must name the text's own lines, so the learner's can be found
-        prog = bpf.compile_program(None, "pktlab_xdp", "XDP",
-                                   tuple(bpf.transport_cflags(slots=16)),
-                                   text=with_line_directives(text.encode()).decode())
-    except BPFError as e:
-        return _refused(fn, e, text, learner_text)
+    a, prog = loader.load(LoadRequest(text.encode(), "xdp.bpf.c", "XDP", "pktlab_xdp",
+                                      (resources.snippets_dir(),), defines))
+    if prog is None:
+        return _refused(fn, a, text, learner_text)
     loaded = f"loaded: the verifier accepted it ({time.perf_counter() - t0:.1f} s to compile and verify)"
-    try:
-        corpus = [c for c in corpus_frames() if len(c[2]) >= bpf.MIN_TEST_RUN_FRAME]
-        ring = prog.ring()
+    corpus = [c for c in corpus_frames() if len(c[2]) >= bpf.MIN_TEST_RUN_FRAME]
+    got = np.zeros(len(corpus), dtype=R.RECORD_DTYPE)
+    missing = []
+    with prog, _ring(prog, defines) as ring:
         ring.read()
-        got = np.zeros(len(corpus), dtype=R.RECORD_DTYPE)
-        missing = []
         for i, (_n, _k, data) in enumerate(corpus):
             try:
-                bpf.test_run(prog, data)
+                prog.test_run(data)
             except BPFError as e:
                 missing.append((i, str(e)))
                 continue
@@ -163,8 +190,6 @@ def _check_c(fn, what, learner_text):
                 missing.append((i, f"{len(recs)} records instead of one"))
                 continue
             got[i] = recs[0]
-    finally:
-        bpf.release(prog)
     walked = compare.walker_records([c[2] for c in corpus])
     mask = compare.compare_mask()
     same = (got.view(np.uint8).reshape(len(corpus), -1)[:, mask] ==

@@ -126,20 +126,34 @@ def _connects(lab, port, timeout):
         s.close()
 
 
-def _works_in_a_lab(source):
-    """Attach the learner's firewall at TC ingress on a fresh lab's dut; (ok, what happened)."""
-    from ...kernel import bpf
+def _load(source):
+    """Load the learner's firewall through the learner loader (pktlab.kernel.loader: a
+    restricted worker as pktlab-loader; this process only holds the fds): (the verifier's
+    Report as pktlab verify makes it, LearnerProgram or None)."""
+    from ...kernel import loader, verifier
+    from ...kernel.progload import LoadRequest
+    func = FUNC if FUNC in source else None
+    data = source.encode()
+    a, prog = loader.load(LoadRequest(data, "lesson09.c", "SCHED_CLS", func,
+                                      (resources.snippets_dir(),)))
+    try:
+        return verifier.judge(a, "lesson09.c", "tc-ingress", data, func), prog
+    except BaseException:
+        if prog is not None:
+            prog.close()
+        raise
+
+
+def _works_in_a_lab(prog):
+    """Attach the learner's loaded firewall (a LearnerProgram) at TC ingress on a fresh lab's
+    dut; (ok, what happened)."""
     from ...kernel.attach import TcAttachment
     from ...lab import Lab
     from ...sockets.flows import EchoServer
-    prog = bpf.compile_program(None, FUNC, "SCHED_CLS", (), text=source)
-    try:
-        with Lab(prefix="plex") as lab, EchoServer(lab, port=7000):
-            with TcAttachment(lab.ns_dut, lab.if_dut, prog.fd, "ingress"):
-                listening = _connects(lab, 7000, 2.0)
-                closed = _connects(lab, 7001, 1.0)
-    finally:
-        bpf.release(prog)
+    with Lab(prefix="plex") as lab, EchoServer(lab, port=7000):
+        with TcAttachment(lab.ns_dut, lab.if_dut, prog.fd, "ingress"):
+            listening = _connects(lab, 7000, 2.0)
+            closed = _connects(lab, 7001, 1.0)
     if listening != "connected":
         return False, ("a connection to the port where the echo server listens did not work "
                        f"({listening}): the firewall drops packets a socket would take")
@@ -150,25 +164,26 @@ def _works_in_a_lab(source):
 
 
 def check_lookup(source):
-    """The learner's firewall: loads, and works on a real lab."""
+    """The learner's firewall: loaded by the learner loader (the verifier is the judge of the
+    reference rules), then attached and tried on a real lab."""
     why = not_here("the firewall check", "tc-ingress")
     if why is not None:
         return why
     try:
-        report = in_lab_thread(verify_source, source, "tc-ingress",
-                               FUNC if FUNC in source else None)
+        report, prog = in_lab_thread(_load, source)
     except (OSError, ValueError) as e:
         return CheckResult(False, f"could not verify it: {e}")
-    if not report.ok:
+    if prog is None or not report.ok:
         first = report.errors[0] if report.errors else {}
         where = f" (line {first.get('line')})" if first.get("line") else ""
         return CheckResult(False, f"the verifier refused it{where}: "
                                   f"{first.get('explanation') or first.get('message', '')} "
                                   "Read its lines with pl.verify(...), fix, and check again.")
-    try:
-        ok, what = in_lab_thread(_works_in_a_lab, source)
-    except Exception as e:      # a learner's program may fail anywhere: say so, never raise
-        return CheckResult(False, f"it loads, but trying it in a lab failed: {e}")
+    with prog:
+        try:
+            ok, what = in_lab_thread(_works_in_a_lab, prog)
+        except Exception as e:      # a learner's program may fail anywhere: say so, never raise
+            return CheckResult(False, f"it loads, but trying it in a lab failed: {e}")
     return CheckResult(ok, what if ok else f"it loads, but {what}.")
 
 
