@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 
 from .here import hook_available, in_lab_thread, why_not
-from .html import NotHere, Text, esc
+from .html import NotHere, Text, prose
 from .live import register_widget
 
 
@@ -61,7 +61,7 @@ class BenchResults(Mapping):
                 "above; `results` follows the panel (press Run there, and it holds the new run)")
 
     def _repr_html_(self):
-        return f"<p class='pll-note'>{esc(self._line())}</p>"
+        return f"<p class='pll-note'>{prose(self._line())}</p>"
 
     def __repr__(self):
         return self._line()

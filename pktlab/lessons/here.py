@@ -10,7 +10,7 @@ import functools
 import os
 import threading
 
-from .html import HTML, esc, table
+from .html import HTML, esc, prose, table
 
 HOOKS = ("xdp", "tc-ingress", "tc-egress", "kprobe")
 WIRE_ORDER = ("tc-egress", "kprobe", "xdp", "tc-ingress")
@@ -134,7 +134,7 @@ def doctor_table(refresh=False):
     rows = []
     for c in rep["checks"]:
         mark = ('<span class="pll-ok">ok</span>' if c["ok"] else '<span class="pll-no">FAIL</span>', "")
-        rows.append([mark, c["name"], (esc(c["detail"]), "pll-mono"), c["fix"]])
+        rows.append([mark, c["name"], (prose(c["detail"]), "pll-mono"), (prose(c["fix"]), "")])
     body = f"<h4>pktlab doctor: kernel {esc(rep.get('kernel', ''))}</h4>"
     body += table(["", "check", "detail", "fix"], rows, raw=True)
     body += hooks_table()._body()
@@ -181,7 +181,7 @@ def hooks_table():
                if ok else why_not(h))
         rows.append([(f"<b>{esc(h)}</b>", ""),
                      ('<span class="pll-ok">yes</span>' if ok else '<span class="pll-no">no</span>', ""),
-                     (esc(how), "" if ok else "pll-expl"), _WHERE[h]])
+                     (prose(how), "" if ok else "pll-expl"), _WHERE[h]])
     return _HooksTable(rows)
 
 

@@ -35,6 +35,12 @@ def esc(v):
     return html.escape(str(v))
 
 
+def prose(text):
+    """Words written for a terminal (the doctor's, a reason) as HTML: escaped, their `code` in
+    code type instead of raw backticks."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", esc(text))
+
+
 def badge(verdict, text=None):
     v = verdict if verdict in ("agree", "explained", "disagree", "lost", "skipped") else "off"
     return f'<span class="pll-badge pll-b-{v}">{esc(text or verdict)}</span>'
@@ -75,7 +81,7 @@ class NotHere(HTML):
 
     def __init__(self, what, why):
         self.what, self.why = what, why
-        super().__init__(f'<div class="pll-why"><b>{esc(what)}: not run here.</b> {esc(why)}</div>',
+        super().__init__(f'<div class="pll-why"><b>{esc(what)}: not run here.</b> {prose(why)}</div>',
                          f"{what}: not run here. {why}")
 
     def __bool__(self):

@@ -6,7 +6,7 @@ reason (NotHere). Everything kernel-side runs in_lab_thread() (netlink inside Ju
 """
 
 from .here import in_lab_thread, not_here
-from .html import HTML, NotHere, esc, table
+from .html import HTML, NotHere, esc, prose, table
 
 _NEEDS = "tc-ingress"      # every firewall here sits at TC ingress
 
@@ -32,9 +32,10 @@ class VerifyView(HTML):
             rows.append((e.get("line") or "", e.get("source") or "", e.get("message") or "",
                          e.get("explanation") or "", e.get("fix") or ""))
         body = head
-        if rows:
+        if rows:        # the explainer quotes code in backticks: shown as code instead
             body += table(["line", "your code", "the verifier (or compiler) said", "what it means",
-                           "usual fix"], rows)
+                           "usual fix"], [[*r[:3], (prose(r[3]), ""), (prose(r[4]), "")]
+                                          for r in rows], raw=True)
         if report.log:
             body += ("<details><summary>the full log</summary><pre>" + esc(report.log) +
                      "</pre></details>")
