@@ -18,6 +18,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tarfile
 import time
 import uuid
@@ -441,9 +442,19 @@ def test_reset_follows_no_link_a_learner_planted(up, tmp_path):
     r = _pktlab(up.env, "reset", name, "01", timeout=120)
     assert r.returncode == 2 and "Permission denied" in r.stderr, r.stderr
     assert target.read_text() == "root's\n"
-    # control: the same reset run as root in that directory writes through the link
+    # `pktlab lessons reset` run by root on that directory works as its owner too: the link
+    # (planted again if the refused reset took it away) is not written through either
+    replant = as_learner + ["sh", "-c", f"[ -L {link} ] || ln -s {target} {link}"]
+    subprocess.run(replant, check=True)
     r = subprocess.run([PKTLAB, "lessons", "reset", "01", "--workdir", lessons],
                        capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and target.read_text() == "root's\n", r.stderr
+    # control: the same reset done in root's own name (no change of owner) writes through it
+    subprocess.run(replant, check=True)
+    code = ("import sys; from pktlab.lessons import reset as R; "
+            "R._reset(['01'], R.shipped_lessons(), R.resources.lessons_dir(), sys.argv[1], None)")
+    subprocess.run([sys.executable, "-c", code, lessons], capture_output=True, text=True,
+                   timeout=120)
     assert target.read_text() != "root's\n"
 
 
