@@ -184,3 +184,25 @@ def corpus_files():
         return [os.path.join(PCAPS, name) for name in sorted(files)]
     return [os.path.join(PCAPS, entry["file"] if "file" in entry else entry["name"])
             for entry in files]
+
+
+@pytest.fixture
+def learner_loads(monkeypatch):
+    """A list that gets, for every program a checker loads through the learner loader, the uid
+    the kernel records as its loader (None: refused); and bcc compiling C *text* as root fails
+    the test (pktlab's own files, the doctor's hooks, may still be compiled)."""
+    from pktlab.kernel import bpf, loader
+    real_load, real_compile, owners = loader.load, bpf.compile_program, []
+
+    def spy_load(req, *a, **kw):
+        attempt, prog = real_load(req, *a, **kw)
+        owners.append(None if prog is None else prog.created_by_uid)
+        return attempt, prog
+
+    def no_root_compile(*a, **kw):
+        if kw.get("text") is not None or len(a) > 4:
+            raise AssertionError("the learner's C was compiled as root (bpf.compile_program)")
+        return real_compile(*a, **kw)
+    monkeypatch.setattr(loader, "load", spy_load)
+    monkeypatch.setattr(bpf, "compile_program", no_root_compile)
+    return owners

@@ -41,24 +41,10 @@ def test_each_mistake_is_refused_and_explained(name):
     assert ("bpf_sk_lookup_tcp" if "leak" in kind else "sk") in src, src
 
 
-def test_the_shipped_firewall_passes_the_checker_and_a_broken_one_does_not(monkeypatch):
+def test_the_shipped_firewall_passes_the_checker_and_a_broken_one_does_not(learner_loads):
     require_hook("tc-ingress")
-    from pktlab.kernel import bpf, loader
-    real_load, owners = loader.load, []
-
-    def spy_load(req, *a, **kw):
-        attempt, prog = real_load(req, *a, **kw)
-        owners.append(None if prog is None else prog.created_by_uid)
-        return attempt, prog
-
-    real_compile = bpf.compile_program
-
-    def no_root_compile(*a, **kw):     # pktlab's own files (the doctor's hooks) may; text not
-        if kw.get("text") is not None or len(a) > 4:
-            raise AssertionError("the learner's C was compiled as root (bpf.compile_program)")
-        return real_compile(*a, **kw)
-    monkeypatch.setattr(loader, "load", spy_load)
-    monkeypatch.setattr(bpf, "compile_program", no_root_compile)
+    from pktlab.kernel import loader
+    owners = learner_loads
     assert exercises.check_lookup(ex09.firewall_source()).passed
     # loaded once, by the learner loader's account (the kernel's record of who loaded it)
     assert owners == [loader.account()[0]]
