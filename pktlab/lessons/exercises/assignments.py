@@ -260,6 +260,19 @@ def runnable(fr, prog_type):
                 (et == b"\x86\xdd" and len(fr.data) < 14 + 40))
 
 
+def corpus_problems(prog, problem, map_name=None):
+    """(problems, frames run): every corpus frame test-run once, judged by
+    ``problem(frame, return code, the map's change)`` -> None or (what, hint); each problem
+    as (frame, what, hint). AnswerShape (a map not as the assignment says) goes through."""
+    problems, n = [], 0
+    for fr, rc, change in run_corpus(prog, map_name):
+        n += 1
+        p = problem(fr, rc, change)
+        if p is not None:
+            problems.append((fr, *p))
+    return problems, n
+
+
 def run_corpus(prog, map_name=None, frames=None):
     """Test-run every frame once (those the kernel takes for the program's type): yield
     (Frame, return code, the map's change)."""

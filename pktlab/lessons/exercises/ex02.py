@@ -352,12 +352,7 @@ def _check_a1(program):
         return refused
     with prog:
         try:
-            problems, n = [], 0
-            for fr, rc, change in A.run_corpus(prog, A1_MAP):
-                n += 1
-                p = _a1_problem(fr, rc, change)
-                if p is not None:
-                    problems.append((fr, *p))
+            problems, n = A.corpus_problems(prog, _a1_problem, A1_MAP)
         except A.AnswerShape as e:
             return CheckResult(False, f"A1: {e}")
     if problems:
@@ -446,12 +441,7 @@ def _check_a4(program):
     if refused is not None:
         return refused
     with prog:
-        problems, n = [], 0
-        for fr, rc, _change in A.run_corpus(prog):
-            n += 1
-            p = _a4_verdict_problem(fr, rc)
-            if p is not None:
-                problems.append((fr, *p))
+        problems, n = A.corpus_problems(prog, lambda fr, rc, _c: _a4_verdict_problem(fr, rc))
         if problems:
             return A.first_wrong("A4 (test runs)", problems, n)
         if not hook_available("xdp"):      # the doctor's word: can a lab attach XDP here?

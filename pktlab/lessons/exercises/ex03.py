@@ -321,12 +321,7 @@ def _check_a2(program):
     if refused is not None:
         return refused
     with prog:
-        problems, n = [], 0
-        for fr, rc, _change in A.run_corpus(prog):
-            n += 1
-            p = _a2_problem(fr, rc)
-            if p is not None:
-                problems.append((fr, *p))
+        problems, n = A.corpus_problems(prog, lambda fr, rc, _c: _a2_problem(fr, rc))
     if problems:
         return A.first_wrong("A2", problems, n)
     return A.passed("A2", "loads, and drops exactly the IPv4 TCP segments to port "
@@ -494,12 +489,7 @@ def _check_a5(program):
         return refused
     with prog:
         try:
-            problems, n = [], 0
-            for fr, rc, change in A.run_corpus(prog, A5_MAP):
-                n += 1
-                p = _a5_problem(fr, rc, change)
-                if p is not None:
-                    problems.append((fr, *p))
+            problems, n = A.corpus_problems(prog, _a5_problem, A5_MAP)
             if problems:
                 return A.first_wrong("A5", problems, n)
             full = _a5_overflow(prog)

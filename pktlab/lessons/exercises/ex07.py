@@ -172,12 +172,7 @@ def _check_a3(program):
         return refused
     with prog:
         try:
-            problems, n = [], 0
-            for fr, rc, change in A.run_corpus(prog, A3_MAP):
-                n += 1
-                p = _a3_problem(fr, rc, change)
-                if p is not None:
-                    problems.append((fr, *p))
+            problems, n = A.corpus_problems(prog, _a3_problem, A3_MAP)
         except A.AnswerShape as e:
             return CheckResult(False, f"A3: {e}")
     if problems:
