@@ -30,6 +30,7 @@ import os
 
 from . import protocol as P
 from .labs import SessionLab, daemon_labs, describe, tag_of
+from . import opsmptcp, opsprogram, opssockets
 
 XDP_MODES = ("generic", "native")
 MTU = (1280, 9000)
@@ -283,3 +284,10 @@ OPS = {"status": op_status, "hooks": op_hooks, "open_lab": op_open_lab,
        "set_hooks": op_set_hooks, "close_lab": op_close_lab, "labs": op_labs,
        "replay": op_replay, "frames": op_frames, "run": op_run, "verify": op_verify,
        "clean": op_clean}
+# the lessons' ops, each topic in its own module (they import nothing of this one)
+# (and the longest each may take, in seconds, where that is not Limits' default)
+WALL = {}
+for _m in (opsprogram, opssockets, opsmptcp):
+    assert not set(_m.OPS) & set(OPS), f"an op named twice: {set(_m.OPS) & set(OPS)}"
+    OPS.update(_m.OPS)
+    WALL.update(getattr(_m, "WALL", {}))

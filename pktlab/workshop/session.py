@@ -58,7 +58,7 @@ class Limits:
         "set_hooks": 90, "clean": 60, "default": 30})
 
     def wall(self, op):
-        return self.wall_s.get(op, self.wall_s["default"])
+        return self.wall_s.get(op, ops.WALL.get(op, self.wall_s["default"]))
 
 
 @dataclass
