@@ -61,9 +61,10 @@ class _Session:
 
 
 class Daemon:
-    def __init__(self, path=DEFAULT_SOCKET, group=None, limits=None):
+    def __init__(self, path=DEFAULT_SOCKET, group=None, limits=None, owner=None):
         self.path = os.path.abspath(path)
         self.group = group
+        self.owner = owner                  # (uid, gid): the one user who may connect
         self.limits = limits or Limits()
         self.state_dir = self.path + ".d"
         self.sessions = {}                  # session pid -> _Session
@@ -135,9 +136,13 @@ class Daemon:
             ls.bind(self.path)
         finally:
             os.umask(old)
-        if gid is not None:
-            os.chown(self.path, 0, gid)
-        os.chmod(self.path, 0o660 if gid is not None else 0o666)
+        if self.owner is not None:                      # `make lab`: its one learner
+            os.chown(self.path, *self.owner)
+            os.chmod(self.path, 0o600)
+        else:
+            if gid is not None:
+                os.chown(self.path, 0, gid)
+            os.chmod(self.path, 0o660 if gid is not None else 0o666)
         ls.listen(128)
         ls.setblocking(False)
         self.listener = ls
@@ -261,6 +266,10 @@ class Daemon:
         pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET,
                                                             socket.SO_PEERCRED, 12))
         peer = Peer.of(uid, gid, pid)
+        if self.owner is not None and uid not in (0, self.owner[0]):
+            self._refuse(conn, f"this pktlabd serves uid {self.owner[0]} only (a `make lab` "
+                               f"of theirs); you are uid {uid}")
+            return
         mine = sum(1 for s in self.sessions.values() if s.peer.uid == uid)
         if len(self.sessions) >= self.limits.max_sessions:
             self._refuse(conn, f"pktlabd is serving {len(self.sessions)} connections, its "
@@ -453,6 +462,8 @@ def main(argv=None):
     p.add_argument("--group", default=None,
                    help="the group whose members may connect (socket 0660); default: any "
                         "local user (0666)")
+    p.add_argument("--owner", default=None, metavar="USER",
+                   help="the one user who may connect (socket 0600, theirs): `make lab`")
     p.add_argument("--labs", type=int, default=Limits.labs,
                    help=f"labs a learner may have open at once (default {Limits.labs})")
     p.add_argument("--connections", type=int, default=Limits.sessions,
@@ -470,7 +481,19 @@ def main(argv=None):
         print("pktlabd: --labs and --connections are 1..64, --max-connections 1..1024",
               file=sys.stderr)
         return 2
-    d = Daemon(args.socket, args.group, Limits(labs=args.labs, sessions=args.connections,
+    owner = None
+    if args.owner is not None:
+        import pwd
+        try:
+            pw = pwd.getpwnam(args.owner)
+        except KeyError:
+            print(f"pktlabd: --owner {args.owner}: no such user", file=sys.stderr)
+            return 2
+        if pw.pw_uid == 0 or args.group is not None:
+            print("pktlabd: --owner is one unprivileged user, without --group", file=sys.stderr)
+            return 2
+        owner = (pw.pw_uid, pw.pw_gid)
+    d = Daemon(args.socket, args.group, owner=owner, limits=Limits(labs=args.labs, sessions=args.connections,
                                                max_sessions=args.max_connections))
     try:
         d.serve()
