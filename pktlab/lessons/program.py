@@ -102,6 +102,7 @@ class Program(Owned):
         self.note = None                # said under the verdict (a replaced program, ...)
         self._prog = self._attachment = self._lab = self._base = self._tables = None
         self._lock = threading.RLock()
+        self.remote = False             # loaded in pktlabd (not root: pktlab.lessons.remote)
         self._load()
         if self._prog is not None:
             self._hold()
@@ -114,38 +115,51 @@ class Program(Owned):
     def _load(self):
         from ..errors import PktlabError
         from ..kernel import loader
+        from .remote import through_daemon
         guess = programs_in(self.source)
         self.func = self.func or (guess[0] if len(guess) == 1 else None)
-        missing = not_here("your program", self.hook)
-        if missing is not None:
-            self.why = missing.why
-            return
-        ok, reason = loader.available()
-        if not ok:
-            self.why = reason
-            return
+        self.remote = through_daemon()
+        if not self.remote:
+            missing = not_here("your program", self.hook)
+            if missing is not None:
+                self.why = missing.why
+                return
+            ok, reason = loader.available()
+            if not ok:
+                self.why = reason
+                return
         try:
             in_lab_thread(self._load_in)
         except (PktlabError, OSError) as e:
             self.why = str(e)
 
-    def _load_in(self):
+    def _load_one(self, text, func):
+        """(the loader's Attempt, the program or None): here, or in pktlabd (self.remote)."""
         from .. import resources
-        from ..kernel import loader, verdicts, verifier
+        from ..kernel import loader
         from ..kernel.progload import LoadRequest
-        text, dirs = self._text(), (resources.snippets_dir(),)
+        if self.remote:
+            from .remote import load_program
+            a, prog, _doc, _blob = load_program(text, CELL_NAME, self.prog_type, func,
+                                                hook=self.hook)
+            return a, prog
+        return loader.load(LoadRequest(text, CELL_NAME, self.prog_type, func,
+                                       (resources.snippets_dir(),)))
+
+    def _load_in(self):
+        from ..kernel import verdicts, verifier
+        text = self._text()
         func = self.func
         if func and verdicts.top_level_names(text.decode("latin-1"), func):
             wrapped = verdicts.wrap(text, func, self.prog_type)
-            a, prog = loader.load(LoadRequest(wrapped, CELL_NAME, self.prog_type,
-                                              verdicts.WRAPPER_FUNC, dirs))
+            a, prog = self._load_one(wrapped, verdicts.WRAPPER_FUNC)
             if prog is not None:
                 self.attempt, self._prog, self.ok, self.counted = a, prog, True, True
                 self.report = verifier.judge(a, CELL_NAME, self.hook, wrapped)
                 self.report.function = func
                 return
         # refused (or no single program to wrap): the C as written, explained as written
-        a, prog = loader.load(LoadRequest(text, CELL_NAME, self.prog_type, self.func, dirs))
+        a, prog = self._load_one(text, self.func)
         self.attempt = a
         try:
             self.report = verifier.judge(a, CELL_NAME, self.hook, text, self.func)
@@ -213,6 +227,8 @@ class Program(Owned):
         with self._lock:
             if self.closed:
                 return {}, {}
+            if self.remote:
+                return self._prog.dump(skip={verdicts.MAP, verdicts.CONFIG})
             return mapdump.dump(self._prog, skip={verdicts.MAP, verdicts.CONFIG})
 
     # test runs ----------------------------------------------------------------------------
@@ -239,7 +255,33 @@ class Program(Owned):
             return NotHere("test run", str(e))
         capped = len(fr) > limit
         fr = fr[:limit]
-        return TestRunView(name, fr, [self._run_one(f) for f in fr], capped, self)
+        try:
+            results = self._run_remote(fr) if self.remote else [self._run_one(f) for f in fr]
+        except PktlabError as e:
+            return NotHere("test run", str(e))
+        return TestRunView(name, fr, results, capped, self)
+
+    def _run_remote(self, frames):
+        """_run_one's answers for every frame, from one request to pktlabd."""
+        from ..kernel import verdicts
+        from ..kernel.bpf import MIN_TEST_RUN_FRAME
+        out = [None] * len(frames)
+        run = [i for i, f in enumerate(frames) if len(f) >= MIN_TEST_RUN_FRAME]
+        for i, f in enumerate(frames):
+            if len(f) < MIN_TEST_RUN_FRAME:
+                out[i] = (None, f"not run: {len(f)} bytes (the kernel runs a program on "
+                                f"{MIN_TEST_RUN_FRAME} bytes at least)")
+        with self._lock:
+            if self.closed:
+                return [(None, "not run: the program was closed")] * len(frames)
+            doc = self._prog.test_runs([frames[i] for i in run]) if run else {"runs": []}
+        for i, (rc, ns) in zip(run, doc["runs"]):
+            if rc is None:
+                out[i] = (None, f"not run: {ns}")
+            else:
+                rc = ctypes_int(rc)
+                out[i] = (rc, verdicts.NAMES[self.prog_type].get(rc, f"rc={rc}"))
+        return out
 
     def _run_one(self, frame):
         """(return code or None, its name or why the frame was not run)."""
@@ -276,7 +318,11 @@ class Program(Owned):
             return self
         if self._attachment is not None:
             self.detach()
-        in_lab_thread(self._attach_in, lab)
+        from ..errors import PktlabError
+        try:
+            in_lab_thread(self._attach_in, lab)
+        except PktlabError as e:
+            return NotHere("attach", str(e))
         return self
 
     def _not_counted(self, what):
@@ -285,6 +331,8 @@ class Program(Owned):
         return None
 
     def _attach_in(self, lab):
+        if self.remote:
+            return self._attach_remote(lab)
         from ..kernel import verdicts
         from ..replay import learner
         live = hasattr(lab, "lend")
@@ -310,9 +358,35 @@ class Program(Owned):
             in_lab_thread(self._detach_in)
         return self
 
+    def _attach_remote(self, lab):
+        """In a lab of this notebook's held by pktlabd (a RemoteLab on the same connection):
+        the daemon attaches the program there, its hooks step aside."""
+        from ..errors import PktlabError
+        if getattr(lab, "client", None) is not self._prog.client or lab.lab is None:
+            raise PktlabError("a program loaded through the workshop daemon attaches only in a "
+                              "lab this notebook opened with pl.open_lab(...)")
+        lab.lend(self)
+        try:
+            self._prog.lab("attach", lab.lab.name)
+        except BaseException:
+            lab.give_back(self)
+            raise
+        self._attachment, self._lab, self._base = "pktlabd", lab, lab.lab
+
+    def _detach_remote(self):
+        lab = self._lab
+        self._attachment = self._lab = self._base = None
+        try:
+            if not self._prog.closed and not self._prog.client.closed:
+                self._prog.lab("detach")
+        finally:
+            lab.give_back(self)
+
     def _detach_in(self):
         from ..kernel.bpfobj import map_update
         from ..kernel import verdicts
+        if self.remote and self._attachment is not None:
+            return self._detach_remote()
         att, lab, base = self._attachment, self._lab, self._base
         self._attachment = self._lab = self._base = None
         if att is None:
@@ -356,6 +430,8 @@ class Program(Owned):
             return NotHere("replay", str(e))
         if hasattr(target, "lend") and target.lab is None:
             return NotHere("replay", target.why())
+        if self.remote:
+            return self._replay_remote(path, target)
         try:
             return in_lab_thread(self._replay_in, path, lab)
         except PktlabError as e:
@@ -386,6 +462,28 @@ class Program(Owned):
             self._tables.refresh()
         return ReplayResult(dict(doc, lab=lab_name, pcap=path, function=self.func,
                                  hook=self.hook, maps=maps, maps_info=info))
+
+    def _replay_remote(self, path, target):
+        """The replay in pktlabd: in `target` (a lab of this notebook's) or a throwaway lab of
+        the learner's there; the live tables are read again once it is done."""
+        import os
+
+        from ..errors import PktlabError
+        from ..workshop.client import read_capture
+        name = None
+        if target is not None:
+            if getattr(target, "client", None) is not self._prog.client:
+                return NotHere("replay", "a program loaded through the workshop daemon "
+                               "replays in a lab this notebook opened with pl.open_lab(...)")
+            name = target.lab.name
+        try:
+            doc, _ = self._prog.lab("replay", name, read_capture(path),
+                                    label=os.path.basename(str(path)))
+        except (PktlabError, OSError, ValueError) as e:
+            return NotHere("replay", str(e))
+        if self._tables is not None:
+            self._tables.refresh()
+        return ReplayResult(dict(doc, pcap=str(path), function=self.func, hook=self.hook))
 
     def _on_chunk(self, _sent):
         if self._tables is not None:

@@ -273,14 +273,14 @@ class MapTables:
 
     def refresh(self):
         """Read every map again and update the tables that changed."""
-        from ..kernel import mapdump
         with self._refresh_lock:
             p = self.program
             with p._lock:
                 closed = p.closed
-                if not closed:
-                    for name, m in p.maps_info.items():
-                        self.data[name], self.info[name] = mapdump.dump_map(m)
+                if not closed:          # (here, or from pktlabd in one request)
+                    maps, info = p.dump()
+                    self.data.update(maps)
+                    self.info.update(info)
             for name, box in self.boxes.items():
                 html = CSS + map_rows_html(name, self.data.get(name, {}),
                                            self.info.get(name, {}))

@@ -141,6 +141,31 @@ def _ring(prog, defines):
     return contextlib.closing(ring)
 
 
+def _records(prog, defines, corpus):
+    """Each corpus frame test-run once by `prog` (closed after): the record it left in the
+    ring, and [(index, why)] of the frames that left none."""
+    import numpy as np
+
+    from ...errors import BPFError
+    from ...packet import record as R
+    got = np.zeros(len(corpus), dtype=R.RECORD_DTYPE)
+    missing = []
+    with prog, _ring(prog, defines) as ring:
+        ring.read()
+        for i, (_n, _k, data) in enumerate(corpus):
+            try:
+                prog.test_run(data)
+            except BPFError as e:
+                missing.append((i, str(e)))
+                continue
+            recs = ring.read()
+            if len(recs) != 1:
+                missing.append((i, f"{len(recs)} records instead of one"))
+                continue
+            got[i] = recs[0]
+    return got, missing
+
+
 def check_c(name, learner_text):
     """Check a C exercise: compile + verifier, test run on the corpus, compare with the walker."""
     fn, _lines, what = C_EXERCISES[name]
@@ -160,36 +185,31 @@ def _check_c(fn, what, learner_text):
     from ...kernel.progload import LoadRequest
     from ...replay import compare
     from ...packet import record as R
-    from ...errors import BPFError
+    from . import assignments as A
     try:
         text = xdp_program_text(_with_function(fn, learner_text))
     except ValueError as e:
         return CheckResult(False, str(e))
     # pktlab's own -D flags (the record transport's); the loader keeps the text's lines (it
     # puts `#line N` before each), so the verifier's notes name the text's own lines
-    defines = tuple(f[2:] for f in bpf.transport_cflags(slots=16))
     t0 = time.perf_counter()
-    a, prog = loader.load(LoadRequest(text.encode(), "xdp.bpf.c", "XDP", "pktlab_xdp",
-                                      (resources.snippets_dir(),), defines))
-    if prog is None:
-        return _refused(fn, a, text, learner_text)
-    loaded = f"loaded: the verifier accepted it ({time.perf_counter() - t0:.1f} s to compile and verify)"
     corpus = [c for c in corpus_frames() if len(c[2]) >= bpf.MIN_TEST_RUN_FRAME]
-    got = np.zeros(len(corpus), dtype=R.RECORD_DTYPE)
-    missing = []
-    with prog, _ring(prog, defines) as ring:
-        ring.read()
-        for i, (_n, _k, data) in enumerate(corpus):
-            try:
-                prog.test_run(data)
-            except BPFError as e:
-                missing.append((i, str(e)))
-                continue
-            recs = ring.read()
-            if len(recs) != 1:
-                missing.append((i, f"{len(recs)} records instead of one"))
-                continue
-            got[i] = recs[0]
+    if A.remote():               # in pktlabd: loaded, run, its records sent back, closed
+        from ..remote import load_program
+        a, _prog, doc, blob = load_program(text.encode(), "xdp.bpf.c", "XDP", "pktlab_xdp",
+                                           ring=True, keep=False, frames=[c[2] for c in corpus])
+        if doc.get("runs") is None:
+            return _refused(fn, a, text, learner_text)
+        got = np.frombuffer(blob, dtype=R.RECORD_DTYPE, count=len(corpus)).copy()
+        missing = sorted((int(i), why) for i, why in doc["missing"].items())
+    else:
+        defines = tuple(f[2:] for f in bpf.transport_cflags(slots=16))
+        a, prog = loader.load(LoadRequest(text.encode(), "xdp.bpf.c", "XDP", "pktlab_xdp",
+                                          (resources.snippets_dir(),), defines))
+        if prog is None:
+            return _refused(fn, a, text, learner_text)
+        got, missing = _records(prog, defines, corpus)
+    loaded = f"loaded: the verifier accepted it ({time.perf_counter() - t0:.1f} s to compile and verify)"
     walked = compare.walker_records([c[2] for c in corpus])
     mask = compare.compare_mask()
     same = (got.view(np.uint8).reshape(len(corpus), -1)[:, mask] ==

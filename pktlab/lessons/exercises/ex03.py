@@ -450,12 +450,11 @@ def _made_up_flows(n):
 def _a5_overflow(prog):
     """More new flows than the map holds, then: is the newest one in it? None, or the
     problem (what happened, hint)."""
-    from .assignments import snapshot
+    from .assignments import snapshot, test_run_all
     m = prog.maps[A5_MAP]
     n = min(int(m.info.max_entries), A5_MAX_CHECKED) + 64
     frames = _made_up_flows(n)
-    for data in frames:
-        prog.test_run(data)
+    test_run_all(prog, frames)
     last = frames[-1]
     want = _key_as_shown(last[26:30], last[30:34], int.from_bytes(last[34:36], "big"),
                          int.from_bytes(last[36:38], "big"), 17)
