@@ -191,7 +191,7 @@ class LiveBelt(Owned):
     def filter_inheritance(self, run):
         """Where the socket filter was attached, and the socket it ran on for the request."""
         if not self or "socket-filter" not in self.hooks:
-            return NotHere("the socket filter", self.why() or why_not("socket-filter"))
+            return NotHere("the socket filter", self.why() or self._why_not("socket-filter"))
         rec = run.run.record("socket-filter") if isinstance(run, RequestBelt) else None
         where = self.belt.sockhooks.where.get("socket-filter", "")
         seen = "saw it" if rec is not None else "did NOT see it"
@@ -203,12 +203,18 @@ class LiveBelt(Owned):
                    "(sk_clone)." if rec is not None else "."))
         return HTML(f"<p>{esc(text)}</p>", text)
 
+    def _why_not(self, hook):
+        return self.unavailable.get(hook) or why_not(hook)
+
+    def _late_insert(self, wait):
+        from ..sockets.sockmap import late_insert
+        return in_lab_thread(late_insert, self.lab, wait=wait)
+
     def late_insert(self, wait=1.0):
         """A reader blocked in recv() before its socket was put in the sockmap (a table)."""
         if not self or "sk-skb" not in self.hooks:
-            return NotHere("the late sockmap insertion", self.why() or why_not("sk-skb"))
-        from ..sockets.sockmap import late_insert
-        res = in_lab_thread(late_insert, self.lab, wait=wait)
+            return NotHere("the late sockmap insertion", self.why() or self._why_not("sk-skb"))
+        res = self._late_insert(wait)
         rows = [[k, (esc(v), "pll-mono")] for k, v in (
             ("the server was blocked in", res["blocked_in"]),
             ("then its socket went into the sockhash; the client sent", "late-insert\\n"),
@@ -238,7 +244,90 @@ def _headers_before_payload(rec):
     return out
 
 
+class _Seen:
+    """What a view reads of the daemon's belt (its via, server, cgroup, where the socket
+    hooks sit), from the daemon's answer: attribute names as a Belt's."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class RemoteBelt(LiveBelt):
+    """A LiveBelt whose lab, server and hooks pktlabd holds for this learner (not root, a
+    daemon present): every method goes through the daemon on this belt's own connection, and
+    what it shows is built from the data it returns (a BeltRun rebuilt: BeltRun.from_dict).
+    The connection is the owner: close_all(), or the kernel dying, removes it all."""
+
+    client = None
+
+    def _open(self):
+        from ..errors import PktlabError
+        from ..workshop.client import Client
+        try:
+            self.client = Client()
+            info, _ = self.client.call("belt_open", {"traffic": self.traffic,
+                                                     "hooks": list(self.requested)})
+        except (PktlabError, OSError, ValueError) as e:
+            self.error = f"the belt could not be set up (workshop daemon): {e}"
+            self.close()
+            return
+        self._took(info)
+
+    def _took(self, info):
+        self.lab = _Seen(name=info["lab"], dut_ip4=info["dut_ip4"], ns_src=info["ns_src"],
+                         ns_dut=info["ns_dut"])
+        self.belt = _Seen(closed=False, via=dict(info["via"]),
+                          server=_Seen(pid=info["server"]["pid"], port=info["server"]["port"]),
+                          cgroup=_Seen(path=info["cgroup"]) if info["cgroup"] else None,
+                          sockhooks=_Seen(where=dict(info["where"])))
+        self.unavailable.update(info["unavailable"])
+        self.hooks = tuple(info["hooks"])
+
+    def _release(self):
+        try:
+            if self.client is not None and self.lab is not None and not self.client.closed:
+                self.client.call("close_lab", {"lab": self.lab.name})
+        finally:
+            if self.belt is not None:
+                self.belt.closed = True
+            if self.client is not None:
+                self.client.close()     # the daemon closes whatever else this connection held
+            if self in _open_labs:
+                _open_labs.remove(self)
+
+    def set_hooks(self, hooks):
+        """Another set of hooks around the same server's lab, attached by the daemon."""
+        from ..sockets.belt import parse_belt_hooks
+        if not self:
+            return ()
+        want = parse_belt_hooks(hooks) if hooks else ()
+        if not want:
+            raise ValueError("tick at least one hook")
+        if want != self.hooks:
+            info, _ = self.client.call("belt_set_hooks", {"lab": self.name, "hooks": list(want)})
+            self._took(info)
+        return self.hooks
+
+    def request(self):
+        """One real request through every attached hook (in the daemon): a RequestBelt."""
+        from ..sockets.belt import BeltRun
+        if not self:
+            return NotHere("follow a request", self.why())
+        doc, _ = self.client.call("belt_request", {"lab": self.name})
+        return RequestBelt(BeltRun.from_dict(doc), self.unavailable)
+
+    def _late_insert(self, wait):
+        return self.client.call("belt_late_insert", {"lab": self.name, "wait": wait})[0]
+
+    def __repr__(self):
+        if self:
+            return f"<RemoteBelt {self.name} (workshop daemon): {', '.join(self.hooks)}>"
+        return f"<RemoteBelt not live: {self.why()}>"
+
+
 def open_belt(traffic="http", hooks="all"):
     """A LiveBelt: a fresh lab with every hook of `hooks` the doctor proved here around a
-    real `traffic` server; close it with close_all() at the end."""
-    return LiveBelt(traffic, hooks)
+    real `traffic` server; close it with close_all() at the end. Not root, and a workshop
+    daemon present: a RemoteBelt (the daemon holds it)."""
+    from .remote import through_daemon
+    return (RemoteBelt if through_daemon() else LiveBelt)(traffic, hooks)

@@ -15,6 +15,27 @@ def _not_here(what):
     return not_here(what, _NEEDS)
 
 
+def daemon_call(op, args, blob=b""):
+    """One request to pktlabd on a connection of its own (the result, its blob): what a
+    learner's lesson 08/09 step does when it is not root and a daemon is there
+    (pktlab.lessons.remote.through_daemon). The experiment's labs are the connection's."""
+    from ..workshop.client import Client
+    with Client() as c:
+        return c.call(op, args, blob)
+
+
+def _through_daemon():
+    from .remote import through_daemon
+    return through_daemon()
+
+
+def report_from_dict(doc):
+    """A verifier Report from its to_dict() (the daemon's verify answer)."""
+    import dataclasses
+    from ..kernel.verifier import Report
+    return Report(**{f.name: doc[f.name] for f in dataclasses.fields(Report) if f.name in doc})
+
+
 class VerifyView(HTML):
     """A Report of pktlab verify, as a cell shows it: the verdict, the key lines at the
     learner's own lines, what they mean and the usual fix; the full log folded away."""
@@ -50,6 +71,15 @@ def verify(source, hook="tc-ingress", func=None):
     """Compile and load a learner's C (a notebook cell's text) as `hook`'s program type, and
     show what the verifier said, at the learner's own lines (pktlab verify)."""
     from .exercises.ex09 import verify_source
+    if _through_daemon():
+        from ..errors import PktlabError
+        data = str(source).encode()
+        try:
+            doc, _ = daemon_call("verify", {"name": "lesson09.c", "hook": hook, "func": func,
+                                            "source_len": len(data)}, data)
+        except (PktlabError, OSError, ValueError) as e:
+            return NotHere("verify", str(e))
+        return VerifyView(report_from_dict(doc))
     why = _not_here("verify")
     if why is not None:
         return why
@@ -82,6 +112,9 @@ class ConntrackView(HTML):
 def conntrack(flows=1000, max_entries=256):
     """The four firewalls on real flows, each on a fresh lab (pktlab conntrack)."""
     from ..sockets import run_conntrack
+    if _through_daemon():
+        return ConntrackView(daemon_call("conntrack", {"flows": flows,
+                                                       "max_entries": max_entries})[0])
     why = _not_here("the connection-tracking comparison")
     if why is not None:
         return why
@@ -91,8 +124,11 @@ def conntrack(flows=1000, max_entries=256):
 def timewait(wait=1.0):
     """The TIME_WAIT trap of bpf_sk_lookup_tcp, and the fix with bpf_skc_lookup_tcp."""
     from ..sockets import format_timewait, timewait_trap
-    why = _not_here("the TIME_WAIT trap")
-    if why is not None:
-        return why
-    result = in_lab_thread(timewait_trap, wait=wait)
+    if _through_daemon():
+        result = daemon_call("timewait", {"wait": wait})[0]
+    else:
+        why = _not_here("the TIME_WAIT trap")
+        if why is not None:
+            return why
+        result = in_lab_thread(timewait_trap, wait=wait)
     return HTML("<pre>" + esc(format_timewait(result)) + "</pre>", format_timewait(result))

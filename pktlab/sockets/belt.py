@@ -261,6 +261,41 @@ class BeltRun:
         return (all(v["seen"] and v["agree"] for v in self.hooks.values()) and
                 self.kernel_order and not any(self.lost.values()))
 
+    def to_dict(self):
+        """Everything of this run as data (JSON-able: frames and records as hex), so that
+        from_dict() rebuilds it elsewhere (pktlabd sends a learner's belt runs so)."""
+        hooks = {}
+        for h, v in self.hooks.items():
+            d = {k: x for k, x in v.items() if not k.startswith("_")}
+            rec = v.get("_record")
+            d["_record"] = rec.to_bytes().hex() if rec is not None else None
+            d["_expected"] = v["_expected"].to_bytes().hex()
+            hooks[h] = d
+        return {"traffic": self.traffic, "nonce": self.nonce, "reply": self.reply,
+                "via": self.via, "unavailable": self.unavailable, "offloads": self.offloads,
+                "frames": [bytes(f).hex() for f in self.frames], "lost": self.lost,
+                "problems": self.problems, "hooks": hooks, "order": self.order,
+                "gaps": self.gaps, "ties": self.ties}
+
+    @classmethod
+    def from_dict(cls, doc):
+        """The BeltRun to_dict() described (its records Records again)."""
+        from ..packet.record import record_from_bytes
+        run = cls.__new__(cls)
+        for k in ("traffic", "nonce", "reply", "via", "unavailable", "offloads", "lost",
+                  "problems", "order", "gaps", "ties"):
+            setattr(run, k, doc[k])
+        run.frames = [bytes.fromhex(f) for f in doc["frames"]]
+        run.frame = run.frames[0]
+        run.hooks = {}
+        for h, v in doc["hooks"].items():
+            d = {k: x for k, x in v.items() if not k.startswith("_")}
+            d["_record"] = (record_from_bytes(bytes.fromhex(v["_record"]))
+                            if v["_record"] is not None else None)
+            d["_expected"] = record_from_bytes(bytes.fromhex(v["_expected"]))
+            run.hooks[h] = d
+        return run
+
     def record(self, hook):
         """The request's record at `hook` (a pktlab.packet.record.Record), or None."""
         return self.hooks.get(hook, {}).get("_record")

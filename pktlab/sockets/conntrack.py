@@ -161,3 +161,59 @@ class ConntrackFirewall(Owned):
             self.prog = None
         if errors:
             raise errors[0]
+
+
+def _connects(lab, port, timeout):
+    """From src to dut: 'connected', 'refused' (a RST came back) or 'timeout' (dropped)."""
+    import socket
+    from ..lab import netns
+    with netns.enter(lab.ns_src):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((lab.dut_ip4, port))
+        return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+    except (socket.timeout, TimeoutError):
+        return "timeout"
+    finally:
+        s.close()
+
+
+def try_firewall(lab, prog_fd, port=7000):
+    """A loaded firewall (a SCHED_CLS program's fd) at TC ingress of `lab`'s dut, an echo
+    server there: (ok, what happened). It must let a connection to the listening port through
+    and drop a SYN to a port where nothing listens (lesson 09's checker)."""
+    from .flows import EchoServer
+    with EchoServer(lab, port=port):
+        with TcAttachment(lab.ns_dut, lab.if_dut, prog_fd, "ingress"):
+            listening = _connects(lab, port, 2.0)
+            closed = _connects(lab, port + 1, 1.0)
+    if listening != "connected":
+        return False, ("a connection to the port where the echo server listens did not work "
+                       f"({listening}): the firewall drops packets a socket would take")
+    if closed != "timeout":
+        return False, ("a SYN to a port where nothing listens was not dropped (the client was "
+                       f"{closed}): the firewall lets through packets no socket would take")
+    return True, ("it loads, a connection to the listening port works, and a SYN to a closed "
+                  "port is dropped")
+
+
+def load_learner_firewall(source, name="lesson09.c", func="sk_lookup_fw"):
+    """A learner's firewall (C text) through the learner loader (pktlab.kernel.loader: a
+    restricted worker as pktlab-loader; this process only holds the fds): (the verifier's
+    Report as pktlab verify makes it, a LearnerProgram or None). `func` is used when the text
+    defines it, else the loader picks the program's one function."""
+    from ..kernel import loader, verifier
+    from ..kernel.progload import LoadRequest
+    func = func if func in source else None
+    data = source.encode()
+    a, prog = loader.load(LoadRequest(data, name, "SCHED_CLS", func,
+                                      (resources.snippets_dir(),)))
+    try:
+        return verifier.judge(a, name, "tc-ingress", data, func), prog
+    except BaseException:
+        if prog is not None:
+            prog.close()
+        raise

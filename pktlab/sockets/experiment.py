@@ -46,11 +46,13 @@ def check(flows, max_entries):
 
 
 def run_variant(policy, flows=FLOWS_DEFAULT, max_entries=MAX_ENTRIES_DEFAULT, port=PORT,
-                connect_timeout=CONNECT_TIMEOUT, echo_timeout=ECHO_TIMEOUT):
-    """One policy on a fresh lab: its counts, with "leftovers" (what the run left behind)."""
+                connect_timeout=CONNECT_TIMEOUT, echo_timeout=ECHO_TIMEOUT, make_lab=None):
+    """One policy on a fresh lab: its counts, with "leftovers" (what the run left behind).
+    make_lab: a context manager factory yielding the fresh lab (pktlabd: one of the caller's,
+    in their quota); default a Lab of pktlab's own."""
     t0 = time.monotonic()
     server = None
-    with Lab(prefix=LAB_PREFIX) as lab:
+    with (make_lab() if make_lab else Lab(prefix=LAB_PREFIX)) as lab:
         name = lab.name
         with ConntrackFirewall(lab, policy, max_entries) as fw, \
                 EchoServer(lab, port) as server:
@@ -74,9 +76,10 @@ def run_variant(policy, flows=FLOWS_DEFAULT, max_entries=MAX_ENTRIES_DEFAULT, po
 
 
 def run(flows=FLOWS_DEFAULT, max_entries=MAX_ENTRIES_DEFAULT, variants=VARIANTS, port=PORT,
-        progress=None):
+        progress=None, make_lab=None):
     """Every policy side by side: the `pktlab conntrack` document (DESIGN.md's contract plus
-    "ok", "problems", "elapsed_s"). progress(policy, result) is called after each one."""
+    "ok", "problems", "elapsed_s"). progress(policy, result) is called after each one;
+    make_lab as run_variant's."""
     check(flows, max_entries)
     for policy in variants:
         check_policy(policy)
@@ -84,7 +87,7 @@ def run(flows=FLOWS_DEFAULT, max_entries=MAX_ENTRIES_DEFAULT, variants=VARIANTS,
     doc = {"flows": flows, "max_entries": max_entries, "port": port, "variants": {},
            "leftovers": []}
     for policy in variants:
-        got = run_variant(policy, flows, max_entries, port)
+        got = run_variant(policy, flows, max_entries, port, make_lab=make_lab)
         doc["leftovers"] += got.pop("leftovers")
         doc["variants"][policy] = got
         if policy == "none" and got["connected"] == 0:

@@ -103,3 +103,39 @@ def late_insert(lab, port=7009, wait=1.0):
             out["verdicts"] = len([r for r in sh.drain()["sk-skb"] if bytes(r["payload"])
                                    .startswith(msg)])
     return out
+
+
+#: every sock_ops callback (uapi/linux/bpf.h, enum bpf_sock_ops_op, without BPF_SOCK_OPS_):
+#: lesson 08's third exercise names one of them
+SOCK_OPS = ("VOID", "TIMEOUT_INIT", "RWND_INIT", "TCP_CONNECT_CB", "ACTIVE_ESTABLISHED_CB",
+            "PASSIVE_ESTABLISHED_CB", "NEEDS_ECN", "BASE_RTT", "RTO_CB", "RETRANS_CB",
+            "STATE_CB", "TCP_LISTEN_CB", "RTT_CB", "PARSE_HDR_OPT_CB", "HDR_OPT_LEN_CB",
+            "WRITE_HDR_OPT_CB")
+
+
+def insert_variant(op):
+    """sk_skb.bpf.c with the sock_ops callback that inserts sockets replaced by `op` (one of
+    SOCK_OPS: checked, the text is compiled)."""
+    from .. import resources
+    if op not in SOCK_OPS:
+        raise ValueError(f"{op!r}: not a sock_ops callback; choose BPF_SOCK_OPS_ + one of "
+                         f"{', '.join(SOCK_OPS[1:])}")
+    with open(resources.snippet_path("sk_skb.bpf.c")) as f:
+        text = f.read()
+    return text.replace("BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB", f"BPF_SOCK_OPS_{op}")
+
+
+def insert_moment(op, lab=None):
+    """One real request to a TCP echo server with the sk-skb program inserting sockets at
+    sock_ops callback `op`: {"seen", "agree"} of the verdict program, or {"error"} when the
+    request did not get through. `lab`: an open lab to use (default a fresh one)."""
+    from ..errors import PktlabError
+    from .belt import Belt
+    text = insert_variant(op)
+    try:
+        with Belt("tcp", hooks="sk-skb", lab=lab, texts={"sk-skb": text}) as belt:
+            run = belt.request()
+    except PktlabError as e:
+        return {"seen": 0, "agree": None, "error": str(e)}
+    v = run.hooks["sk-skb"]
+    return {"seen": v["seen"], "agree": v["agree"], "error": None}

@@ -114,14 +114,15 @@ def _close(lab, fw, wait, port):
             "server_states": states}
 
 
-def close_through(policy="sk_lookup", wait=1.0, port=PORT):
+def close_through(policy="sk_lookup", wait=1.0, port=PORT, make_lab=None):
     """One connection through the firewall under `policy` (sk_lookup or skc_lookup), closed
     by the server first; the client's close, as the firewall let it happen (module docstring).
-    `wait`: how long the client's close may take before it counts as broken."""
+    `wait`: how long the client's close may take before it counts as broken. make_lab: a
+    context manager factory yielding the fresh lab (pktlabd: one of the caller's)."""
     if policy not in ("sk_lookup", "skc_lookup"):
         raise ValueError(f"TIME_WAIT demo policy {policy!r}: sk_lookup or skc_lookup")
     t0 = time.monotonic()
-    with Lab(prefix=LAB_PREFIX) as lab:
+    with (make_lab() if make_lab else Lab(prefix=LAB_PREFIX)) as lab:
         name = lab.name
         with ConntrackFirewall(lab, policy) as fw:
             out = _close(lab, fw, wait, port)
@@ -132,9 +133,9 @@ def close_through(policy="sk_lookup", wait=1.0, port=PORT):
     return out
 
 
-def timewait_trap(wait=1.0, port=PORT):
+def timewait_trap(wait=1.0, port=PORT, make_lab=None):
     """The broken close (sk_lookup) and the fix (skc_lookup), each on a fresh lab."""
-    return {p: close_through(p, wait, port) for p in ("sk_lookup", "skc_lookup")}
+    return {p: close_through(p, wait, port, make_lab) for p in ("sk_lookup", "skc_lookup")}
 
 
 def format_timewait(result):

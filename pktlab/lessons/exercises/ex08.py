@@ -13,14 +13,10 @@ import struct
 
 from ..here import hook_available, in_lab_thread, why_not
 from ..html import NotHere
-from .common import CheckResult, norm, snippet_text
+from .common import CheckResult, norm
+from ...sockets.sockmap import SOCK_OPS
 
-#: every sock_ops callback (uapi/linux/bpf.h, enum bpf_sock_ops_op): a learner's answer must
-#: name one of them
-SOCK_OPS = ("VOID", "TIMEOUT_INIT", "RWND_INIT", "TCP_CONNECT_CB", "ACTIVE_ESTABLISHED_CB",
-            "PASSIVE_ESTABLISHED_CB", "NEEDS_ECN", "BASE_RTT", "RTO_CB", "RETRANS_CB",
-            "STATE_CB", "TCP_LISTEN_CB", "RTT_CB", "PARSE_HDR_OPT_CB", "HDR_OPT_LEN_CB",
-            "WRITE_HDR_OPT_CB")
+
 def _request():
     """The frame the field checker walks: a TCP segment carrying an HTTP GET, as the belt's
     client sends it (timestamps option, PSH|ACK)."""
@@ -75,12 +71,6 @@ def check_only_above(field, above="cgroup-ingress", below="socket-filter"):
                               "the TCP header or the payload, which both hooks see")
 
 
-def insert_variant(op):
-    """sk_skb.bpf.c with the sock_ops callback that inserts sockets replaced by `op`."""
-    return snippet_text("sk_skb.bpf.c").replace("BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB",
-                                                f"BPF_SOCK_OPS_{op}")
-
-
 def check_insert_moment(op):
     """Which sock_ops callback must put the server's socket into the sockmap? Measured: the
     sk-skb program is compiled with that callback, a real request goes to a real TCP echo
@@ -89,23 +79,23 @@ def check_insert_moment(op):
     if name not in SOCK_OPS:
         return CheckResult(False, f"{op!r}: not a sock_ops callback; they are BPF_SOCK_OPS_ + "
                                   f"one of {', '.join(SOCK_OPS[1:])}")
+    from ..remote import through_daemon
+    if through_daemon():
+        from ..socketviews import daemon_call
+        return _verdict(name, daemon_call("insert_moment", {"op": name})[0])
     if not hook_available("sk-skb"):
         return NotHere("checking the sockmap insertion", why_not("sk-skb"))
-    return in_lab_thread(_measure, name)
+    from ...sockets.sockmap import insert_moment
+    return _verdict(name, in_lab_thread(insert_moment, name))
 
 
-def _measure(name):
-    from ...errors import PktlabError
-    from ...sockets.belt import Belt
-    try:
-        with Belt("tcp", hooks="sk-skb", texts={"sk-skb": insert_variant(name)}) as belt:
-            run = belt.request()
-    except PktlabError as e:
+def _verdict(name, got):
+    """The checker's words for sockmap.insert_moment's answer (measured here or by pktlabd)."""
+    if got["error"]:
         return CheckResult(False, f"BPF_SOCK_OPS_{name}: the request did not get through (the "
                                   f"server never answered: a socket in the map too early or "
-                                  f"too late hangs its reader): {e}")
-    v = run.hooks["sk-skb"]
-    if v["seen"] and v["agree"]:
+                                  f"too late hangs its reader): {got['error']}")
+    if got["seen"] and got["agree"]:
         return CheckResult(True, f"BPF_SOCK_OPS_{name}: the socket was in the map before its "
                                  "first byte arrived, and the verdict program saw the request "
                                  "(the echo came back): the end of the handshake, before "

@@ -16,7 +16,6 @@ Checkers:
 """
 
 import os
-import socket
 import tempfile
 
 from .common import CheckResult
@@ -109,81 +108,69 @@ def verify_source(source, hook="tc-ingress", func=None, name="lesson09.c"):
         return verify(path, hook, func=func)
 
 
-def _connects(lab, port, timeout):
-    """From src to dut: 'connected', 'refused' (a RST came back) or 'timeout' (dropped)."""
-    from ...lab import netns
-    with netns.enter(lab.ns_src):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect((lab.dut_ip4, port))
-        return "connected"
-    except ConnectionRefusedError:
-        return "refused"
-    except (socket.timeout, TimeoutError):
-        return "timeout"
-    finally:
-        s.close()
-
-
 def _load(source):
     """Load the learner's firewall through the learner loader (pktlab.kernel.loader: a
     restricted worker as pktlab-loader; this process only holds the fds): (the verifier's
     Report as pktlab verify makes it, LearnerProgram or None)."""
-    from ...kernel import loader, verifier
-    from ...kernel.progload import LoadRequest
-    func = FUNC if FUNC in source else None
-    data = source.encode()
-    a, prog = loader.load(LoadRequest(data, "lesson09.c", "SCHED_CLS", func,
-                                      (resources.snippets_dir(),)))
-    try:
-        return verifier.judge(a, "lesson09.c", "tc-ingress", data, func), prog
-    except BaseException:
-        if prog is not None:
-            prog.close()
-        raise
+    from ...sockets.conntrack import load_learner_firewall
+    return load_learner_firewall(source, "lesson09.c", FUNC)
 
 
 def _works_in_a_lab(prog):
     """Attach the learner's loaded firewall (a LearnerProgram) at TC ingress on a fresh lab's
     dut; (ok, what happened)."""
-    from ...kernel.attach import TcAttachment
     from ...lab import Lab
-    from ...sockets.flows import EchoServer
-    with Lab(prefix="plex") as lab, EchoServer(lab, port=7000):
-        with TcAttachment(lab.ns_dut, lab.if_dut, prog.fd, "ingress"):
-            listening = _connects(lab, 7000, 2.0)
-            closed = _connects(lab, 7001, 1.0)
-    if listening != "connected":
-        return False, ("a connection to the port where the echo server listens did not work "
-                       f"({listening}): the firewall drops packets a socket would take")
-    if closed != "timeout":
-        return False, ("a SYN to a port where nothing listens was not dropped (the client was "
-                       f"{closed}): the firewall lets through packets no socket would take")
-    return True, "it loads, a connection to the listening port works, and a SYN to a closed port is dropped"
+    from ...sockets.conntrack import try_firewall
+    with Lab(prefix="plex") as lab:
+        return try_firewall(lab, prog.fd)
 
 
-def check_lookup(source):
-    """The learner's firewall: loaded by the learner loader (the verifier is the judge of the
-    reference rules), then attached and tried on a real lab."""
-    why = not_here("the firewall check", "tc-ingress")
-    if why is not None:
-        return why
+def _checked_here(source):
+    """(report as a dict, ok or None when it did not load, what happened): as root."""
     try:
         report, prog = in_lab_thread(_load, source)
     except (OSError, ValueError) as e:
-        return CheckResult(False, f"could not verify it: {e}")
+        return None, None, f"could not verify it: {e}"
     if prog is None or not report.ok:
-        first = report.errors[0] if report.errors else {}
-        where = f" (line {first.get('line')})" if first.get("line") else ""
-        return CheckResult(False, f"the verifier refused it{where}: "
-                                  f"{first.get('explanation') or first.get('message', '')} "
-                                  "Read its lines with pl.verify(...), fix, and check again.")
+        if prog is not None:
+            prog.close()
+        return report.to_dict(), None, ""
     with prog:
         try:
             ok, what = in_lab_thread(_works_in_a_lab, prog)
         except Exception as e:      # a learner's program may fail anywhere: say so, never raise
-            return CheckResult(False, f"it loads, but trying it in a lab failed: {e}")
+            return report.to_dict(), False, f"trying it in a lab failed: {e}"
+    return report.to_dict(), ok, what
+
+
+def check_lookup(source):
+    """The learner's firewall: loaded by the learner loader (the verifier is the judge of the
+    reference rules), then attached and tried on a real lab (in pktlabd, in a lab of the
+    learner's, when they are not root)."""
+    from ..remote import through_daemon
+    if through_daemon():
+        from ..socketviews import daemon_call
+        from ...errors import PktlabError
+        try:
+            got = daemon_call("check_firewall", {}, str(source).encode())[0]
+            report, ok, what = got["report"], got["ok"], got["what"]
+        except (PktlabError, OSError, ValueError) as e:
+            report, ok, what = None, None, f"could not verify it: {e}"
+    else:
+        why = not_here("the firewall check", "tc-ingress")
+        if why is not None:
+            return why
+        report, ok, what = _checked_here(source)
+    if report is None:
+        return CheckResult(False, what)
+    if ok is None:
+        first = report["errors"][0] if report["errors"] else {}
+        where = f" (line {first.get('line')})" if first.get("line") else ""
+        return CheckResult(False, f"the verifier refused it{where}: "
+                                  f"{first.get('explanation') or first.get('message', '')} "
+                                  "Read its lines with pl.verify(...), fix, and check again.")
+    if what.startswith("trying it in a lab failed"):
+        return CheckResult(False, f"it loads, but {what}")
     return CheckResult(ok, what if ok else f"it loads, but {what}.")
 
 
