@@ -21,12 +21,12 @@ import subprocess
 import sys
 import tarfile
 import time
-import uuid
 
 import pytest
 import requests
 
 from conftest import REPO, require_root
+from kernelws import execute
 
 PKTLAB = os.path.join(REPO, ".venv", "bin", "pktlab")
 NOTEBOOKS = os.path.join(REPO, "notebooks")
@@ -171,42 +171,9 @@ def _server_processes(uid):
 
 # the kernel, over the server's websocket ------------------------------------------------------
 def _execute(up, user, kernel_id, code, timeout=120):
-    """Run `code` in a learner's kernel: (stdout text, error or None). Done when the shell
-    channel replied and iopub went idle (the two channels keep no order between them)."""
-    import websocket
-    ws = websocket.create_connection(
-        f"ws://127.0.0.1:{up.port}/user/{user}/api/kernels/{kernel_id}/channels",
-        header=[f"Authorization: token {up.token}"], timeout=timeout)
-    try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
-        out, error, replied, idle = [], None, False, False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = json.loads(ws.recv())
-            if m.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = m["msg_type"]
-            if kind == "stream":
-                out.append(m["content"]["text"])
-            elif kind in ("execute_result", "display_data"):
-                out.append(m["content"]["data"].get("text/plain", ""))
-            elif kind == "error":
-                error = f"{m['content']['ename']}: {m['content']['evalue']}"
-            elif kind == "execute_reply":
-                replied = True
-            elif kind == "status" and m["content"]["execution_state"] == "idle":
-                idle = True     # iopub's last word: the outputs came before it
-            if replied and idle:
-                return "".join(out), error
-        raise AssertionError(f"no execute_reply in {timeout} s")
-    finally:
-        ws.close()
+    """Run `code` in a learner's kernel: (stdout text, error or None)."""
+    return execute(f"ws://127.0.0.1:{up.port}/user/{user}/api/kernels/{kernel_id}/channels",
+                   up.token, code, timeout=timeout)
 
 
 def _start_kernel(up, user):

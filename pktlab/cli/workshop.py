@@ -6,6 +6,7 @@
     pktlab workshop status [--json]
     pktlab workshop reset USER [NN ...] [--all] [--json]
     pktlab workshop down [--remove-learners] [--json]
+    pktlab workshop solo [--port P] [--user USER] [--workdir DIR]     (`make lab`)
 
 `up` stays in the foreground until Ctrl-C or `workshop down`; it prints the address and each
 learner's password once everything answers (--json: one document, then nothing more on stdout).
@@ -69,6 +70,19 @@ def add_parser(sub):
     dn.add_argument("--json", action="store_true")
     dn.set_defaults(func=cmd_down)
 
+    so = wsub.add_parser("solo", help="`make lab`: JupyterLab on the lessons for one learner, "
+                                      "run as them (never root), the kernel work behind a "
+                                      "pktlabd of theirs (stays in the foreground)")
+    so.add_argument("--port", type=port, default=8888, help="JupyterLab's port (default 8888, "
+                                                              "on 127.0.0.1)")
+    so.add_argument("--user", default=None,
+                    help="who JupyterLab runs as (default: SUDO_USER; started as root "
+                         "itself: pktlab's own account pktlab-lab)")
+    so.add_argument("--workdir", default=None, metavar="DIR",
+                    help="the learner's copy of the lessons (default: $PKTLAB_WORKDIR, the "
+                         "checkout's work/ when it is theirs, else a folder in their home)")
+    so.set_defaults(func=cmd_solo)
+
 
 def _say(text):
     from .console import err
@@ -88,6 +102,19 @@ def cmd_up(args):
         else:
             print(format_up(doc), flush=True)
         return running.wait()
+
+
+def cmd_solo(args):
+    from ..workshop.solo import Solo
+    solo = Solo(port=args.port, user=args.user, workdir=args.workdir)
+    signal.signal(signal.SIGHUP, _ignore)
+    with solo.start(say=_solo_say) as running:
+        return running.wait()
+
+
+def _solo_say(text):
+    from .console import err
+    err(text, prefix="[lab] ")
 
 
 def _ignore(signum, frame):
