@@ -224,8 +224,11 @@ def test_the_daemon_knows_each_learner_by_uid(agents, learners, daemon):
     assert b.ok("status")["labs"] == []                    # a learner sees their own only
     from pktlab.workshop.client import Client
     with Client(daemon.path) as root:                       # root sees every learner's, by uid
-        seen = {x["name"]: x for x in root.status()["labs"]}
+        st = root.status()
+        seen = {x["name"]: x for x in st["labs"]}
     assert seen[lab]["uid"] == learners[0].pw_uid and seen[lab]["user"] == learners[0].pw_name
+    # `clients` counts the others: a's one connection is the one asking; root sees a and b
+    assert sa["clients"] == 0 and st["clients"] == 2, (sa["clients"], st["clients"])
 
 
 # another learner's lab -------------------------------------------------------------------------

@@ -43,12 +43,14 @@ def op_status(s, a, blob):
             sessions = json.load(f)["sessions"]
     except (OSError, ValueError, KeyError):
         sessions = []
+    # the connection asking is not counted: `clients` is who else is connected
+    others = [x for x in sessions if x.get("pid") != os.getpid()]
     if s.peer.uid == 0:
         labs = [describe(st) for st in daemon_labs(daemon_pid=s.cfg.daemon_pid)]
-        clients = len(sessions)
+        clients = len(others)
     else:
         labs = [describe(st) for st in daemon_labs(uid=s.peer.uid, daemon_pid=s.cfg.daemon_pid)]
-        clients = sum(1 for x in sessions if x.get("uid") == s.peer.uid)
+        clients = sum(1 for x in others if x.get("uid") == s.peer.uid)
     return {"pid": s.cfg.daemon_pid, "clients": clients, "labs": labs,
             "you": {"uid": s.peer.uid, "user": s.peer.user, "session": os.getpid()},
             "limits": {"labs": s.limits.labs, "connections": s.limits.sessions,
