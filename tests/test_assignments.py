@@ -109,20 +109,37 @@ def checker_namespaces():
     return sorted(ln.split()[0] for ln in out.splitlines() if ln.startswith(LAB_PREFIX))
 
 
-# --- what the learner is given, and the answers, load through the learner loader ----------------
+# --- the loads this module's checkers make ----------------------------------------------------
+#: (C text, program type, func asked for) -> what the learner loader made of it, for every load
+#: made through loader.load while this module runs (the checkers' own loads included): the
+#: Attempt's stage, func and words, and the loaded program's type and loader uid, read while it
+#: was open. Lets the load test below judge the very loads the checkers made of the solution
+#: and the starting code (the same request: the checker's file name differs, which only names
+#: the file in messages) instead of compiling each a third time.
+_LOADS = {}
 
-@pytest.mark.parametrize("n", NUMBERS)
-def test_solution_and_starting_code_load_through_the_learner_loader(n):
-    loader = need_loader()
-    from pktlab.kernel.progload import LoadRequest
-    _lesson, name, ptype, func = ASSIGNMENTS[n]
-    uid = loader.account()[0]
-    for which, text in (("solution", solution(n)), ("starting code", starting(n))):
-        a, prog = loader.load(LoadRequest(text.encode(), name, ptype))
-        assert prog is not None, (which, a.stage, a.compiler[-800:], a.log[-800:], a.refusal)
-        with prog:
-            assert a.func == func and prog.prog_type == ptype
-            assert prog.created_by_uid == uid, f"{which} was not loaded by {loader.ACCOUNT}"
+
+def _facts(attempt, prog):
+    return {"stage": attempt.stage, "func": attempt.func, "compiler": attempt.compiler[-800:],
+            "log": attempt.log[-800:], "refusal": attempt.refusal,
+            "loaded": prog is not None, "prog_type": None if prog is None else prog.prog_type,
+            "created_by_uid": None if prog is None else prog.created_by_uid}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _record_loads():
+    """loader.load, recorded in _LOADS for the whole module (the real load, unchanged)."""
+    from pktlab.kernel import loader
+    real = loader.load
+
+    def recording(req, *a, **kw):
+        attempt, prog = real(req, *a, **kw)
+        _LOADS.setdefault((bytes(req.text), req.prog_type, req.func), _facts(attempt, prog))
+        return attempt, prog
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loader, "load", recording)
+        yield
+    _LOADS.clear()
 
 
 def test_the_starting_code_is_in_the_lessons_and_the_answers_are_not():
@@ -232,6 +249,27 @@ def test_a_wrong_program_fails_at_the_frame_it_gets_wrong(n, name):
         assert f"pl.frames(\"{frame.split(' #')[0]}\")[{int(frame.split('#')[1]) - 1}]" in said
     assert words in said, said
     assert checker_namespaces() == before
+
+
+# --- what the learner is given, and the answers, load through the learner loader ----------------
+# (after the checker tests: it judges the loads they made, and loads by itself what they did not)
+
+@pytest.mark.parametrize("n", NUMBERS)
+def test_solution_and_starting_code_load_through_the_learner_loader(n):
+    loader = need_loader()
+    from pktlab.kernel.progload import LoadRequest
+    _lesson, name, ptype, func = ASSIGNMENTS[n]
+    uid = loader.account()[0]
+    for which, text in (("solution", solution(n)), ("starting code", starting(n))):
+        key = (text.encode(), ptype, None)
+        if key not in _LOADS:
+            _a, prog = loader.load(LoadRequest(text.encode(), name, ptype))
+            if prog is not None:
+                prog.close()
+        a = _LOADS[key]
+        assert a["loaded"], (which, a["stage"], a["compiler"], a["log"], a["refusal"])
+        assert a["func"] == func and a["prog_type"] == ptype
+        assert a["created_by_uid"] == uid, f"{which} was not loaded by {loader.ACCOUNT}"
 
 
 # --- refusals and broken answers: shown, never raised -------------------------------------------
