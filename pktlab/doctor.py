@@ -202,11 +202,15 @@ def _check_tool(name, why, fix, required=False):
     return c
 
 
-def _probe_hooks(checks_ok):
+def _own_lab():
+    from .lab import Lab
+    return Lab(prefix="pldoc")
+
+
+def _probe_hooks(checks_ok, new_lab=_own_lab):
     """Attach every hook in a throwaway lab and send one frame: {hook: {available, via, why}}."""
     from .kernel.hooks import HookSet, choose_kprobe_mechanism
     from .lab.inject import Injector
-    from .lab import Lab
     out = {h: {"available": False, "via": None, "why": ""} for h in PACKET_HOOKS}
     if not checks_ok:
         why = ("not tried: needs root (see privileges)" if not _is_root() else
@@ -222,7 +226,7 @@ def _probe_hooks(checks_ok):
     except PktlabError as e:
         mech, why = None, {"kprobe": str(e)}
     why_text = "; ".join(f"not {m}: {w}" for m, w in why.items())
-    with Lab(prefix="pldoc") as lab:
+    with new_lab() as lab:
         for hook in PACKET_HOOKS:
             if hook == "kprobe" and mech is None:
                 out[hook]["why"] = why_text
@@ -291,7 +295,7 @@ def _probe_socket_hooks(lab):
     return out
 
 
-def _probe_mptcp(checks_ok):
+def _probe_mptcp(checks_ok, new_lab=_own_lab):
     """In a throwaway lab: net.mptcp.enabled in its namespaces (the check "mptcp", with the
     fix), and the sock-ops hook proven on a real connection ({"sock-ops": {...}})."""
     hook = {"available": False, "via": None, "why": ""}
@@ -299,10 +303,9 @@ def _probe_mptcp(checks_ok):
         hook["why"] = ("not tried: needs root (see privileges)" if not _is_root() else
                        "not tried: bcc or its compile failed (see checks)")
         return _check_mptcp_host(), {"sock-ops": hook}
-    from .lab import Lab
     from .lab.cgroup import require_cgroup2
     from . import mptcp
-    with Lab(prefix="pldoc") as lab:
+    with new_lab() as lab:
         why = mptcp.why_mptcp_not(lab)
         check = (Check("mptcp", False, why, "a kernel with CONFIG_MPTCP=y" if "CONFIG_MPTCP"
                        in why else f"sysctl -w net.mptcp.enabled=1 inside the namespace "
@@ -355,8 +358,10 @@ def _check_mptcp_host():
                  "that needs root, and the setting is per namespace)", SUDO_FIX)
 
 
-def run():
-    """All checks: (report dict, exit status)."""
+def run(new_lab=_own_lab):
+    """All checks: (report dict, exit status). new_lab() -> a context manager yielding a lab
+    for the probes (default: one of the doctor's own; pktlabd gives one tagged as its
+    learner's)."""
     checks = [_check_root(), _check_bpf_syscall()]
     bcc_check, _ = _check_bcc()
     checks.append(bcc_check)
@@ -383,12 +388,12 @@ def run():
     required = {"privileges", "bpf syscall", "bcc", "bcc compile", "ip", "kernel headers", "btf"}
     core_ok = all(c.ok for c in checks if c.name in required)
     try:
-        hooks = _probe_hooks(core_ok)
+        hooks = _probe_hooks(core_ok, new_lab)
     except PktlabError as e:
         hooks = {h: {"available": False, "via": None, "why": f"lab failed: {e}"}
                  for h in HOOK_NAMES}
     try:
-        mptcp_check, more = _probe_mptcp(core_ok)
+        mptcp_check, more = _probe_mptcp(core_ok, new_lab)
     except PktlabError as e:
         mptcp_check = Check("mptcp", False, f"lab failed: {e}", "see the checks above")
         more = {h: {"available": False, "via": None, "why": f"lab failed: {e}"}

@@ -23,8 +23,9 @@ RANK = {
     "lab": 2,
     "kernel": 3,
     "replay": 4, "bench": 4, "sockets": 4, "mptcp": 4,
-    "workshop": 4.5,                 # the daemon drives replays: above replay, below doctor
-    "doctor": 5,
+    "doctor": 4.25,                  # proves the hooks of the rooms below it, in a lab
+    "workshop": 4.5,                 # the daemon drives replays and runs the doctor for
+                                     # its learners (opsmptcp): above both
     "lessons": 6,
     "cli": 7,
 }

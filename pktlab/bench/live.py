@@ -123,8 +123,9 @@ class _Live(Owned):
 
 
 def live(points=None, sizes=SIZES, duration=1.2, warmup=0.3, slices=4, compare=("trafgen",),
-         progress=None, prefix="plhb"):
-    """The live ladder: packets/s at each point, for each frame size, in one lab."""
+         progress=None, prefix="plhb", lab=None):
+    """The live ladder: packets/s at each point, for each frame size, in one lab (its own, or
+    `lab`: one the caller made and removes, e.g. pktlabd's lab tagged with its learner)."""
     _preload()
     from ..lab import Lab
     progress = progress or _progress_noop
@@ -149,7 +150,8 @@ def live(points=None, sizes=SIZES, duration=1.2, warmup=0.3, slices=4, compare=(
            "generator_cpu": gen_cpu, "other_cpus": other, "by_size": {}, "errors": {}}
     with contextlib.ExitStack() as stack:
         with _signals_deferred():
-            lab = stack.enter_context(Lab(prefix=prefix))
+            if lab is None:
+                lab = stack.enter_context(Lab(prefix=prefix))
             stats = LinkStats(lab)
             stack.callback(stats.close)
         _set_gro(lab, True)

@@ -24,8 +24,10 @@ def plan(points=None, sizes=SIZES, micro_on=True, live_on=True, long=False):
     return n
 
 
-def run(micro_on=True, live_on=True, points=None, sizes=SIZES, long=False, progress=None):
-    """Micro and live benches; returns one JSON-able dict (see DESIGN.md for the keys)."""
+def run(micro_on=True, live_on=True, points=None, sizes=SIZES, long=False, progress=None,
+        lab=None):
+    """Micro and live benches; returns one JSON-able dict (see DESIGN.md for the keys). lab:
+    the live ladder runs there (the caller made it, and removes it) instead of in its own."""
     cfg = DEFAULTS["long" if long else "short"]
     points = _check_points(points)
     total = plan(points, sizes, micro_on, live_on, long)
@@ -44,7 +46,7 @@ def run(micro_on=True, live_on=True, points=None, sizes=SIZES, long=False, progr
     if live_on and points:
         out["live"] = live(points, sizes, duration=cfg["duration"], warmup=cfg["warmup"],
                            slices=cfg["slices"], compare=cfg["compare"],
-                           progress=lambda d, t, lbl: step(lbl))
+                           progress=lambda d, t, lbl: step(lbl), lab=lab)
     out["elapsed_s"] = time.monotonic() - t0
     out["explanation"] = explain(out)
     return out

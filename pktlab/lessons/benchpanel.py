@@ -15,11 +15,37 @@ def bench_panel(**kwargs):
     """pktlab.bench.BenchPanel, with its Run button doing its work in_lab_thread(): clicked in
     JupyterLab, the handler runs in the kernel's main thread, where netlink cannot."""
     from ..bench import BenchPanel
+    from .remote import through_daemon
     panel = BenchPanel(**kwargs)
     panel.button.on_click(panel._on_click, remove=True)
+    if os.geteuid() != 0 and through_daemon():
+        panel.run = lambda: _run_remote(panel)
     panel.button.on_click(lambda b: in_lab_thread(panel._on_click, b))
     register_widget(_Closer(panel))
     return panel
+
+
+def _run_remote(panel):
+    """What the panel's run() does through pktlabd: the daemon measures (micro, and the live
+    ladder in a lab of yours), the results come back as data, the chart and the figures are
+    drawn here. No progress bar (the daemon answers once, at the end): the panel says so."""
+    from ..workshop.client import Client
+    points, sizes = panel.selection()
+    panel.summary.value = ("<p class='pll-note'>the bench runs in pktlabd (the workshop "
+                           "daemon): its chart and figures come here when it is done</p>")
+    panel.progress_box.children = ()
+    panel.button.disabled = True
+    try:
+        with Client() as c:
+            results = c.call("bench", {"points": points, "sizes": sizes,
+                                       "micro": bool(panel.micro_box.value),
+                                       "long": bool(panel.long_box.value)})[0]
+        panel.results = results
+        panel.runs += 1
+        panel.redraw()
+    finally:
+        panel.button.disabled = False
+    return panel.results
 
 
 class _Closer:
@@ -71,8 +97,17 @@ def run_bench(panel):
     """Run a BenchPanel's chosen subset (what its Run button does). The panel shows the chart
     and the figures; the return value is a BenchResults that follows the panel's latest run
     (or the reason it cannot run here)."""
+    from ..errors import PktlabError
+    from .remote import through_daemon
     if os.geteuid() != 0:
-        return NotHere("the bench", why_not("xdp") or "needs root")
+        if not through_daemon():
+            from ..workshop.client import absent_message
+            return NotHere("the bench", absent_message("the bench"))
+        try:
+            _run_remote(panel)
+        except (PktlabError, ValueError) as e:      # the daemon's refusal, in one line
+            return NotHere("the bench", f"the workshop daemon: {e}")
+        return BenchResults(panel)
     if not hook_available("xdp"):
         return NotHere("the bench", why_not("xdp"))
     in_lab_thread(panel.run)

@@ -85,27 +85,58 @@ def doctor(refresh=False):
 
 
 def _through_daemon(report):
-    """Not root, but pktlab's workshop daemon listens: the replay hooks are the daemon's to
-    attach (pl.open_lab makes a RemoteLab), so the report says what it can attach."""
+    """Not root, but pktlab's workshop daemon listens: the lessons' kernel work is the
+    daemon's (pl.open_lab makes a RemoteLab, the bench and MPTCP runs go through it), so the
+    report is the doctor's as the daemon ran it (its probe labs yours, in your quota), marked
+    as such. Falls back to the daemon's replay hooks when it cannot run the doctor."""
     from ..errors import PktlabError
     from ..workshop.client import Client, daemon_present
     if not daemon_present():
         return
     try:
         with Client() as c:
-            hooks = c.hooks()
+            path = c.path
+            try:
+                got, why = c.call("doctor")[0]["report"], ""
+            except PktlabError as e:      # an older daemon, or your labs' quota is full
+                got, why = None, str(e)
+            hooks = c.hooks() if got is None else None
     except PktlabError:
         return
-    report["ok"] = True
-    report["checks"].append({"name": "workshop daemon", "ok": True, "required": False,
-                             "detail": f"pktlabd at {c.path} attaches the replay hooks in labs "
-                                       "of your own", "fix": ""})
+    if got is not None:
+        report.clear()
+        report.update(got)
+    report["ok"] = bool(got["ok"]) if got is not None else True
+    report["root"] = False
+    report["through"] = path
+    report["checks"] = [c for c in report["checks"] if c["name"] != "privileges"]
+    report["checks"].insert(0, {
+        "name": "workshop daemon", "ok": True, "required": False,
+        "detail": f"you are {_user()} (uid {os.geteuid()}); pktlabd at {path} runs as root and "
+                  "does the lessons' kernel work (labs, eBPF programs) in labs of your own"
+                  + ("; the checks below are what it found on this machine" if got else
+                     f"; it attaches the replay hooks (it could not run the doctor: {why})"),
+        "fix": ""})
+    if got is not None:
+        return
     for h, info in hooks.items():
         report["hooks"][h] = {"available": info["available"], "via": info["via"],
                               "why": info["why"] + (" (workshop daemon)" if info["why"] else "")}
     for h in SOCKET_HOOKS + CONNECTION_HOOKS:
-        report["hooks"][h]["why"] = ("not through the workshop daemon yet (it does the replay "
-                                     "hooks: xdp, tc-ingress, tc-egress, kprobe); needs root")
+        report["hooks"][h]["why"] = f"the workshop daemon could not run the doctor: {why}"
+
+
+def _user():
+    import pwd
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def through_pktlabd():
+    """The daemon's socket path when the doctor's report is pktlabd's (not root), else None."""
+    return doctor().get("through")
 
 
 def hook_available(hook):
@@ -122,6 +153,8 @@ def why_not(hook):
     if info["available"]:
         return ""
     why = info["why"]
+    if rep.get("through") and "pktlabd" not in why:
+        why += " (found by pktlabd, the workshop daemon)"
     failed = [c for c in rep["checks"] if not c["ok"] and getattr(c, "required", True)]
     if why.startswith("not tried") and failed:
         why += ": " + "; ".join(f"{c['name']}: {c['detail']} (fix: {c['fix']})" for c in failed)
@@ -135,11 +168,16 @@ def doctor_table(refresh=False):
     for c in rep["checks"]:
         mark = ('<span class="pll-ok">ok</span>' if c["ok"] else '<span class="pll-no">FAIL</span>', "")
         rows.append([mark, c["name"], (prose(c["detail"]), "pll-mono"), (prose(c["fix"]), "")])
-    body = f"<h4>pktlab doctor: kernel {esc(rep.get('kernel', ''))}</h4>"
+    via = rep.get("through")
+    body = (f"<h4>pktlab doctor: kernel {esc(rep.get('kernel', ''))}"
+            + (" (through pktlabd, the workshop daemon)" if via else "") + "</h4>")
     body += table(["", "check", "detail", "fix"], rows, raw=True)
     body += hooks_table()._body()
     verdict = ("the lab can run here" if rep["ok"] else
                "the lab cannot run here: the FAIL lines above say what to fix")
+    if via and rep["ok"]:
+        verdict = ("the lab can run here through pktlabd: it does the kernel work (labs, "
+                   "eBPF programs) in labs of your own")
     body += f'<p class="{"pll-ok" if rep["ok"] else "pll-no"}">{esc(verdict)}</p>'
     return HTML(body)
 
@@ -171,13 +209,15 @@ def hooks_table():
     """Each hook: available or not, how it attaches here or why it cannot. In alphabetical
     order on purpose: the order a packet meets them is an exercise (lessons 00 and 08)."""
     rep = doctor()
+    through = " (through pktlabd)" if rep.get("through") else ""
     rows = []
     for h in sorted(BELT_ORDER):
         info = rep["hooks"].get(h)
         if info is None:
             continue
         ok = info["available"]
-        how = (f"via {info['via']}" + (f" — {info['why']}" if h == "kprobe" and info["why"] else "")
+        how = (f"via {info['via']}{through}"
+               + (f" — {info['why']}" if h == "kprobe" and info["why"] else "")
                if ok else why_not(h))
         rows.append([(f"<b>{esc(h)}</b>", ""),
                      ('<span class="pll-ok">yes</span>' if ok else '<span class="pll-no">no</span>', ""),

@@ -13,10 +13,21 @@ from .results import record_summary
 
 def mechanism_table():
     """How the kprobe hook attaches here: each mechanism tried in order, and why not."""
-    if os.geteuid() != 0:
-        return NotHere("kprobe mechanisms", "choosing a mechanism loads programs: needs root")
-    from ..kernel.hooks import MECH_ORDER, choose_kprobe_mechanism
-    mech, why = in_lab_thread(choose_kprobe_mechanism)
+    from .remote import through_daemon
+    where = ""
+    if os.geteuid() == 0:
+        from ..kernel.hooks import MECH_ORDER, choose_kprobe_mechanism
+        mech, why = in_lab_thread(choose_kprobe_mechanism)
+    elif through_daemon():
+        got = _daemon_mechanisms()
+        if isinstance(got, NotHere):
+            return got
+        mech, why, MECH_ORDER = got["used"], got["why"], tuple(got["order"])
+        where = " in pktlabd's labs (the workshop daemon tried them, as root)"
+    else:
+        from ..workshop.client import absent_message
+        return NotHere("kprobe mechanisms", absent_message("choosing a mechanism (it loads "
+                                                           "programs)"))
     what = {"kprobe": "a breakpoint on __netif_receive_skb_core (needs CONFIG_KPROBES)",
             "fentry": "a BPF trampoline at the function's entry (needs BTF and trampolines)",
             "raw_tracepoint": "the netif_receive_skb tracepoint, raw (always compiled in)"}
@@ -32,9 +43,21 @@ def mechanism_table():
             state = ("not tried", "")
             note = "a better mechanism already works"
         rows.append([(f"<b>{esc(m)}</b>", ""), state, what[m], (esc(note), "pll-mono")])
-    tail = (f"<p>The kprobe hook runs as <b>{esc(mech)}</b> here.</p>" if mech else
-            '<p class="pll-no">No mechanism works here: the kprobe hook is not available.</p>')
+    tail = (f"<p>The kprobe hook runs as <b>{esc(mech)}</b> here{esc(where)}.</p>" if mech
+            else '<p class="pll-no">No mechanism works here: the kprobe hook is not '
+                 f'available{esc(where)}.</p>')
     return HTML(table(["mechanism", "", "what it is", "here"], rows, raw=True) + tail)
+
+
+def _daemon_mechanisms():
+    """pktlabd's answer: {"used", "why", "order"}, or NotHere with its refusal."""
+    from ..errors import PktlabError
+    from ..workshop.client import Client
+    try:
+        with Client() as c:
+            return c.call("kprobe_mechanisms")[0]
+    except PktlabError as e:
+        return NotHere("kprobe mechanisms", f"the workshop daemon: {e}")
 
 
 def btf_offset(path):

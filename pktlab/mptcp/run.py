@@ -91,6 +91,31 @@ class MptcpRun:
     def summary(self):
         return self.doc
 
+    def to_dict(self):
+        """Everything a run found, as JSON-able data (pktlabd sends it; from_dict rebuilds)."""
+        return {"doc": self.doc, "events": self.events, "joins": self.joins,
+                "marks": [[t, w] for t, w in self.marks], "client": self.client,
+                "server": self.server, "counts": self.counts, "lost": self.lost,
+                "policy_stats": {str(k): v for k, v in self.policy_stats.items()},
+                "start_ns": self.start_ns, "paths_n": self.paths_n,
+                "policy": text_of(self.policy) if self.policy is not None else None,
+                "addr_path": self.addr_path, "client_error": self.client_error}
+
+    @classmethod
+    def from_dict(cls, d):
+        """The run to_dict() wrote (its policy parsed again: nonsense is refused)."""
+        run = cls()
+        run.doc, run.events, run.joins = d["doc"], list(d["events"]), list(d["joins"])
+        run.marks = [(int(t), w) for t, w in d["marks"]]
+        run.client, run.server = d["client"], d["server"]
+        run.counts, run.lost = dict(d["counts"]), int(d["lost"])
+        run.policy_stats = {int(k): v for k, v in d["policy_stats"].items()}
+        run.start_ns, run.paths_n = int(d["start_ns"]), int(d["paths_n"])
+        run.policy = parse(d["policy"], run.paths_n) if d["policy"] is not None else None
+        run.addr_path = {str(k): int(v) for k, v in d["addr_path"].items()}
+        run.client_error = d["client_error"]
+        return run
+
 
 def _drive(run, lab, paths, so, pol, sw, seconds, drop, down):
     """Start the ends, move the switch / the link at their times, read the rings; returns

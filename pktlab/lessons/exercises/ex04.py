@@ -63,7 +63,10 @@ def _kcopy_record(length):
     from ...packet import record as R
     from ...replay import compare
     from ..live import LiveLab
-    lab = LiveLab(["kprobe"], mtu=9000)      # not open_lab(): a checker's own, closed here
+    from ..remote import RemoteLab, through_daemon
+    # not open_lab(): a checker's own, closed here (through pktlabd: a lab of the learner's
+    # there, the frame sent across it by the daemon)
+    lab = (RemoteLab if through_daemon() else LiveLab)(["kprobe"], mtu=9000)
     try:
         if not lab:
             return NotHere("the kprobe hook on a long frame", lab.why())
