@@ -12,6 +12,7 @@
 learner's password once everything answers (--json: one document, then nothing more on stdout).
 """
 
+import argparse
 import json
 import signal
 import sys
@@ -27,15 +28,41 @@ def learners(text):
     return _whole(text, 1, MAX_LEARNERS, "the number of learners")
 
 
+@_argtype
+def memory_cap(text):
+    return _whole(text, 64, 1 << 20, "the memory cap in MB")
+
+
+UP_LIMITS = """\
+What a learner's server is held to (this host has no systemd, and its cgroup v2 has only the
+hugetlb controller, so no per-learner cgroup):
+  rlimits, set by the hub's spawner before it becomes the learner, inherited by their kernels
+  and terminals: RLIMIT_NPROC 768 (processes + threads of the learner's uid), RLIMIT_NOFILE
+  4096 and RLIMIT_FSIZE 2 GiB (each process), RLIMIT_CORE 0; no RLIMIT_AS (measured: a
+  fresh kernel maps 0.8-0.9 GB of address space, a server 0.4-0.5 GB; a bound per process
+  they survive would not bound a learner's total);
+  memory: every 2 s `up` sums the PSS of each learner's processes; past --memory-cap it kills
+  (SIGKILL) that learner's largest process but their server (a kernel: Jupyter restarts it),
+  says so in jupyterhub.log and here; a watchdog, not a kernel limit (a process can outgrow
+  the cap between two turns); `workshop status --json` shows each learner's memory;
+  pktlabd's own per-learner limits: labs, connections, one compile at a time, request times,
+  capture and replay sizes (`pktlabd --help`);
+  CPU and disk space: not limited per learner here.
+"""
+
+
 def add_parser(sub):
     from ..workshop.accounts import PREFIX
+    from ..workshop.memory import DEFAULT_CAP_MB
     from ..workshop.hubconf import DEFAULT_PORT
     w = sub.add_parser("workshop", help="a JupyterHub for N learners on this host, the kernel "
                                         "work behind pktlabd")
     wsub = w.add_subparsers(dest="workshop_cmd", metavar="ACTION")
     wsub.required = True
     up = wsub.add_parser("up", help="start the hub, the learners' accounts and pktlabd (stays "
-                                    "in the foreground until Ctrl-C or `workshop down`)")
+                                    "in the foreground until Ctrl-C or `workshop down`)",
+                         description=UP_LIMITS,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     up.add_argument("--learners", type=learners, default=LEARNERS_DEFAULT,
                     help=f"how many learner accounts (1..200, default {LEARNERS_DEFAULT})")
     up.add_argument("--port", type=port, default=DEFAULT_PORT,
@@ -48,6 +75,13 @@ def add_parser(sub):
     up.add_argument("--ssl-key", metavar="FILE", help="its key")
     up.add_argument("--prefix", default=PREFIX,
                     help=f"learner account names: PREFIX1..PREFIXN (default {PREFIX})")
+    up.add_argument("--memory-cap", type=memory_cap, default=None, metavar="MB",
+                    help=f"each learner's memory (PSS of all their processes, MB) past which "
+                         f"the watchdog kills their largest kernel (default {DEFAULT_CAP_MB})")
+    up.add_argument("--identity", choices=("uid", "token"), default="uid",
+                    help="how pktlabd knows a learner: uid (default: each learner has their "
+                         "own account here) or token (their JupyterHub API token, checked with "
+                         "the hub: what a cluster whose pods share one uid needs)")
     up.add_argument("--json", action="store_true")
     up.set_defaults(func=cmd_up)
 
@@ -92,7 +126,8 @@ def _say(text):
 def cmd_up(args):
     from ..workshop.hub import Workshop
     ws = Workshop(learners=args.learners, port=args.port, ip=args.ip, tls=args.tls,
-                  prefix=args.prefix, ssl_cert=args.ssl_cert, ssl_key=args.ssl_key)
+                  prefix=args.prefix, ssl_cert=args.ssl_cert, ssl_key=args.ssl_key,
+                  identity=args.identity, memory_cap_mb=args.memory_cap)
     # the instructor's terminal may close: `up` goes on (`workshop down` ends it)
     signal.signal(signal.SIGHUP, _ignore)
     with ws.start(say=_say) as running:
@@ -142,7 +177,12 @@ def cmd_status(args):
         return 0
     print(f"workshop at {doc['url']} (up pid {doc['pid']})")
     for lr in doc["learners"]:
-        print(f"  {lr['user']:<14} server {lr['server']:<9} labs {lr['labs']}")
+        mem = lr.get("memory") or {}
+        used = "?" if mem.get("bytes") is None else f"{mem['bytes'] / 2**20:.0f}"
+        cap = f"/{mem['cap'] / 2**20:.0f}" if mem.get("cap") else ""
+        killed = f", {mem['killed']} killed" if mem.get("killed") else ""
+        print(f"  {lr['user']:<14} server {lr['server']:<9} labs {lr['labs']}  memory "
+              f"{used}{cap} MB{killed}")
     d = doc["daemon"]
     print("pktlabd: " + (f"pid {d['pid']}, {d['clients']} clients, {d['labs']} labs" if d
                          else "not answering"))

@@ -1,7 +1,8 @@
 """`pktlab workshop status` and `pktlab workshop down`, and a learner by name (for `reset`).
 
-    status()          # {"learners": [{"user", "server", "labs"}], "daemon": {"pid", "clients",
-                      #  "labs"}}: the hub's REST API (admin token) and pktlabd's status
+    status()          # {"learners": [{"user", "server", "labs", "memory"}], "daemon": {"pid",
+                      #  "clients", "labs"}}: the hub's REST API (admin token), pktlabd's
+                      #  status, each learner's processes' PSS (pktlab.workshop.memory)
     down(remove_learners=False)   # {"leftovers": [], "archives": [...], "removed": [...]}
 
 `down` ends the `up` that runs (SIGTERM: it stops the hub, whose PID namespace takes the
@@ -108,12 +109,19 @@ def status(paths=None):
     daemon = daemon_status(rec["socket"])
     per = labs_by_uid(daemon)
     reg = Registry.load(paths.root)
+    from . import memory
+    found = {name: reg.learner(name) for name in rec["learners"]}
+    used = memory.usage([(n, lr.uid) for n, lr in found.items() if lr is not None])
+    watched = (memory.read_record(paths.memory) or {}).get("learners") or {}
     out = []
     for name in rec["learners"]:
-        learner = reg.learner(name)
+        learner = found[name]
         uid = learner.uid if learner else None
+        mem = dict(used.get(name) or {"bytes": None, "processes": 0},
+                   cap=rec.get("memory_cap"), killed=(watched.get(name) or {}).get("killed", 0))
         out.append({"user": name, "server": _server_state(models.get(name)),
-                    "labs": per.get(uid, per.get(name, 0)),
+                    "labs": per.get(uid, per.get(name, per.get("hub:" + name, 0))),
+                    "memory": mem,
                     "last_activity": (models.get(name) or {}).get("last_activity")})
     d = None
     if daemon is not None:

@@ -10,6 +10,11 @@ not root and a daemon is there.
             br = c.frames(lab["lab"], [frame])         # a replay.run.BatchResult
             c.close_lab(lab["lab"])
 
+A client with JUPYTERHUB_API_TOKEN in its environment (every JupyterHub server and its kernels
+have it) sends that token first (pktlab.workshop.identity): a daemon started with
+--identity token knows learners by it, where they share a uid; one that knows them by uid
+answers who you are and ignores it.
+
 One connection per Client; its labs live as long as it (closing it, or the process ending,
 closes them in the daemon). Bytes travel, never paths: the client reads the files a learner
 names, with the learner's own rights, and sends their contents. What the daemon refuses comes
@@ -21,7 +26,7 @@ import os
 import socket
 import threading
 
-from . import protocol as P
+from . import identity, protocol as P
 from .daemon import DEFAULT_SOCKET, SOCKET_ENV
 
 
@@ -59,7 +64,7 @@ def absent_message(what, path=None):
 class Client:
     """One connection to pktlabd. Thread-safe (one request at a time on it)."""
 
-    def __init__(self, path=None, timeout=None):
+    def __init__(self, path=None, timeout=None, token=None):
         self.path = socket_path(path)
         self._lock = threading.Lock()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -70,6 +75,14 @@ class Client:
             raise P.DaemonGone(f"pktlabd at {self.path}: {e.strerror or e}; "
                                + absent_message("this", path).split("; ", 1)[1]) from None
         self.timeout = timeout
+        self.you = None
+        token = token if token is not None else os.environ.get(identity.TOKEN_ENV)
+        if token:
+            try:
+                self.you = identity.send_hello(self.sock, token)
+            except BaseException:
+                self._drop()
+                raise
 
     # plumbing ---------------------------------------------------------------------------------
     def call(self, op, args=None, blob=b""):

@@ -1,6 +1,7 @@
 """pktlabd: the root daemon behind the privilege boundary (DESIGN.md, "Privilege boundary").
 
     pktlabd [--socket PATH] [--group GROUP]      (runs in the foreground; SIGTERM ends it)
+    pktlabd --identity token --hub-api URL       (learners known by their JupyterHub token)
 
 One process listens on a Unix socket and does no kernel work itself. For each connection it
 reads who connected from the kernel (SO_PEERCRED: the uid; SO_PEERPIDFD, else pidfd_open: the
@@ -18,6 +19,12 @@ most is also their share of the total (--max-connections // the group's members)
 learners holding idle connections cannot fill it for the rest. On SIGTERM or SIGINT it
 ends every session the same way, removes whatever labs they owned, removes its socket, and
 exits: nothing is left.
+
+Who a learner is: SO_PEERCRED's uid; or, with --identity token (every learner's pod runs as
+the same uid, docs/kubernetes.md), the hub user whose API token the connection sent first
+(pktlab.workshop.identity: the session asks the hub, then tells this loop the name over a
+socketpair, and the loop counts that name's connections). Either way the labs stay tied to the
+connection and the client's pidfd.
 
 The socket is 0660 with --group (learners in that group may connect) or 0666 without (any
 local user: the daemon knows who asks either way). Its state (which sessions exist, the
@@ -54,16 +61,19 @@ def log(msg):
 
 
 class _Session:
-    def __init__(self, pid, pidfd, peer, client_pidfd):
+    def __init__(self, pid, pidfd, peer, client_pidfd, door=None):
         self.pid, self.pidfd, self.peer, self.client_pidfd = pid, pidfd, peer, client_pidfd
+        self.door = door                    # --identity token: the session says who, here
         self.kill_at = None
         self.started = time.time()
 
 
 class Daemon:
-    def __init__(self, path=DEFAULT_SOCKET, group=None, limits=None, owner=None):
+    def __init__(self, path=DEFAULT_SOCKET, group=None, limits=None, owner=None,
+                 identity="uid", hub_api=None, token_cache_s=10.0):
         self.path = os.path.abspath(path)
         self.group = group
+        self.identity, self.hub_api, self.token_cache_s = identity, hub_api, token_cache_s
         self.owner = owner                  # (uid, gid): the one user who may connect
         self.limits = limits or Limits()
         self.state_dir = self.path + ".d"
@@ -146,7 +156,9 @@ class Daemon:
         ls.listen(128)
         ls.setblocking(False)
         self.listener = ls
-        self.cfg = Config(self.path, self.state_dir, os.getpid(), self.limits, self._probe())
+        self.cfg = Config(self.path, self.state_dir, os.getpid(), self.limits, self._probe(),
+                          identity=self.identity, hub_api=self.hub_api,
+                          token_cache_s=self.token_cache_s)
         self._write_sessions()
 
     def _probe(self):
@@ -200,8 +212,9 @@ class Daemon:
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.listener, selectors.EVENT_READ, ("accept", None))
         self.sel.register(r, selectors.EVENT_READ, ("wake", None))
+        who = "uid" if self.identity == "uid" else f"the hub's token ({self.hub_api}/user)"
         log(f"listening on {self.path} (labs per learner {self.limits.labs}, connections per "
-            f"learner {self.limits.sessions}); kprobe via "
+            f"learner {self.limits.sessions}; learners known by {who}); kprobe via "
             f"{(self.cfg.kprobe or [None])[0]}")
         try:
             while not self.stopping:
@@ -228,6 +241,8 @@ class Daemon:
                 self._client_gone(s)
             elif what == "session":
                 self._session_ended(s)
+            elif what == "door":
+                self._door(s)
         self._reap_cleaners()
         now = time.monotonic()
         for s in list(self.sessions.values()):
@@ -276,24 +291,35 @@ class Daemon:
                                "most; try again in a moment")
             return
         most = self._per_learner()
-        if uid != 0 and mine >= most:
+        by_token = self.identity == "token" and uid != 0     # counted once the hub says who
+        if uid != 0 and mine >= most and not by_token:
             self._refuse(conn, f"too many connections: you (uid {uid}) have {mine} open to "
                                f"pktlabd, the most a learner may ({most}: the "
                                f"{self.limits.max_sessions} shared by the group's learners); "
                                "close one (a notebook's labs: pl.close_all()) and try again")
             return
         client_pidfd = self._client_pidfd(conn, pid)
+        door = theirs = None
         try:
+            if by_token:
+                door, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             child = os.fork()
         except BaseException:
             if client_pidfd is not None:
                 os.close(client_pidfd)
+            for end in (door, theirs):
+                if end is not None:
+                    end.close()
             raise
         if child == 0:
-            run_session(conn, peer, self.cfg)           # never returns
-        s = _Session(child, os.pidfd_open(child), peer, client_pidfd)
+            run_session(conn, peer, self.cfg, door=theirs)          # never returns
+        s = _Session(child, os.pidfd_open(child), peer, client_pidfd, door)
         self.sessions[child] = s
         self.sel.register(s.pidfd, selectors.EVENT_READ, ("session", s))
+        if door is not None:
+            theirs.close()
+            door.setblocking(False)
+            self.sel.register(door, selectors.EVENT_READ, ("door", s))
         if client_pidfd is not None:
             self.sel.register(client_pidfd, selectors.EVENT_READ, ("client", s))
         self._write_sessions()
@@ -334,6 +360,42 @@ class Daemon:
                 signal.pidfd_send_signal(s.pidfd, signal.SIGTERM)
             s.kill_at = time.monotonic() + TERM_GRACE_S
 
+    def _door(self, s):
+        """A token session says whose the token is (the hub told it): this learner's
+        connections are counted like a uid's; the answer lets the session go on, or not."""
+        try:
+            data = s.door.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        try:
+            name = json.loads(data)["user"] if data else None
+        except (ValueError, KeyError, TypeError):
+            name = None
+        if isinstance(name, str):
+            key = s.peer.as_hub_user(name).uid
+            mine = sum(1 for x in self.sessions.values() if x.peer.uid == key)
+            most = self._per_learner()
+            if mine >= most:
+                answer = {"ok": False, "message": (
+                    f"too many connections: you ({name}) have {mine} open to pktlabd, the "
+                    f"most a learner may ({most}); close one (a notebook's labs: "
+                    "pl.close_all()) and try again")}
+            else:
+                s.peer, answer = s.peer.as_hub_user(name), {"ok": True}
+                self._write_sessions()
+            with contextlib.suppress(OSError):
+                s.door.send(json.dumps(answer).encode())
+        self._forget_door(s)
+
+    def _forget_door(self, s):
+        if s.door is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(s.door)
+            s.door.close()
+            s.door = None
+
     def _forget_client(self, s):
         if s.client_pidfd is not None:
             with contextlib.suppress(KeyError, ValueError):
@@ -345,6 +407,7 @@ class Daemon:
         with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(s.pidfd)
         self._forget_client(s)
+        self._forget_door(s)
         try:
             _, status = os.waitpid(s.pid, 0)
             code = os.waitstatus_to_exitcode(status)
@@ -394,7 +457,7 @@ class Daemon:
     def _write_sessions(self):
         doc = {"pid": os.getpid(), "sessions": [
             {"pid": s.pid, "uid": s.peer.uid, "user": s.peer.user, "client_pid": s.peer.pid,
-             "since": s.started} for s in self.sessions.values()]}
+             "os_uid": s.peer.os_uid, "since": s.started} for s in self.sessions.values()]}
         tmp = os.path.join(self.state_dir, f"sessions.json.{os.getpid()}")
         with open(tmp, "w") as f:
             json.dump(doc, f)
@@ -471,7 +534,27 @@ def main(argv=None):
     p.add_argument("--max-connections", type=int, default=Limits.max_sessions,
                    help=f"connections at once, all learners (default {Limits.max_sessions}); "
                         "with --group each learner's share of it is their most")
+    p.add_argument("--identity", choices=("uid", "token"), default="uid",
+                   help="how a learner is known: uid (SO_PEERCRED, the default: one account "
+                        "per learner) or token (the JupyterHub API token the client sends "
+                        "first, checked with the hub's GET /user: where learners share a uid, "
+                        "e.g. Kubernetes pods)")
+    p.add_argument("--hub-api", metavar="URL",
+                   help="with --identity token: the hub's REST API, e.g. "
+                        "http://hub:8081/hub/api")
+    p.add_argument("--token-cache", type=float, default=10.0, metavar="S",
+                   help="with --identity token: seconds a token's owner is remembered "
+                        "(default 10; a revoked token works at most this long; 0: ask the hub "
+                        "at every connection)")
     args = p.parse_args(argv)
+    if args.identity == "token" and not (args.hub_api or "").startswith(("http://",
+                                                                         "https://")):
+        print("pktlabd: --identity token needs --hub-api URL (http:// or https://, the hub's "
+              "REST API, e.g. http://127.0.0.1:8081/hub/api)", file=sys.stderr)
+        return 2
+    if not 0 <= args.token_cache <= 3600:
+        print("pktlabd: --token-cache is 0..3600 seconds", file=sys.stderr)
+        return 2
     if os.geteuid() != 0:
         print("pktlabd: needs root (it makes namespaces and loads programs for learners); "
               "start it with sudo, or through `pktlab workshop up`", file=sys.stderr)
@@ -494,7 +577,8 @@ def main(argv=None):
             return 2
         owner = (pw.pw_uid, pw.pw_gid)
     d = Daemon(args.socket, args.group, owner=owner, limits=Limits(labs=args.labs, sessions=args.connections,
-                                               max_sessions=args.max_connections))
+                                               max_sessions=args.max_connections),
+               identity=args.identity, hub_api=args.hub_api, token_cache_s=args.token_cache)
     try:
         d.serve()
     except (ValueError, OSError) as e:

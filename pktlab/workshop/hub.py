@@ -16,6 +16,12 @@ The hub: JupyterHub (as root: it starts each learner's server as that learner) b
 configurable-http-proxy, with pktlab's own authenticator and spawner (hubside), TLS whenever it
 listens beyond loopback (a self-signed certificate, or --ssl-cert/--ssl-key), an admin token for
 pktlab's own REST calls (status, down) kept root-only in the state directory.
+
+Limits on the learners' servers (hubside.PktlabSpawner: rlimits set before the uid changes,
+inherited by their kernels and terminals) and a memory watchdog in `up` itself
+(pktlab.workshop.memory: every learner's PSS summed every few seconds, their largest kernel
+killed past --memory-cap); with identity="token" pktlabd knows learners by the hub's API token
+(pktlab.workshop.identity) instead of their uid.
 """
 
 import contextlib
@@ -103,7 +109,8 @@ class Workshop:
     """A workshop to start: the checks are made here, before anything exists."""
 
     def __init__(self, learners=3, port=hubconf.DEFAULT_PORT, ip="127.0.0.1", tls=False,
-                 prefix=PREFIX, ssl_cert=None, ssl_key=None, paths=None):
+                 prefix=PREFIX, ssl_cert=None, ssl_key=None, paths=None, identity="uid",
+                 memory_cap_mb=None):
         if os.geteuid() != 0:
             raise EnvironmentProblem("workshop up: needs root (it makes the learners' accounts "
                                      "and starts each learner's server as that learner); run "
@@ -113,6 +120,13 @@ class Workshop:
         if not PREFIX_RE.match(prefix):
             raise ValueError(f"workshop up: --prefix {prefix!r}: a lower-case letter, then up "
                              "to 11 letters or digits, and an optional '-' (e.g. pkl-)")
+        from .memory import DEFAULT_CAP_MB
+        self.memory_cap_mb = DEFAULT_CAP_MB if memory_cap_mb is None else memory_cap_mb
+        if not 64 <= self.memory_cap_mb <= 1 << 20:
+            raise ValueError(f"workshop up: --memory-cap {self.memory_cap_mb}: 64..1048576 MB")
+        if identity not in ("uid", "token"):
+            raise ValueError(f"workshop up: --identity {identity!r}: uid or token")
+        self.identity = identity
         if bool(ssl_cert) != bool(ssl_key):
             raise ValueError("workshop up: --ssl-cert and --ssl-key go together")
         for f in (ssl_cert, ssl_key):
@@ -161,6 +175,7 @@ class Running:
         self.token = None
         self.daemon_restarts = 0
         self.daemon_pids = []
+        self.watchdog = None
 
     # starting --------------------------------------------------------------------------------
     def begin(self):
@@ -185,6 +200,9 @@ class Running:
         self._record()          # what `down` needs after a SIGKILL, from here on
         self._start_hub()
         self._record()
+        from .memory import Watchdog
+        self.watchdog = Watchdog([(lr.user, lr.uid) for lr in self.learners],
+                                 self.ws.memory_cap_mb << 20, p.hub_log, p.memory, self.say)
 
     def _accounts(self):
         reg = Registry.load(self.paths.root)
@@ -202,6 +220,10 @@ class Running:
         write_private(self.paths.credentials, json.dumps(
             {"url": self.url, "learners": creds}, indent=2))
         self.passwords = {c["user"]: c["password"] for c in creds}
+
+    @property
+    def hub_api(self):
+        return f"http://127.0.0.1:{self.hub_port}/hub/api"
 
     @property
     def scheme(self):
@@ -233,7 +255,7 @@ class Running:
              "proxy_api_port": self.proxy_api_port, "learners": ws.names,
              "singleuser": ws.tools["singleuser"], "chp": ws.tools["chp"], "environment": env,
              "proxy_token": hubconf.new_token(), "token": self.token, "ssl_cert": cert,
-             "ssl_key": key}
+             "ssl_key": key, "rlimits": hubconf.SERVER_RLIMITS}
         write_private(p.config, hubconf.config_text(s))
 
     def _log(self, path):
@@ -248,6 +270,8 @@ class Running:
                      "labs (the hub runs without it)")
             return
         argv = argv + ["--socket", self.ws.socket, "--group", accounts.GROUP]
+        if self.ws.identity == "token":          # the hub's API, on its own port (127.0.0.1)
+            argv += ["--identity", "token", "--hub-api", self.hub_api]
         log = self._log(self.paths.daemon_log)
         try:
             # no PID namespace of its own: the labs it makes record its pid, which must be
@@ -293,7 +317,8 @@ class Running:
     def _record(self):
         rec = {"pid": os.getpid(), "start": start_time(os.getpid()), "url": self.url,
                "local_url": self.local_url,
-               "hub_api": f"http://127.0.0.1:{self.hub_port}/hub/api",
+               "hub_api": self.hub_api, "identity": self.ws.identity,
+               "memory_cap": self.ws.memory_cap_mb << 20,
                "hub_port": self.hub_port, "proxy_api_port": self.proxy_api_port,
                "ip": self.ws.ip, "port": self.ws.port, "tls": self.ws.tls,
                "learners": self.ws.names, "socket": self.ws.socket, "group": accounts.GROUP,
@@ -329,11 +354,13 @@ class Running:
             if self.daemon is not None:
                 fds[os.pidfd_open(self.daemon.pid)] = "daemon"
             try:
-                ready, _, _ = select.select(list(fds), [], [])
+                ready, _, _ = select.select(list(fds), [], [], self._watch())
             finally:
                 for fd in fds:
                     os.close(fd)
             which = {fds[fd] for fd in ready}
+            if not which:
+                continue
             if "hub" in which:
                 self.hub.wait()
                 self.say(f"JupyterHub ended (exit {self.hub.returncode}); its log: "
@@ -349,6 +376,14 @@ class Running:
             self.say(f"pktlabd ended (exit {self.daemon.returncode}); starting it again")
             self._start_daemon()
             self._record()
+
+    def _watch(self):
+        """The memory watchdog's turn when due; how long until the next one."""
+        if self.watchdog is None:
+            return None
+        if self.watchdog.due():
+            self.watchdog.turn()
+        return max(0.05, self.watchdog.next_at - time.monotonic())
 
     # ending ----------------------------------------------------------------------------------
     def close(self):

@@ -26,6 +26,15 @@ STATE_ENV = "PKTLAB_WORKSHOP_DIR"
 DEFAULT_STATE = "/var/lib/pktlab/workshop"
 CHP_ENV = "PKTLAB_CHP"
 SERVICE = "pktlab-workshop"
+#: the rlimits each learner's server gets (hubside.PktlabSpawner; its kernels and terminals
+#: inherit them): processes and threads of the learner's uid, open files and the largest file
+#: a process may write (per process), and no core dumps. RLIMIT_AS is not set: measured here
+#: (tests/test_workshop_limits.py), a learner's server maps 0.38-0.51 GB of address space
+#: (VmPeak; 135 MB resident) and a fresh kernel 0.81-0.88 GB before it runs anything (51 MB
+#: resident), so a bound they survive is near 1 GB per process, and it is per process: a
+#: learner's several kernels would each have it. The memory watchdog (pktlab.workshop.memory)
+#: holds a learner's total instead
+SERVER_RLIMITS = {"nproc_limit": 768, "nofile_limit": 4096, "fsize_limit": 2 << 30}
 DEFAULT_PORT = 8000
 
 
@@ -47,6 +56,7 @@ class Paths:
         self.running = j("running.json")
         self.lock = j("up.lock")
         self.archives = j("archives")
+        self.memory = j("memory.json")         # the memory watchdog's last turn (status)
 
     def make(self):
         """The state directory, root-only (made or put back to 0700)."""
@@ -303,8 +313,10 @@ def config_text(s):
         f"c.JupyterHub.services = [{{'name': {SERVICE!r}, 'api_token': {s['token']!r}}}]",
         "c.JupyterHub.load_roles = [{'name': 'pktlab-workshop', 'services': "
         f"[{SERVICE!r}], 'scopes': ['list:users', 'read:users', 'admin:users', "
-        "'admin:servers', 'access:servers']}]",
+        "'admin:servers', 'access:servers', 'tokens']}]",
     ]
+    for trait, value in sorted((s.get("rlimits") or {}).items()):
+        lines.append(f"c.PktlabSpawner.{trait} = {int(value)!r}")
     if s.get("ssl_cert"):
         lines += [f"c.JupyterHub.ssl_cert = {s['ssl_cert']!r}",
                   f"c.JupyterHub.ssl_key = {s['ssl_key']!r}"]

@@ -7,10 +7,12 @@ pktlab imports this module (it needs the `jupyterhub` package).
   (PAM would refuse them), so the hub checks the scrypt hashes pktlab wrote (root-only), read
   again at every login: a password changed while the hub runs counts at once.
 - PktlabSpawner: JupyterHub's LocalProcessSpawner (each learner's server as their own uid, with
-  their own group and the learners' group, in their home) plus limits: RLIMIT_NPROC per learner
-  (threads and processes of that uid, a fork bomb stops there) and RLIMIT_CORE 0. Memory and
-  CPU are not limited per learner on this host (cgroup v2 has only the hugetlb controller and
-  there is no systemd): see README, "Running a workshop".
+  their own group and the learners' group, in their home) plus rlimits, set before the uid
+  changes and inherited by the server's kernels and terminals (hubconf.SERVER_RLIMITS):
+  RLIMIT_NPROC per learner (threads and processes of that uid: a fork bomb stops there),
+  RLIMIT_NOFILE and RLIMIT_FSIZE per process, RLIMIT_CORE 0. Memory is held by `up`'s watchdog
+  (pktlab.workshop.memory), not here; CPU is not limited per learner on this host (cgroup v2
+  has only the hugetlb controller and there is no systemd): see README, "Running a workshop".
 """
 
 import json
@@ -22,6 +24,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Integer, Unicode
 
 from .accounts import check_password
+from .hubconf import SERVER_RLIMITS
 
 
 class PktlabAuthenticator(Authenticator):
@@ -50,15 +53,22 @@ class PktlabAuthenticator(Authenticator):
 class PktlabSpawner(LocalProcessSpawner):
     """LocalProcessSpawner with per-learner limits set before the uid changes."""
 
-    nproc_limit = Integer(768, config=True, help="RLIMIT_NPROC of each learner's uid")
+    nproc_limit = Integer(SERVER_RLIMITS["nproc_limit"], config=True,
+                          help="RLIMIT_NPROC of each learner's uid")
+    nofile_limit = Integer(SERVER_RLIMITS["nofile_limit"], config=True,
+                           help="RLIMIT_NOFILE of each of a learner's processes")
+    fsize_limit = Integer(SERVER_RLIMITS["fsize_limit"], config=True,
+                          help="RLIMIT_FSIZE (bytes) of each of a learner's processes")
 
     def make_preexec_fn(self, name):
         become_learner = super().make_preexec_fn(name)
-        nproc = self.nproc_limit
+        limits = ((resource.RLIMIT_NPROC, self.nproc_limit),
+                  (resource.RLIMIT_NOFILE, self.nofile_limit),
+                  (resource.RLIMIT_FSIZE, self.fsize_limit), (resource.RLIMIT_CORE, 0))
 
         def preexec():
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            for which, value in limits:
+                resource.setrlimit(which, (value, value))
             become_learner()
         return preexec
 

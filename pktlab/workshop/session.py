@@ -32,7 +32,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from . import ops, protocol as P
+from . import identity, ops, protocol as P
 from .labs import LAB_PREFIX, TAG, daemon_labs
 from ..errors import LabError
 
@@ -63,10 +63,18 @@ class Limits:
 
 @dataclass
 class Peer:
-    uid: int
+    """Who a connection is. uid is the key the learner's labs, quota and locks go by: the
+    SO_PEERCRED uid, or with --identity token the hub's name for them ("hub:NAME": every
+    learner pod runs as the same uid there); os_uid is always the kernel's uid."""
+    uid: object
     gid: int
     pid: int
     user: str
+    os_uid: int = None
+
+    def __post_init__(self):
+        if self.os_uid is None:
+            self.os_uid = self.uid
 
     @classmethod
     def of(cls, uid, gid, pid):
@@ -77,6 +85,22 @@ class Peer:
             user = str(uid)
         return cls(uid, gid, pid, user)
 
+    def as_hub_user(self, name):
+        """This connection known by the hub's name for it (--identity token)."""
+        return Peer(HUB_KEY + name, self.gid, self.pid, name, self.os_uid)
+
+    @property
+    def key(self):
+        """The identity as a file name (lock files): uid1000, or hub-<digest of the name>."""
+        if isinstance(self.uid, int):
+            return f"uid{self.uid}"
+        import hashlib
+        return "hub-" + hashlib.sha256(str(self.uid).encode()).hexdigest()[:24]
+
+
+#: the prefix of a learner's key when the hub's token says who they are
+HUB_KEY = "hub:"
+
 
 @dataclass
 class Config:
@@ -85,6 +109,9 @@ class Config:
     daemon_pid: int
     limits: Limits
     kprobe: tuple = None               # (mechanism or None, {mechanism: why not}), probed once
+    identity: str = "uid"              # "uid" (SO_PEERCRED) or "token" (the hub's API token)
+    hub_api: str = None                # with "token": the hub's REST API (GET {hub_api}/user)
+    token_cache_s: float = 10.0        # how long a token's owner is remembered
 
     @property
     def sessions_file(self):
@@ -154,7 +181,7 @@ class Session:
                     return                          # the client closed the connection
                 doc, blob = got
                 op = doc.get("op")
-                if not isinstance(op, str) or op not in ops.OPS:
+                if op != "hello" and (not isinstance(op, str) or op not in ops.OPS):
                     self._answer_error(P.ProtocolError(
                         f"unknown op {str(op)[:40]!r}; pktlabd does {', '.join(sorted(ops.OPS))}"))
                     return
@@ -164,6 +191,10 @@ class Session:
                         f"for the answers, beyond {self.limits.rate:g} a second; the "
                         "connection is closed"))
                     return
+                if op == "hello":          # who this connection is (pktlab.workshop.identity)
+                    P.send_msg(self.conn, {"ok": True, "result": identity.hello_result(
+                        self.peer, self.cfg)})
+                    continue
                 if not self._one(ops.OPS[op], op, doc, blob):
                     return
         except (BrokenPipeError, ConnectionResetError):
@@ -237,7 +268,7 @@ class Session:
     def _uid_lock(self, what, wait=True):
         d = os.path.join(self.cfg.state_dir, "locks")
         os.makedirs(d, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(d, f"uid{self.peer.uid}.{what}"),
+        fd = os.open(os.path.join(d, f"{self.peer.key}.{what}"),
                      os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             try:
@@ -372,14 +403,16 @@ def _term_held(signum, frame):
         os._exit(128 + signum)
 
 
-def run_session(conn, peer, cfg, keep_fds=()):
+def run_session(conn, peer, cfg, keep_fds=(), door=None):
     """A forked session process's whole life: fds it must not hold closed, tied to the
-    daemon's life, signals set, the session served. Never returns (os._exit)."""
+    daemon's life, signals set, who the peer is (--identity token: the hub's word, the
+    daemon's loop told over `door`), the session served. Never returns (os._exit)."""
     global _SESSION_PID
     code = 0
     _SESSION_PID = os.getpid()
     try:
-        keep = sorted({0, 1, 2, conn.fileno(), *keep_fds})
+        doors = () if door is None else (door.fileno(),)
+        keep = sorted({0, 1, 2, conn.fileno(), *doors, *keep_fds})
         for lo, hi in zip(keep, keep[1:] + [1 << 24]):
             os.closerange(lo + 1, hi)
         _die_with_parent(cfg.daemon_pid)
@@ -395,6 +428,10 @@ def run_session(conn, peer, cfg, keep_fds=()):
             from ..kernel import hooks
             probed = cfg.kprobe
             hooks.choose_kprobe_mechanism = lambda: probed
+        if cfg.identity == "token" and peer.os_uid != 0:
+            peer = identity.identify(conn, peer, cfg, door)
+            if peer is None:
+                return                          # refused (answered): the connection ends
         Session(conn, peer, cfg).serve()
     except Terminated:
         code = 0

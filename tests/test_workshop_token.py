@@ -1,0 +1,177 @@
+"""pktlabd knowing learners by the hub's API token, for real: `pktlab workshop up --identity
+token` (a real JupyterHub, pktlabd asking its REST API who a token is), two learners' tokens
+made through the hub's API as its admin, and two clients running as the SAME uid (as every
+learner's pod does on Kubernetes) that differ only by the token they send.
+
+Each refusal stands next to its control: the other learner's lab next to one's own, a bad or
+absent token next to a good one, a revoked token next to the same token before.
+"""
+
+import base64
+import json
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import PCAPS, REPO, require_hook, require_root
+from test_workshop_daemon import AGENT, Agent, ns_exists
+from test_workshop_hub import Up
+
+DNS = os.path.join(PCAPS, "dns.pcap")
+CACHE_S = 10.0               # pktlabd's default --token-cache
+
+
+class TokenAgent(Agent):
+    """tests/workshop_agent.py as `user`, with JUPYTERHUB_API_TOKEN=token (None: unset)."""
+
+    def __init__(self, user, socket_path, token):
+        self.user = user
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PKTLAB_SOCKET": socket_path,
+               "PYTHONPATH": REPO, "LC_ALL": "C.UTF-8"}
+        if token is not None:
+            env["JUPYTERHUB_API_TOKEN"] = token
+        self.proc = subprocess.Popen(
+            ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
+             sys.executable, AGENT], cwd=REPO, env=env, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+CONNECT = """
+import json, sys
+from pktlab.workshop.client import Client
+try:
+    with Client() as c:
+        print(json.dumps({"ok": True, "you": c.status()["you"]}))
+except Exception as e:
+    print(json.dumps({"ok": False, "type": type(e).__name__, "message": str(e)}))
+"""
+
+
+def connect_as(user, up, token):
+    """One connection as `user` with `token` (None: none sent): its status or its refusal."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PKTLAB_SOCKET": up.sock,
+           "PYTHONPATH": REPO, "LC_ALL": "C.UTF-8"}
+    if token is not None:
+        env["JUPYTERHUB_API_TOKEN"] = token
+    r = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+                        "--init-groups", sys.executable, "-c", CONNECT], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory):
+    require_root()
+    u = Up(tmp_path_factory.mktemp("wstoken"), 2, extra=("--identity", "token"))
+    u.tokens = []
+    try:
+        yield u
+    finally:
+        u.finish()
+
+
+def new_token(up, name):
+    r = up.api("POST", f"/users/{name}/tokens", json={"note": "pktlab test", "expires_in": 900})
+    assert r.status_code in (200, 201), r.text
+    doc = r.json()
+    up.tokens.append(doc["token"])
+    return doc["token"], doc["id"]
+
+
+@pytest.fixture
+def two(up):
+    """Two clients as learner 1's uid: one with learner 1's token, one with learner 2's."""
+    same = pwd.getpwnam(up.names[0])
+    made = [TokenAgent(same, up.sock, new_token(up, name)[0]) for name in up.names]
+    try:
+        yield made
+    finally:
+        for a in made:
+            a.close()
+
+
+def test_same_uid_two_tokens_two_learners(up, two):
+    require_hook("xdp")
+    a, b = two
+    me, them = a.ok("status")["you"], b.ok("status")["you"]
+    assert a.do(cmd="pid")["uid"] == b.do(cmd="pid")["uid"] == pwd.getpwnam(up.names[0]).pw_uid
+    assert me == {"uid": f"hub:{up.names[0]}", "user": up.names[0], "session": me["session"]}
+    assert them["user"] == up.names[1] and them["uid"] == f"hub:{up.names[1]}"
+    la = a.ok("open_lab", hooks=["xdp"])["lab"]
+    lb = b.ok("open_lab", hooks=["xdp"])["lab"]
+    # each sees only their own labs, though the kernel says they are the same uid
+    assert [x["name"] for x in a.ok("status")["labs"]] == [la]
+    assert [x["name"] for x in b.ok("status")["labs"]] == [lb]
+    assert [x["user"] for x in a.ok("status")["labs"]] == [up.names[0]]
+    # the other's lab: refused; one's own: works (the control)
+    for op, kw in (("close_lab", {}), ("replay", {"blob_file": DNS}),
+                   ("set_hooks", {"hooks": ["xdp"]})):
+        r = b.call(op, lab=la, **kw)
+        assert not r["ok"] and r["type"] == "Refused" and "no lab of yours" in r["message"], r
+    assert b.ok("clean", all=True)["removed"] == [lb]          # theirs only, never mine
+    assert ns_exists(f"{la}-dut") and not ns_exists(f"{lb}-dut")
+    doc = a.ok("replay", lab=la, blob_file=DNS, label="dns.pcap", precise_ts=True)
+    assert doc["ok"] and doc["hooks"]["xdp"]["agree"] == 5, doc
+    # still tied to the connection's process: the client killed, its lab goes
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait()
+    deadline = time.monotonic() + 30
+    while ns_exists(f"{la}-dut") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ns_exists(f"{la}-dut")
+
+
+def test_a_bad_or_absent_token_is_refused_a_good_one_served(up):
+    same = pwd.getpwnam(up.names[0])
+    good, _ = new_token(up, up.names[1])
+    ok = connect_as(same, up, good)
+    assert ok["ok"] and ok["you"]["user"] == up.names[1], ok                    # control
+    bad = connect_as(same, up, good[:-4] + ("0000" if not good.endswith("0000") else "1111"))
+    assert not bad["ok"] and bad["type"] == "Refused", bad
+    assert "does not accept this token" in bad["message"], bad
+    none = connect_as(same, up, None)
+    assert not none["ok"] and "JUPYTERHUB_API_TOKEN" in none["message"], none
+    # root (the instructor's status) needs none, and sees both learners' names on labs
+    from pktlab.workshop.client import Client
+    with Client(up.sock, token="") as root:
+        assert root.status()["you"]["uid"] == 0
+
+
+def test_a_revoked_token_stops_working(up):
+    same = pwd.getpwnam(up.names[0])
+    token, tid = new_token(up, up.names[0])
+    assert connect_as(same, up, token)["ok"]                                      # control
+    r = up.api("DELETE", f"/users/{up.names[0]}/tokens/{tid}")
+    assert r.status_code == 204, r.text
+    deadline = time.monotonic() + CACHE_S + 10
+    while True:
+        got = connect_as(same, up, token)
+        if not got["ok"] or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not got["ok"] and "does not accept this token" in got["message"], got
+
+
+def test_no_token_in_the_daemons_log_or_files(up):
+    assert up.tokens, "the tests above made tokens"
+    places = [os.path.join(up.state, "pktlabd.log")]
+    for root, _, files in os.walk(up.sock + ".d"):
+        places += [os.path.join(root, f) for f in files]
+    seen = 0
+    for path in places:
+        try:
+            data = open(path, "rb").read()
+        except OSError:
+            continue
+        seen += 1
+        for token in up.tokens:
+            assert token.encode() not in data, f"a token in {path}"
+    assert seen >= 2            # the log and at least one cached lookup were read
+    log = open(os.path.join(up.state, "pktlabd.log")).read()
+    assert "learners known by the hub's token" in log
