@@ -1,0 +1,251 @@
+"""A learner's own programs through pktlabd (pktlab/workshop/opsprogram.py), for real: a daemon
+started here, learners as real non-root uids (tests/test_workshop_daemon.py's fixtures), the
+learner's C loaded by the learner loader in the daemon, test-run there, attached in the
+learner's own lab, frames sent across it.
+
+Each attack next to its control: a program attached in the learner's own lab works, in another
+learner's lab it is refused; a program's maps are read on its own connection and refused on
+another connection and to another learner; the lesson 02 flow (pl.program: test runs, maps,
+a replay in the notebook's lab) and the checkers give the same answers they give root: a
+solution passes where the starting code does not.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+
+from conftest import PCAPS, REPO, require_hook
+from test_workshop_daemon import agents, daemon, learners  # noqa: F401
+
+SOLUTIONS = os.path.join(REPO, "notebooks", "solutions")
+MIXED = os.path.join(PCAPS, "mixed.pcap")
+
+
+def _demo():
+    """Lesson 02's %%bpf demo: (its C, after the magic's line)."""
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    from nbsrc.nb02 import BPF_DEMO
+    return BPF_DEMO.strip("\n").split("\n", 1)[1]
+
+
+def as_learner(user, daemon, code, *args, stdin=None, timeout=300):
+    """Python `code` run as `user` (not root), pktlabd at daemon.path: its last JSON line."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PKTLAB_SOCKET": daemon.path,
+           "PYTHONPATH": REPO, "LC_ALL": "C.UTF-8", "PKTLAB_PCAPS": PCAPS}
+    r = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+                        "--clear-groups", sys.executable, "-c", code, *args], cwd=REPO,
+                       env=env, input=stdin, capture_output=True, text=True, timeout=timeout)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    assert lines, f"exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    return json.loads(lines[-1])
+
+
+def _prog_on(ns, ifname):
+    """The name of the XDP program on an interface (from `ip -d link`), or None."""
+    out = subprocess.run(["ip", "netns", "exec", ns, "ip", "-d", "link", "show", ifname],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"prog/xdp id (\d+)", out)
+    if not m:
+        return None
+    show = subprocess.run(["bpftool", "prog", "show", "id", m.group(1), "--json"],
+                          capture_output=True, text=True).stdout
+    return json.loads(show).get("name") if show.strip() else None
+
+
+# the lesson 02 flow ---------------------------------------------------------------------------
+LESSON = r"""
+import json, sys
+from pktlab import lessons as pl
+src = json.loads(sys.argv[1])
+lab = pl.open_lab(["xdp"])
+p = pl.program(src, hook="xdp", first_line=2)
+out = {"ok": p.ok, "remote": p.remote, "func": p.func, "why": p.why, "counted": p.counted,
+       "maps_info": sorted(p.maps_info)}
+out["test_run"] = p.test_run("mixed.pcap").counts
+t = p.maps
+t.stop()
+t.refresh()
+out["after_test_run"] = dict(t["by_dest"])
+p.attach(lab)
+print(json.dumps({"attached": p.attached, "ns": lab.lab.ns_dut, "if": lab.lab.if_dut}),
+      flush=True)
+sys.stdin.readline()                 # the test looks at the interface meanwhile
+p.detach()
+r = p.replay("mixed.pcap", lab=lab)
+out["replay"] = getattr(r, "verdicts", repr(r))
+out["after_replay"] = p.dump()[0].get("by_dest")
+p.close()
+lab.close()
+print(json.dumps(out), flush=True)
+"""
+
+
+def test_lesson_02_program_through_the_daemon(learners, daemon):
+    """pl.program as a learner: loaded in the daemon, test runs and maps as data, attached in
+    the learner's lab (the interface carries the learner's wrapped program, then pktlab's
+    again), a replay's verdicts counted; every number what the frames say."""
+    require_hook("xdp")
+    from pktlab.packet import read_frames
+    from pktlab.kernel.bpf import MIN_TEST_RUN_FRAME
+    from pktlab.kernel.verdicts import WRAPPER_FUNC
+    frames = [bytes(f.data) for f in read_frames(MIXED)]
+    ran = [f for f in frames if len(f) >= MIN_TEST_RUN_FRAME]
+    bcast = sum(f[:6] == b"\xff" * 6 for f in ran)
+    multi = sum(bool(f[0] & 1) for f in ran) - bcast
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PKTLAB_SOCKET": daemon.path,
+           "PYTHONPATH": REPO, "LC_ALL": "C.UTF-8", "PKTLAB_PCAPS": PCAPS}
+    u = learners[0]
+    proc = subprocess.Popen(["setpriv", f"--reuid={u.pw_uid}", f"--regid={u.pw_gid}",
+                             "--clear-groups", sys.executable, "-c", LESSON,
+                             json.dumps(_demo())], cwd=REPO, env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("{"), proc.stderr.read()[-3000:]
+        at = json.loads(line)
+        assert at["attached"], at
+        on_lab = _prog_on(at["ns"], at["if"])       # the learner's, by the daemon's hand
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+    assert out["ok"] and out["remote"] and out["counted"] and out["why"] is None, out
+    assert out["func"] == "count_dest" and out["maps_info"] == ["by_dest"]
+    assert on_lab == WRAPPER_FUNC[:15], on_lab
+    assert out["test_run"] == {k: v for k, v in (("XDP_PASS", len(ran) - bcast),
+                                                 ("XDP_DROP", bcast)) if v}
+    want = {k: v for k, v in (("0", len(ran) - bcast - multi), ("1", multi), ("2", bcast))
+            if v}
+    assert out["after_test_run"] == want
+    assert out["replay"].get("XDP_DROP") == bcast, out["replay"]
+    sent = sum(out["replay"].values())
+    assert sum(out["after_replay"].values()) == len(ran) + sent
+    assert daemon.labs() == [] or all(not st.owner_alive() for st in daemon.labs())
+
+
+# attacks next to their controls ---------------------------------------------------------------
+def _load(a, source, keep=True, conn=0, hook="xdp"):
+    return a.call("program", conn=conn, blob=source, source_len=len(source), hook=hook,
+                  name="cell.c", keep=keep, frames_len=0)
+
+
+def _wrapped():
+    from pktlab.kernel import verdicts
+    return verdicts.wrap(("\n" + _demo()).encode(), "count_dest", "XDP")
+
+
+def test_attach_and_maps_only_for_their_owner(agents):
+    """Attach in one's own lab (the interface carries the program) where another learner's
+    lab is refused; maps read on the program's own connection where another connection, or
+    another learner, is refused; bad arguments refused before anything is loaded."""
+    require_hook("xdp")
+    from pktlab.kernel.verdicts import WRAPPER_FUNC
+    a, b = agents(0), agents(1)
+    la, lb = a.ok("open_lab", hooks=["xdp"]), b.ok("open_lab", hooks=["xdp"])
+    src = _wrapped()
+    pa = _load(a, src)
+    assert pa["ok"] and pa["result"]["id"], pa
+    pid = pa["result"]["id"]
+    # control: into A's own lab
+    assert a.ok("program_lab", id=pid, do="attach", lab=la["lab"])["attached"] == la["lab"]
+    assert _prog_on(la["ns_dut"], la["if_dut"]) == WRAPPER_FUNC[:15]
+    # attack: A's program into B's lab
+    r = a.call("program_lab", id=pid, do="attach", lab=lb["lab"])
+    assert not r["ok"] and "no lab of yours" in r["message"], r
+    assert _prog_on(lb["ns_dut"], lb["if_dut"]) not in (None, WRAPPER_FUNC[:15])
+    # attack: B names A's second program; control: A reads it, B attaches its own
+    p2 = _load(a, src)["result"]["id"]
+    assert "by_dest" in a.ok("program", id=p2, maps=True, frames_len=0)["maps"]
+    pb = _load(b, src)["result"]["id"]
+    for op, args in (("program", dict(maps=True, frames_len=0)),
+                     ("program_lab", dict(do="attach", lab=lb["lab"]))):
+        r = b.call(op, id=p2, **args)
+        assert not r["ok"] and "no program of yours" in r["message"], r
+    assert b.ok("program_lab", id=pb, do="attach", lab=lb["lab"])["attached"] == lb["lab"]
+    assert _prog_on(lb["ns_dut"], lb["if_dut"]) == WRAPPER_FUNC[:15]
+    # maps: read on A's connection, refused on another connection of A's
+    mine = a.ok("program", id=pid, maps=True, frames_len=0)
+    assert "by_dest" in mine["maps"]
+    assert a.do(cmd="connect")["conn"] == 1
+    other = a.call("program", conn=1, id=pid, maps=True, frames_len=0)
+    assert not other["ok"] and "no program of yours" in other["message"], other
+    # detach: pktlab's hook is back on A's lab
+    a.ok("program_lab", id=pid, do="detach")
+    assert _prog_on(la["ns_dut"], la["if_dut"]) not in (None, WRAPPER_FUNC[:15])
+    # bad arguments: refused, nothing loaded
+    for bad in (dict(fd=3), dict(hook="kprobe"), dict(func="x; rm"), dict(frames_len=5),
+                dict(source_len=len(src) + 1)):
+        args = {**dict(source_len=len(src), hook="xdp", name="c.c", frames_len=0), **bad}
+        r = a.call("program", blob=src, **args)
+        assert not r["ok"], (bad, r)
+    r = a.call("program", own="kprobe", blob=b"")
+    assert not r["ok"]
+    # closing the connection takes its lab and the program's attachment with it
+    a.do(cmd="close", conn=0)
+    deadline = time.monotonic() + 20
+    while os.path.exists(f"/run/netns/{la['ns_dut']}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/run/netns/{la['ns_dut']}")
+
+
+# the checkers as a learner ------------------------------------------------------------------------
+CHECKS = r"""
+import json, sys, time
+from pktlab.lessons import exercises as ex
+a1_start, texts = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+read = texts.get
+out = {}
+for key, fn, text in (("a1", ex.check_a1, read("a1_count_protos.c")),
+                      ("a1_start", ex.check_a1, a1_start),
+                      ("a4", ex.check_a4, read("a4_bounce.c")),
+                      ("a1_unchecked", ex.check_a1, read("unchecked")),
+                      ("eth", ex.check_eth_bounds, read("parse_ethhdr.c"))):
+    t = time.monotonic()
+    r = fn(text)
+    out[key] = [bool(getattr(r, "passed", False)), type(r).__name__, str(r)[:300],
+                round(time.monotonic() - t, 1)]
+print(json.dumps(out), flush=True)
+"""
+
+
+#: A1's counting done with no bounds check: the verifier refuses it
+UNCHECKED = """struct iphdr *iph = (void *)(eth + 1);
+	u32 p = iph->protocol;
+	u64 *n = proto_count.lookup(&p);
+	if (n)
+		__sync_fetch_and_add(n, 1);"""
+
+
+def test_checkers_through_the_daemon(learners, daemon):
+    """Lesson 02's C checker and assignments A1, A4 as a learner: the solutions pass (A4 in a
+    real lab of the learner's in the daemon, frames bounced back to src), the starting code
+    does not (the corpus's first wrong frame), nor a read with no bounds check (the verifier's
+    refusal at the learner's line); nothing left."""
+    require_hook("xdp")
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    from nbsrc.assignments import A1
+    texts = {}
+    for n in ("a1_count_protos.c", "a4_bounce.c", "parse_ethhdr.c"):
+        with open(os.path.join(SOLUTIONS, n)) as f:     # (root's to read: sent as text)
+            texts[n] = f.read()
+    todo = "/* TODO 4: add 1 to this protocol's counter */"
+    assert todo in A1
+    texts["unchecked"] = A1.replace(todo, UNCHECKED)
+    out = as_learner(learners[0], daemon, CHECKS, json.dumps(A1), json.dumps(texts))
+    print({k: v[3] for k, v in out.items()})           # seconds per check
+    assert out["a1"][0], out["a1"]
+    assert not out["a1_start"][0] and out["a1_start"][1] == "CheckResult", out["a1_start"]
+    assert "went wrong" in out["a1_start"][2]
+    assert out["a4"][0] and "in a real lab" in out["a4"][2], out["a4"]
+    assert out["eth"][0] and "agrees with the walker" in out["eth"][2], out["eth"]
+    bad = out["a1_unchecked"]
+    assert not bad[0] and "refused by the verifier" in bad[2] and "iph->protocol" in bad[2], bad
+    assert all(not st.owner_alive() for st in daemon.labs())
