@@ -81,8 +81,9 @@ def check_insert_moment(op):
                                   f"one of {', '.join(SOCK_OPS[1:])}")
     from ..remote import through_daemon
     if through_daemon():
-        from ..socketviews import daemon_call
-        return _verdict(name, daemon_call("insert_moment", {"op": name})[0])
+        from ...workshop.client import Client
+        with Client() as c:
+            return _verdict(name, c.call("insert_moment", {"op": name})[0])
     if not hook_available("sk-skb"):
         return NotHere("checking the sockmap insertion", why_not("sk-skb"))
     from ...sockets.sockmap import insert_moment

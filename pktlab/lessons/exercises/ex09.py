@@ -149,12 +149,13 @@ def check_lookup(source):
     learner's, when they are not root)."""
     from ..remote import through_daemon
     if through_daemon():
-        from ..socketviews import daemon_call
         from ...errors import PktlabError
+        from ...workshop.client import Client
         try:
-            got = daemon_call("check_firewall", {}, str(source).encode())[0]
+            with Client() as c:
+                got = c.call("check_firewall", {}, str(source).encode())[0]
             report, ok, what = got["report"], got["ok"], got["what"]
-        except (PktlabError, OSError, ValueError) as e:
+        except (PktlabError, OSError, ValueError) as e:    # (trying it failed: said so)
             report, ok, what = None, None, f"could not verify it: {e}"
     else:
         why = not_here("the firewall check", "tc-ingress")
