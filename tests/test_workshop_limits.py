@@ -156,3 +156,13 @@ def test_over_the_cap_a_kernel_is_killed_under_it_one_lives(up):
     if MEASURED:
         with open(MEASURED, "w") as f:
             json.dump(seen, f, indent=2)
+
+
+@pytest.mark.parametrize("cap", ["10", "lots", "2000000"])
+def test_a_bad_memory_cap_exits_2_before_anything(tmp_path, cap):
+    require_root()
+    env = dict(os.environ, PKTLAB_WORKSHOP_DIR=str(tmp_path / "state"))
+    r = _pktlab(env, "up", "--learners", "1", "--memory-cap", cap, timeout=60)
+    assert r.returncode == 2 and "--memory-cap" in r.stderr, r
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not os.path.exists(tmp_path / "state")

@@ -175,3 +175,18 @@ def test_no_token_in_the_daemons_log_or_files(up):
     assert seen >= 2            # the log and at least one cached lookup were read
     log = open(os.path.join(up.state, "pktlabd.log")).read()
     assert "learners known by the hub's token" in log
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--identity", "token"], "needs --hub-api"),
+    (["--identity", "token", "--hub-api", "file:///etc/passwd"], "needs --hub-api"),
+    (["--identity", "token", "--hub-api", "http://127.0.0.1:1/hub/api", "--token-cache", "-1"],
+     "--token-cache"),
+])
+def test_token_mode_bad_options_exit_2(tmp_path, argv, says):
+    require_root()
+    sock = str(tmp_path / "d.sock")
+    r = subprocess.run([sys.executable, "-m", "pktlab.workshop.daemon", "--socket", sock, *argv],
+                       capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r
+    assert not os.path.exists(sock)
