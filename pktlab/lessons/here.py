@@ -153,7 +153,7 @@ def why_not(hook):
     if info["available"]:
         return ""
     why = info["why"]
-    if rep.get("through") and "pktlabd" not in why:
+    if rep.get("through") and "pktlabd" not in why and not why.startswith("pretending"):
         why += " (found by pktlabd, the workshop daemon)"
     failed = [c for c in rep["checks"] if not c["ok"] and getattr(c, "required", True)]
     if why.startswith("not tried") and failed:

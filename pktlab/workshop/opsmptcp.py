@@ -35,6 +35,8 @@ WALL = {"doctor": 240, "mptcp_run": 150, "bench": 300}
 MPTCP_SECONDS_MAX = 20.0
 #: a bench through pktlabd: its estimated length must fit in WALL["bench"] with this margin
 BENCH_MARGIN = 0.6
+#: how long a bench waits for the one running before it (one at a time on the machine)
+BENCH_QUEUE_S = 120
 
 
 def _op(fn):
@@ -43,20 +45,41 @@ def _op(fn):
 
 
 @contextlib.contextmanager
-def _daemon_lock(s, what, wait=True):
-    """A lock shared by every session of this daemon (flock: freed if the holder dies)."""
+def _daemon_lock(s, what, wait=None):
+    """A lock shared by every session of this daemon (flock: freed if the holder dies).
+    wait: None, for as long as it takes; else at most that many seconds, which are not the
+    request's own time (its wall clock stops meanwhile); yields whether it was taken."""
+    import signal
+    import time
     d = os.path.join(s.cfg.state_dir, "locks")
     os.makedirs(d, mode=0o700, exist_ok=True)
     fd = os.open(os.path.join(d, f"daemon.{what}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                  0o600)
+    left = None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        if wait is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            got = True
+        else:
+            deadline, got = time.monotonic() + wait, False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    got = True
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        break
+                    if left is None:
+                        left = signal.setitimer(signal.ITIMER_REAL, 0)[0]
+                    time.sleep(0.2)
+        if left:
+            signal.setitimer(signal.ITIMER_REAL, left)
+            left = None
+        yield got
     finally:
+        if left:
+            signal.setitimer(signal.ITIMER_REAL, left)
         os.close(fd)
 
 
@@ -192,10 +215,11 @@ def op_bench(s, a, blob):
                         + (" (long)" if long else "") + f" measure for about {est:.0f} s; "
                         f"through pktlabd a bench may take {WALL['bench'] * BENCH_MARGIN:.0f} s: "
                         "choose fewer points or sizes, or leave long off")
-    with _daemon_lock(s, "bench", wait=False) as got:
+    with _daemon_lock(s, "bench", wait=BENCH_QUEUE_S) as got:
         if not got:
-            raise P.Refused("bench: another bench is running on this machine (two would "
-                            "measure each other); try again in a minute")
+            raise P.Refused(f"bench: other learners' benches ran on this machine for the "
+                            f"{BENCH_QUEUE_S} s this one waited (one at a time: two would "
+                            "measure each other); try again in a few minutes")
         if not live_on:
             return run(micro_on=True, live_on=False, long=long), b""
         with s.throwaway_lab() as made:
