@@ -10,7 +10,10 @@
     belt.chooser()                  # tick hooks on and off: a new request through those
 
 A LiveBelt is owned like a LiveLab (pktlab/lessons/live.py): close_all() in the last cell, an
-atexit handler, and a reaper process for a kernel that dies. A hook the doctor could not prove
+atexit handler, and a reaper process for a kernel that dies. A learner who is not root, with a
+workshop daemon present, gets a RemoteBelt: the lab, its server and its hooks live in pktlabd
+(pktlab/workshop/opssockets.py) on the belt's own connection, and every view is built here
+from the data it returns (BeltRun.from_dict), the same views as root's. A hook the doctor could not prove
 here is never attached; every view says why it is missing, and when nothing can run the
 methods return that reason (NotHere) instead of failing.
 """

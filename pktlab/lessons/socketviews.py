@@ -2,7 +2,9 @@
 connection-tracking firewalls side by side on real flows, and the TIME_WAIT trap.
 
 Each returns something a cell shows (HTML), or, where the lab cannot run here, the doctor's
-reason (NotHere). Everything kernel-side runs in_lab_thread() (netlink inside Jupyter).
+reason (NotHere). Everything kernel-side runs in_lab_thread() (netlink inside Jupyter). A learner
+who is not root, with a workshop daemon present, gets the same views built from what pktlabd
+returns (its verify, conntrack and timewait ops, in labs of the learner's own).
 """
 
 from .here import in_lab_thread, not_here
