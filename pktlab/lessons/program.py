@@ -16,7 +16,10 @@ what the learner's function returned, and a replay counts live verdicts by name.
 wrapper does not load, the learner's C is loaded again as written, so that the verdict and its
 explanation are about what the learner wrote (pktlab verify's). Everything goes through the
 learner loader (pktlab.kernel.loader): the fds stay in this process, and close() gives them
-back; the lab's close() and pl.close_all() close the program too.
+back; the lab's close() and pl.close_all() close the program too. A learner who is not root
+(`.remote`) has it loaded by the same loader in pktlab's workshop daemon, which holds it on
+the notebook's connection (pktlab.lessons.remote.RemoteProgram): test runs, maps, attach and
+replay are requests, in the notebook's own labs only; what they show is the same.
 
 The C given to the %%bpf magic starts on the cell's second line: it is loaded with one empty
 line on top, so that every line the compiler or the verifier names is the cell's own line.

@@ -142,7 +142,7 @@ def _maps_info(prog):
             for n, m in prog.maps.items()}
 
 
-def _load(s, a, blob, files):
+def _load(s, a, blob):
     """The caller's C from the blob, through the learner loader: (Attempt, program or None,
     hook, the rest of the blob)."""
     from .. import resources
@@ -160,7 +160,6 @@ def _load(s, a, blob, files):
     label = a.str("name", "program.c", max_len=128)
     ring = a.bool("ring", False)
     defines = tuple(f[2:] for f in bpf.transport_cflags(slots=RING_SLOTS)) if ring else ()
-    files.write(label, blob[:n], "program.c")          # its name, unmasked in what is said
     req = LoadRequest(blob[:n], label, RUN_HOOKS[hook][0], func,
                       (resources.snippets_dir(),), defines)
     with s.compile_slot():
@@ -231,10 +230,9 @@ def op_program(s, a, blob):
     if own is not None:
         a.finish()
         return _own(s, own, blob)
-    files = s.new_files()
     if pid is None:
         keep = a.bool("keep", False)
-        att, prog, hook, rest = _load(s, a, blob, files)
+        att, prog, hook, rest = _load(s, a, blob)
         ring_ok = a.args.get("ring") is True
         close = False
     else:
