@@ -8,7 +8,9 @@ checker judges it the way a reviewer would. What every assignment's checker shar
     back = bounce_in_lab(prog, frames)           # A4: frames sent from src, what came back
 
 - The program goes through the learner loader (pktlab.kernel.loader: a restricted worker,
-  CAP_BPF + CAP_NET_ADMIN only), as every learner's program does; a refusal is shown with the
+  CAP_BPF + CAP_NET_ADMIN only), as every learner's program does (not root: the loader in
+  pktlab's workshop daemon, the corpus test-run there in one request, the map's changes sent
+  back frame by frame and judged here); a refusal is shown with the
   verifier explainer at the learner's own line (failed(), refusal()).
 - The corpus is the bundled captures (pcaps/, not $PKTLAB_PCAPS: the checkers know what is
   in them), mixed.pcap left out (it repeats the others), every frame a test run takes (at
@@ -395,7 +397,8 @@ def bounce_in_lab(prog, frames):
     was the last one sent (a list of bytes per frame), and the frames sent.
 
     The lab is the checker's own (the learner's lab has pktlab's XDP program on dut already):
-    made and removed here, also when something fails."""
+    made and removed here, also when something fails; for a learner who is not root, by
+    pktlabd (a throwaway lab counted in their quota, the program the daemon holds for them)."""
     from ...lab import Lab
     from ...workshop.opsprogram import bounce
     if hasattr(prog, "bounce"):        # in pktlabd: a throwaway lab of the learner's there
