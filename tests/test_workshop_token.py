@@ -103,8 +103,8 @@ def test_same_uid_two_tokens_two_learners(up, two):
     assert a.do(cmd="pid")["uid"] == b.do(cmd="pid")["uid"] == pwd.getpwnam(up.names[0]).pw_uid
     assert me == {"uid": f"hub:{up.names[0]}", "user": up.names[0], "session": me["session"]}
     assert them["user"] == up.names[1] and them["uid"] == f"hub:{up.names[1]}"
-    la = a.ok("open_lab", hooks=["xdp"])["lab"]
-    lb = b.ok("open_lab", hooks=["xdp"])["lab"]
+    la = a.ok("open_lab", hooks=[])["lab"]
+    lb = b.ok("open_lab", hooks=[])["lab"]
     # each sees only their own labs, though the kernel says they are the same uid
     assert [x["name"] for x in a.ok("status")["labs"]] == [la]
     assert [x["name"] for x in b.ok("status")["labs"]] == [lb]
@@ -116,7 +116,8 @@ def test_same_uid_two_tokens_two_learners(up, two):
         assert not r["ok"] and r["type"] == "Refused" and "no lab of yours" in r["message"], r
     assert b.ok("clean", all=True)["removed"] == [lb]          # theirs only, never mine
     assert ns_exists(f"{la}-dut") and not ns_exists(f"{lb}-dut")
-    doc = a.ok("replay", lab=la, blob_file=DNS, label="dns.pcap", precise_ts=True)
+    doc = a.ok("replay", lab=la, blob_file=DNS, label="dns.pcap", precise_ts=True,
+               hooks=["xdp"])
     assert doc["ok"] and doc["hooks"]["xdp"]["agree"] == 5, doc
     # still tied to the connection's process: the client killed, its lab goes
     a.proc.send_signal(signal.SIGKILL)
@@ -125,6 +126,21 @@ def test_same_uid_two_tokens_two_learners(up, two):
     while ns_exists(f"{la}-dut") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not ns_exists(f"{la}-dut")
+
+
+def test_connections_are_counted_per_hub_user_not_per_uid(up, two):
+    a, b = two
+    opened, refusal = 1, None
+    while opened <= 8:                    # pktlabd's most per learner: 8 (--connections)
+        r = a.do(cmd="connect")
+        if not r["ok"]:
+            refusal = r
+            break
+        opened += 1
+    assert refusal and "too many connections" in refusal["message"], (opened, refusal)
+    assert up.names[0] in refusal["message"], refusal
+    # the other learner, the same uid: still served (counted by the hub's name, not the uid)
+    assert b.do(cmd="connect")["ok"] and b.ok("status")["you"]["user"] == up.names[1]
 
 
 def test_a_bad_or_absent_token_is_refused_a_good_one_served(up):
