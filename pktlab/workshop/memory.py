@@ -118,10 +118,21 @@ class Watchdog:
     def _kill(self, user, total, procs):
         others = [p for p in procs if not p["server"]]
         victim = max(others or procs, key=lambda p: p["bytes"])
+        uid = next(u for name, u in self.learners if name == user)
         try:
-            os.kill(victim["pid"], signal.SIGKILL)
-        except ProcessLookupError:
+            # the process itself, not whatever took its pid since it was measured: a pidfd,
+            # then its uid checked again (the pidfd cannot come to name another process)
+            fd = os.pidfd_open(victim["pid"])
+        except OSError:
             return
+        try:
+            if _real_uid(victim["pid"]) != uid:
+                return
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except (OSError, StopIteration):
+            return
+        finally:
+            os.close(fd)
         self.killed[user] += 1
         mb = lambda n: f"{n / 2**20:.0f} MB"  # noqa: E731
         text = (f"pktlab workshop: {user} used {mb(total)} (PSS) over {len(procs)} processes, "
