@@ -118,6 +118,17 @@ out(kind=type(belt).__name__, hooks=list(belt.hooks), lab=belt.name, belt_html=h
     views=len(run.views().axes[0].patches), plot=len(run.plot().axes[0].collections),
     l7=belt.l7_peek(run)._repr_html_(), filt=str(belt.filter_inheritance(run)),
     late=str(belt.late_insert()))
+refused = {}
+for op, args in (("frames", {"lab": belt.name, "lengths": []}),
+                 ("set_hooks", {"lab": belt.name, "hooks": ["xdp"]}),
+                 ("belt_request", {"lab": belt.name + "x"})):
+    try:
+        belt.client.call(op, args)
+        refused[op] = "served"
+    except Exception as e:
+        refused[op] = str(e)
+status = belt.client.call("status", {})[0]
+out(refused=refused, status_labs=[x["name"] for x in status["labs"]])
 belt.set_hooks(["xdp", "recv"])
 run2 = belt.request()
 out(after_set=list(belt.hooks), order2=run2.run.order)
@@ -163,6 +174,11 @@ def test_a_learners_belt_is_roots_belt_built_from_the_daemons_data(learner, daem
     assert got["views"] == want["views"] > 0 and got["plot"] == want["plot"] > 0
     assert "server (pid" in got["belt_html"] and "cgroup" in got["belt_html"]
     assert got["after_set"] == ["xdp", "recv"] and got["order2"] == ["xdp", "recv"]
+    # the belt's lab is the learner's (in their quota), and only the belt ops act on it
+    assert got["status_labs"] == [got["lab"]]
+    assert "holds a belt" in got["refused"]["set_hooks"]
+    assert "no hooks attached" in got["refused"]["frames"]
+    assert "no lab of yours" in got["refused"]["belt_request"]
     assert got["closed"]
     assert _my_labs(learner.user.pw_uid) == []
 
