@@ -1,6 +1,7 @@
 """JupyterLab, driven in a real headless browser (Debian's chromium through Python playwright).
 
-Starts JupyterLab on localhost with a random token, opens lessons 01 and 02, runs every cell
+Starts JupyterLab as `make lab` does (scripts/lab.sh: as an unprivileged account, the kernel
+work through the lab's own pktlabd; tests/test_lab_solo.py), opens lessons 01 and 02, runs every cell
 above the last (Run > Run All Above Selected Cell), then checks what a learner would see: the
 layered hex view rendered, pressing *step* and moving the frame slider change what is shown (in
 02 with the XDP hook's live record of each frame), no cell errored. Then it runs the last cell,
@@ -23,21 +24,19 @@ above the log folded away; running lesson 02's open_lab cell again closes the la
 ("closed lab NAME") and leaves one lab; lesson 06's bench panel shows its run's chart and
 figures once (the results cell one line), the full report folded away.
 
-The server serves a scratch copy of notebooks/ (with autosave off): the browser must never write
-outputs into the committed lessons. Screenshots go to test-output/browser/.
+The server serves the account's copy of the lessons (with autosave off): the browser never
+writes outputs into the committed lessons. Screenshots go to test-output/browser/.
 """
 
 import json
 import os
+import pathlib
+import pwd
 import re
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import nbformat
 import pytest
@@ -51,7 +50,7 @@ SHOTS = os.path.join(REPO, "test-output", "browser")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-LAB_PREFIX = "plnb"
+LAB_PREFIX = "pw"            # the labs pktlabd opens for a learner (pktlab.workshop.labs)
 RUN_TIMEOUT_MS = 150_000
 
 #: JupyterLab settings for the test server: every cell in the DOM (no windowing, so the test
@@ -69,78 +68,41 @@ def lesson_namespaces():
     return sorted(ln.split()[0] for ln in out.splitlines() if ln.startswith(LAB_PREFIX))
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url, token, method="GET", timeout=2):
-    req = urllib.request.Request(url, method=method, headers={"Authorization": f"token {token}"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return r.status, r.read()
-
-
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory):
+    """JupyterLab as `make lab` starts it (scripts/lab.sh started by root): run as an
+    unprivileged account (the test's own, removed after), the lessons' kernel work through the
+    lab's own pktlabd. What the browser sees is what a learner of `make lab` sees."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh --test)")
+    from conftest import require_root
+    from test_lab_solo import Solo, _gone
+    require_root()
     tmp = tmp_path_factory.mktemp("jupyterlab")
-    root = tmp / "notebooks"
-    shutil.copytree(NB_DIR, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    settings = tmp / "settings"
-    for rel, value in SETTINGS.items():
-        p = settings / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(value))
-    port, token = _free_port(), secrets.token_hex(16)
-    # the kernels import this checkout's pktlab and read its files, whatever the venv's
-    # editable install points at (a kernel's cwd is the scratch copy, not the checkout)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                   [REPO] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
-               PKTLAB_PCAPS=os.path.join(REPO, "pcaps"),
-               PKTLAB_BPF_SNIPPETS=os.path.join(REPO, "bpf_snippets"), PKTLAB_LESSONS=NB_DIR,
-               JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
-    env.pop("PKTLAB_PRETEND_MISSING", None)
     os.makedirs(SHOTS, exist_ok=True)
-    log = open(os.path.join(SHOTS, "jupyterlab.log"), "w")
     before = lesson_namespaces()
-    proc = subprocess.Popen(
-        [os.path.join(REPO, ".venv", "bin", "jupyter"), "lab", "--ip=127.0.0.1", f"--port={port}",
-         "--no-browser", "--allow-root", f"--ServerApp.token={token}",
-         f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
-         f"--LabApp.workspaces_dir={tmp / 'workspaces'}"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    solo = Solo(tmp)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if _get(f"{base}/api/status", token)[0] == 200:
-                    break
-            except (urllib.error.URLError, OSError):
-                pass
-            assert proc.poll() is None, "JupyterLab exited; see test-output/browser/jupyterlab.log"
-            assert time.monotonic() < deadline, "JupyterLab did not answer within 90 s"
-            time.sleep(0.3)
-        yield {"base": base, "token": token, "proc": proc, "root": root}
+        pw = pwd.getpwnam(solo.account)
+        settings = os.path.join(pw.pw_dir, ".jupyter", "lab", "user-settings")
+        for rel, value in SETTINGS.items():
+            path = os.path.join(settings, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                json.dump(value, f)
+        subprocess.run(["chown", "-R", f"{pw.pw_uid}:{pw.pw_gid}",
+                        os.path.join(pw.pw_dir, ".jupyter")], check=True)
+        yield {"base": solo.base, "token": solo.token, "proc": solo.proc,
+               "root": pathlib.Path(pw.pw_dir, "lessons"), "uid": pw.pw_uid}
+        # Ctrl-C, as a learner ends `make lab`: the server, its kernels, the daemon and
+        # every lab the lessons opened go
+        solo.proc.send_signal(signal.SIGINT)
+        assert solo.proc.wait(timeout=90) == 0
+        assert _gone(solo) == {}
     finally:
-        # a clean stop: the server shuts its kernels down (their atexit closes any lab)
-        try:
-            _get(f"{base}/api/shutdown", token, method="POST", timeout=10)
-        except (urllib.error.URLError, OSError):
-            pass
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGTERM)     # the group this fixture started
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
-        deadline = time.monotonic() + 10         # a killed kernel's reaper needs a moment
+        solo.finish()
+        shutil.copyfile(solo.err_path, os.path.join(SHOTS, "jupyterlab.log"))
+        deadline = time.monotonic() + 10
         while lesson_namespaces() != before and time.monotonic() < deadline:
             time.sleep(0.2)
         left = sorted(set(lesson_namespaces()) - set(before))
@@ -483,7 +445,7 @@ def _check_refusal(page, cells):
 
 
 def _lab_names(text):
-    return re.findall(r"\blab (plnb[0-9a-f]+)", text)
+    return re.findall(r"\blab (pw[0-9a-f]+)", text)
 
 
 def _lesson_labs():

@@ -70,7 +70,8 @@ class Solo:
         self.state = str(tmp / "solo")
         self.port = _free_port()
         self.sock = f"/run/pktlab/lab-{self.port}.sock"
-        env = {k: v for k, v in os.environ.items() if k not in ("SUDO_USER", "PKTLAB_WORKDIR")}
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("SUDO_USER", "PKTLAB_WORKDIR", "PKTLAB_PRETEND_MISSING")}
         env.update(PKTLAB_SOLO_DIR=self.state, PKTLAB_SOLO_ACCOUNT=self.account)
         self.err_path = tmp / "solo.err"
         self.err = open(self.err_path, "w+")
