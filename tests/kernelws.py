@@ -6,6 +6,37 @@ import time
 import uuid
 
 
+def _request(ws, code):
+    """Send an execute_request for `code`: its msg_id."""
+    msg_id = uuid.uuid4().hex
+    ws.send(json.dumps({
+        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell",
+        "content": {"code": code, "silent": False, "store_history": False,
+                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
+    return msg_id
+
+
+def send(channels_url, token, code, timeout=10):
+    """`code` sent, without waiting for an answer that may never come (the kernel may be
+    killed while it runs): until the kernel says it is busy with it."""
+    import websocket
+    ws = websocket.create_connection(channels_url, header=[f"Authorization: token {token}"],
+                                     timeout=timeout)
+    try:
+        msg_id = _request(ws, code)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = json.loads(ws.recv())
+            if m.get("parent_header", {}).get("msg_id") == msg_id and \
+                    m["msg_type"] == "status" and m["content"]["execution_state"] == "busy":
+                return
+        raise AssertionError(f"the kernel did not take the code in {timeout} s")
+    finally:
+        ws.close()
+
+
 def execute(channels_url, token, code, timeout=120):
     """(stdout and results as text, "Name: message" of an error or None) of `code` run in the
     kernel whose channels websocket is `channels_url`. Done when the shell channel replied and
@@ -14,13 +45,7 @@ def execute(channels_url, token, code, timeout=120):
     ws = websocket.create_connection(channels_url, header=[f"Authorization: token {token}"],
                                      timeout=timeout)
     try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
+        msg_id = _request(ws, code)
         out, error, replied, idle = [], None, False, False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

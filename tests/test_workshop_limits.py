@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import require_root
+from kernelws import send
 from test_workshop_hub import Up, _execute, _pktlab, _start_kernel, _start_servers
 
 CAP_MB = 400
@@ -73,30 +74,9 @@ def _vm(pid):
 
 
 def _send(up, user, kernel_id, code):
-    """`code` sent to a learner's kernel, without waiting for an answer that may never come
-    (the kernel is killed while it runs): until the kernel says it is busy with it."""
-    import uuid
-    import websocket
-    ws = websocket.create_connection(
-        f"ws://127.0.0.1:{up.port}/user/{user}/api/kernels/{kernel_id}/channels",
-        header=[f"Authorization: token {up.token}"], timeout=10)
-    try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            m = json.loads(ws.recv())
-            if m.get("parent_header", {}).get("msg_id") == msg_id and \
-                    m["msg_type"] == "status" and m["content"]["execution_state"] == "busy":
-                return
-        raise AssertionError("the kernel did not take the code in 10 s")
-    finally:
-        ws.close()
+    """`code` sent to a learner's kernel, not waited for (the kernel is killed while it runs)."""
+    send(f"ws://127.0.0.1:{up.port}/user/{user}/api/kernels/{kernel_id}/channels", up.token,
+         code)
 
 
 def test_rlimits_on_servers_and_their_kernels(up):

@@ -55,6 +55,19 @@ def _listening(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _wait_ready(answers, proc, what, where):
+    """Until `answers()`; refused when `proc` ends first or READY_S pass."""
+    deadline = time.monotonic() + READY_S
+    while not answers():
+        if proc.poll() is not None:
+            raise EnvironmentProblem(f"workshop solo: {what} ended at start (exit "
+                                     f"{proc.returncode}); {where}")
+        if time.monotonic() > deadline:
+            raise EnvironmentProblem(f"workshop solo: {what} did not answer in {READY_S:g} s; "
+                                     f"{where}")
+        time.sleep(0.2)
+
+
 class _Learner:
     """What accounts.run_as / copy_lessons need of a learner."""
 
@@ -207,15 +220,8 @@ class Running:
         finally:
             os.close(fd)
         self.daemon_pid = self.daemon.pid
-        deadline = time.monotonic() + READY_S
-        while daemon_status(self.solo.socket) is None:
-            if self.daemon.poll() is not None:
-                raise EnvironmentProblem(f"workshop solo: pktlabd ended at start (exit "
-                                         f"{self.daemon.returncode}); see {log}")
-            if time.monotonic() > deadline:
-                raise EnvironmentProblem(f"workshop solo: pktlabd did not answer in "
-                                         f"{READY_S:g} s; see {log}")
-            time.sleep(0.1)
+        _wait_ready(lambda: daemon_status(self.solo.socket) is not None, self.daemon,
+                    "pktlabd", f"see {log}")
 
     def env(self):
         lr = self.learner
@@ -244,15 +250,8 @@ class Running:
     def _start_server(self):
         self.server = spawning.spawn(self.argv(), stdin=subprocess.DEVNULL, env=self.env(),
                                      cwd=self.learner.workdir)
-        deadline = time.monotonic() + READY_S
-        while not _listening(self.solo.port):
-            if self.server.poll() is not None:
-                raise EnvironmentProblem(f"workshop solo: JupyterLab ended at start (exit "
-                                         f"{self.server.returncode}; its log is above)")
-            if time.monotonic() > deadline:
-                raise EnvironmentProblem(f"workshop solo: JupyterLab did not answer on port "
-                                         f"{self.solo.port} in {READY_S:g} s")
-            time.sleep(0.2)
+        _wait_ready(lambda: _listening(self.solo.port), self.server, "JupyterLab",
+                    "its log is above")
         self.say(f"JupyterLab runs as {self.learner.user} (uid {self.learner.uid}), not root; "
                  f"its kernel work goes through pktlabd on {self.solo.socket}")
         self.say(f"ready: open the http://127.0.0.1:{self.solo.port}/lab?token=... address "
