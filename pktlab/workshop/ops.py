@@ -20,6 +20,11 @@ returns (a JSON-able result, a blob).
     verify      the caller's C through the learner loader: `pktlab verify --json`'s report
     clean       the caller's own labs whose connection is gone (all: every lab of theirs)
 
+The lessons' ops are in their own modules, merged into OPS below: opsprogram (program,
+program_lab: a learner's C, its test runs, maps, attached in their lab), opssockets (belt_*,
+insert_moment, conntrack, timewait, check_firewall), opsmptcp (doctor, kprobe_mechanisms,
+mptcp_run, bench).
+
 No op takes an interface, a path or a program: the daemon attaches only pktlab's own programs
 and the learner loader's, only inside the caller's labs, and no program, link or map fd leaves
 the daemon.
