@@ -249,3 +249,44 @@ def test_checkers_through_the_daemon(learners, daemon):
     bad = out["a1_unchecked"]
     assert not bad[0] and "refused by the verifier" in bad[2] and "iph->protocol" in bad[2], bad
     assert all(not st.owner_alive() for st in daemon.labs())
+
+
+# root's memory: a watched map's changes are bounded per request ------------------------------
+#: every entry of a 4096-entry array written on each frame: 4096 changes a frame
+EVERY_ENTRY = b"""#include <uapi/linux/bpf.h>
+BPF_ARRAY(big, u64, 4096);
+
+int touch_all(struct xdp_md *ctx)
+{
+    for (int i = 0; i < 4096; i++) {
+        u32 k = i;
+        u64 *v = big.lookup(&k);
+        if (v)
+            *v += 1;
+    }
+    return XDP_PASS;
+}
+"""
+
+
+def test_watched_changes_are_bounded(agents):
+    """A map watched frame by frame keeps every change in root's session process: a program
+    that rewrites a whole map on every frame is refused once the request's changes pass
+    WATCH_CHANGES_MAX (was: 4096 x 5,000 frames of entries kept, gigabytes), while the same
+    program over fewer frames is answered (the control), change by change."""
+    from pktlab.workshop import opsprogram
+    a = agents(0)
+    frame = bytes.fromhex("ff" * 6 + "02" + "00" * 5 + "0800") + bytes(50)
+    most = opsprogram.WATCH_CHANGES_MAX // 4096
+    for n, fine in ((most, True), (most + 1, False)):
+        rest = opsprogram.pack([frame] * n)
+        r = a.call("program", blob=EVERY_ENTRY + rest, source_len=len(EVERY_ENTRY),
+                   hook="xdp", name="all.c", frames_len=len(rest), watch="big")
+        if fine:
+            assert r["ok"], r
+            assert r["result"].get("watch"), str(r["result"]["attempt"])[-800:]
+            each = r["result"]["watch"]["each"]
+            assert len(each) == n and all(len(c[0]) == 4096 for c in each), len(each)
+        else:
+            assert not r["ok"] and "changed" in r["message"], str(r)[:300]
+    assert a.ok("status")["you"]                 # the session goes on

@@ -34,6 +34,10 @@ MAX_BOUNCE = 64
 BOUNCE_SETTLE_S = 2.0     # every frame that bounces is back by then (generic XDP on a veth: µs)
 HOOKS = ("xdp", "tc-ingress", "tc-egress")
 WATCH_FRAMES = 5000       # frames whose watched map is read after each one
+#: entries a watched map may change in, summed over one request's frames (each is kept in
+#: root's session process until the answer goes: a program rewriting a 65,536-entry map on
+#: every frame would otherwise keep 5,000 x 65,536 of them)
+WATCH_CHANGES_MAX = 1 << 18
 RING_SLOTS = 16           # the record ring of a program built with pktlab's transport
 
 
@@ -173,7 +177,7 @@ def _test_runs(prog, frames, watch, ring_ok):
     from ..errors import BPFError
     from ..kernel import mapdump
     from ..packet.record import RECORD_DTYPE
-    runs, changes, missing = [], [], {}
+    runs, changes, missing, kept = [], [], {}, 0
     m = prog.maps.get(watch) if watch else None
     if watch and m is None:
         changes = None                         # the client says the map is missing
@@ -204,6 +208,11 @@ def _test_runs(prog, frames, watch, ring_ok):
                 changes.append([{k: v for k, v in after.items() if before.get(k) != v},
                                 [k for k in before if k not in after]])
                 before = after
+                kept += len(changes[-1][0]) + len(changes[-1][1])
+                if kept > WATCH_CHANGES_MAX:
+                    raise P.Refused(f"program: map {watch} changed in more than "
+                                    f"{WATCH_CHANGES_MAX:,} entries over the first {i + 1:,} "
+                                    "frames, the most one request keeps; watch fewer frames")
     return runs, ({"before": start, "each": changes} if watch else None), \
         recs.tobytes(), missing
 
