@@ -290,3 +290,25 @@ def test_watched_changes_are_bounded(agents):
         else:
             assert not r["ok"] and "changed" in r["message"], str(r)[:300]
     assert a.ok("status")["you"]                 # the session goes on
+
+
+def test_no_program_of_theirs_in_a_belt_lab(agents):
+    """A belt's lab carries the belt's hooks only (opssockets.SessionBelt refuses pktlab's
+    replay hooks and aside()): a learner's held program is refused there too, for attach and
+    for a replay, and the belt still answers; the control: the same program attaches in a lab
+    of theirs opened with open_lab."""
+    require_hook("xdp")
+    from pktlab.kernel.verdicts import WRAPPER_FUNC
+    a = agents(0)
+    belt = a.ok("belt_open", hooks=["tc-ingress"])      # no XDP of its own on the dut
+    pid = _load(a, _wrapped())["result"]["id"]
+    with open(MIXED, "rb") as f:
+        cap = f.read()
+    for do, blob in (("attach", b""), ("replay", cap)):
+        r = a.call("program_lab", id=pid, do=do, lab=belt["lab"], blob=blob)
+        assert not r["ok"] and "holds a belt" in r["message"], (do, str(r)[:300])
+    assert _prog_on(belt["ns_dut"], belt["if_dut"]) != WRAPPER_FUNC[:15]
+    assert a.ok("belt_request", lab=belt["lab"])
+    lab = a.ok("open_lab", hooks=["xdp"])
+    assert a.ok("program_lab", id=pid, do="attach", lab=lab["lab"])["attached"] == lab["lab"]
+    assert _prog_on(lab["ns_dut"], lab["if_dut"]) == WRAPPER_FUNC[:15]

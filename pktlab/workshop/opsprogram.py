@@ -81,6 +81,10 @@ class Held:
     def attach(self, sl):
         from ..kernel import verdicts
         from ..replay import learner
+        from .opssockets import SessionBelt
+        if isinstance(sl, SessionBelt):        # its hooks are the belt's (its aside() refuses)
+            raise P.Refused(f"lab {sl.name} holds a belt: no program of yours goes there; "
+                            "open a lab for that")
         if verdicts.MAP not in self.prog.maps or verdicts.CONFIG not in self.prog.maps:
             raise P.Refused(f"program {self.id}: not loaded with pktlab's counting wrapper; "
                             "it test-runs, it does not attach")
