@@ -176,6 +176,13 @@ def test_the_doctor_through_the_daemon_runs_in_the_learners_labs(agents, learner
     for h in ("xdp", "tc-ingress", "sock-ops", "cgroup-ingress"):
         assert rep["hooks"][h]["available"], (h, rep["hooks"][h])
     assert a.ok("doctor")["cached"]                          # once per daemon
+    # a learner's refresh right after is the kept report (a loop of them held every other
+    # learner's doctor behind the daemon's doctor lock); the control: root's refresh runs it
+    again = a.ok("doctor", refresh=True)
+    assert again["cached"] and again["report"] == rep, again["cached"]
+    from pktlab.workshop.client import Client
+    with Client(daemon.path) as root:
+        assert root.call("doctor", {"refresh": True})[0]["cached"] is False
     assert _labs_of(daemon, learners[0].pw_uid) == sorted(held) or \
         sorted(_labs_of(daemon, learners[0].pw_uid)) == sorted(held)
     from pktlab.kernel.hooks import choose_kprobe_mechanism

@@ -33,6 +33,8 @@ WALL = {"doctor": 240, "mptcp_run": 150, "bench": 300}
 
 #: a transfer through pktlabd lasts at most this long (the CLI allows 60 s)
 MPTCP_SECONDS_MAX = 20.0
+#: a learner's doctor refresh is answered from the kept report while it is younger than this
+DOCTOR_FRESH_S = 120
 #: a bench through pktlabd: its estimated length must fit in WALL["bench"] with this margin
 BENCH_MARGIN = 0.6
 #: how long a bench waits for the one running before it (one at a time on the machine)
@@ -106,24 +108,35 @@ def _doctor_file(s):
 
 
 def _cached_doctor(s):
+    """(the report this daemon kept, its age in seconds), or (None, None)."""
+    import time
     try:
         with open(_doctor_file(s)) as f:
             doc = json.load(f)
     except (OSError, ValueError):
-        return None
+        return None, None
     if doc.get("daemon") != s.cfg.daemon_pid or doc.get("kernel") != os.uname().release:
-        return None
-    return doc.get("report")
+        return None, None
+    at = doc.get("at")
+    return doc.get("report"), (time.time() - at if isinstance(at, (int, float)) else None)
 
 
 @_op
 def op_doctor(s, a, blob):
-    """The doctor's report of this machine as pktlabd sees it (root), once per daemon."""
+    """The doctor's report of this machine as pktlabd sees it (root), once per daemon. A
+    learner's refresh runs it again only when the kept report is DOCTOR_FRESH_S old: every
+    doctor waits for the one running (one lock for the daemon), so a learner refreshing in a
+    loop would hold every other learner's doctor past its wall time (their connection, and
+    labs, closed); root's refresh always runs."""
+    import time
     refresh = a.bool("refresh", False)
     a.finish()
     from .. import doctor
     with _daemon_lock(s, "doctor"):
-        report = None if refresh else _cached_doctor(s)
+        report, age = _cached_doctor(s)
+        if refresh and report is not None and (s.peer.os_uid == 0 or age is None
+                                               or age >= DOCTOR_FRESH_S):
+            report = None
         cached = report is not None
         if report is None:
             refused = []
@@ -133,7 +146,7 @@ def op_doctor(s, a, blob):
             tmp = _doctor_file(s) + f".{os.getpid()}"
             with open(tmp, "w") as f:
                 json.dump({"daemon": s.cfg.daemon_pid, "kernel": os.uname().release,
-                           "report": report}, f)
+                           "at": time.time(), "report": report}, f)
             os.replace(tmp, _doctor_file(s))
     return {"report": report, "cached": cached}, b""
 
