@@ -312,3 +312,36 @@ def test_no_program_of_theirs_in_a_belt_lab(agents):
     lab = a.ok("open_lab", hooks=["xdp"])
     assert a.ok("program_lab", id=pid, do="attach", lab=lab["lab"])["attached"] == lab["lab"]
     assert _prog_on(lab["ns_dut"], lab["if_dut"]) == WRAPPER_FUNC[:15]
+
+
+#: a program with a 24 MiB map (the learner loader allows 32 MiB of maps a program)
+BIG_MAP = b"""#include <uapi/linux/bpf.h>
+BPF_ARRAY(big, u64, 3 << 20);
+
+int keep_big(struct xdp_md *ctx)
+{
+    u32 k = 0;
+    u64 *v = big.lookup(&k);
+    if (v)
+        *v += 1;
+    return XDP_PASS;
+}
+"""
+
+
+def test_held_programs_maps_are_bounded(agents):
+    """A connection holds at most HELD_MAP_BYTES of its programs' maps (kernel memory no cgroup
+    caps here; was: 16 programs x 32 MiB a connection, 8 connections a learner): two 24 MiB
+    programs kept (the control), a third refused, kept again once one is closed."""
+    from pktlab.workshop import opsprogram
+    assert 2 * (24 << 20) <= opsprogram.HELD_MAP_BYTES < 3 * (24 << 20)
+    a = agents(0)
+    ids = []
+    for _ in range(2):
+        r = _load(a, BIG_MAP)
+        assert r["ok"] and r["result"]["id"], str(r)[:300]
+        ids.append(r["result"]["id"])
+    r = _load(a, BIG_MAP)
+    assert not r["ok"] and "MiB of maps" in r["message"], str(r)[:300]
+    assert a.ok("program", id=ids[0], close=True, frames_len=0)["closed"]
+    assert _load(a, BIG_MAP)["result"]["id"]

@@ -38,6 +38,8 @@ WATCH_FRAMES = 5000       # frames whose watched map is read after each one
 #: root's session process until the answer goes: a program rewriting a 65,536-entry map on
 #: every frame would otherwise keep 5,000 x 65,536 of them)
 WATCH_CHANGES_MAX = 1 << 18
+#: the bytes of maps (mappolicy.map_bytes) of the programs one connection holds at once
+HELD_MAP_BYTES = 64 << 20
 RING_SLOTS = 16           # the record ring of a program built with pktlab's transport
 
 
@@ -142,6 +144,14 @@ def _one(s, pid):
     if h.sl is not None and h.sl.lab.closed:
         h.sl = h.att = None                   # its lab was closed under it
     return h
+
+
+def _map_bytes(prog):
+    """The kernel memory a program's maps asked for (as the learner loader counts it)."""
+    from ..kernel.bpf import possible_cpus
+    from ..kernel.mappolicy import map_bytes
+    return sum(map_bytes(m.type_name, m.info.key_size, m.info.value_size, m.info.max_entries,
+                         possible_cpus()) for m in prog.maps.values())
 
 
 def _maps_info(prog):
@@ -275,6 +285,11 @@ def op_program(s, a, blob):
             if len(held) >= MAX_HELD:
                 raise P.Refused(f"program: this connection holds {len(held)} programs, the "
                                 f"most it may; close one first")
+            have = sum(_map_bytes(x.prog) for x in held.values())
+            if have + _map_bytes(prog) > HELD_MAP_BYTES:
+                raise P.Refused(f"program: its maps take {_map_bytes(prog) / 2**20:.1f} MiB and "
+                                f"this connection's programs hold {have / 2**20:.1f} MiB; it may "
+                                f"hold {HELD_MAP_BYTES >> 20} MiB of maps: close one first")
             pid = f"p{s.__dict__.setdefault('_program_serial', [0])[0] + 1}"
             s.__dict__["_program_serial"][0] += 1
             held[pid] = Held(pid, prog, hook)
