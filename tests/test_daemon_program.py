@@ -345,3 +345,42 @@ def test_held_programs_maps_are_bounded(agents):
     assert not r["ok"] and "MiB of maps" in r["message"], str(r)[:300]
     assert a.ok("program", id=ids[0], close=True, frames_len=0)["closed"]
     assert _load(a, BIG_MAP)["result"]["id"]
+
+
+#: a TC program that clones its frame to ifindex 1 (the loopback of whichever namespace the
+#: test run happens in) and keeps bpf_clone_redirect's answer + 1000 (0: sent)
+CLONE_OUT = b"""#include <uapi/linux/bpf.h>
+#include <uapi/linux/pkt_cls.h>
+BPF_ARRAY(rc, s64, 1);
+
+int clone_out(struct __sk_buff *skb)
+{
+    u32 k = 0;
+    s64 r = bpf_clone_redirect(skb, 1, 0) + 1000;
+    rc.update(&k, &r);
+    return TC_ACT_OK;
+}
+"""
+
+
+def test_a_test_run_reaches_no_host_interface(agents):
+    """A learner's test runs happen in pktlabd's session, whose network namespace was the
+    host's: bpf_clone_redirect there put the learner's frame on a host interface (ifindex 1:
+    the host's lo; any index works, eth0 too). Now they run in a namespace of their own with
+    a lo that is down: the clone goes nowhere (dropped there), the program still ran (the control:
+    its map has the answer, its verdict is TC_ACT_OK)."""
+    require_hook("tc-ingress")
+    import errno
+    from pktlab.workshop import opsprogram
+    a = agents(0)
+    # an experimental EtherType (0x88b5): nothing in any stack takes it
+    frame = bytes.fromhex("02" * 6 + "02" + "00" * 5 + "88b5") + bytes(50)
+    rest = opsprogram.pack([frame])
+    r = a.call("program", blob=CLONE_OUT + rest, source_len=len(CLONE_OUT), hook="tc-ingress",
+               name="clone.c", frames_len=len(rest), maps=True)
+    assert r["ok"] and r["result"].get("runs"), str(r)[:600]
+    assert r["result"]["runs"][0][0] == 0                        # TC_ACT_OK: it ran
+    got = r["result"]["maps"]["rc"]["0"]
+    # 1000: sent on the host's lo; now the namespace's own lo, down, drops it (its noop
+    # qdisc: NET_XMIT_CN) or refuses it (-ENETDOWN)
+    assert got in (1000 + 2, 1000 - errno.ENETDOWN), got

@@ -185,8 +185,41 @@ def _load(s, a, blob):
     return att, prog, hook, blob[n:]
 
 
+def _off_host(fn, *args):
+    """fn(*args) in a thread of its own that first enters a network namespace of its own
+    (made now: only a lo, down; gone with the thread). A test run happens in the calling
+    thread's namespace (the skb's device is its lo), and in pktlabd's that is the host's: a
+    learner's bpf_clone_redirect(skb, IFINDEX, ...) put their frame on the host's
+    interfaces. (unshare(CLONE_NEWNET) moves the calling thread only.)"""
+    import ctypes
+    import os
+    import threading
+    out = {}
+
+    def body():
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.unshare(0x40000000) != 0:                  # CLONE_NEWNET
+                e = ctypes.get_errno()
+                raise OSError(e, f"test runs: unshare(CLONE_NEWNET): {os.strerror(e)}")
+            out["value"] = fn(*args)
+        except BaseException as e:                             # raised again by the caller
+            out["error"] = e
+    t = threading.Thread(target=body, name="pktlab-test-runs", daemon=True)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def _test_runs(prog, frames, watch, ring_ok):
-    """Each frame test-run once: (runs, changes, records blob, records missing)."""
+    """Each frame test-run once, off the host's network (_off_host): (runs, changes, records
+    blob, records missing)."""
+    return _off_host(_test_runs_here, prog, frames, watch, ring_ok)
+
+
+def _test_runs_here(prog, frames, watch, ring_ok):
     import numpy as np
     from ..errors import BPFError
     from ..kernel import mapdump
