@@ -206,3 +206,39 @@ def test_token_mode_bad_options_exit_2(tmp_path, argv, says):
                        capture_output=True, text=True, timeout=60, cwd=REPO)
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r
     assert not os.path.exists(sock)
+
+
+def test_a_hub_answer_that_is_not_an_object_is_refused_in_words():
+    """hub_user asks the hub who a token is; an answer that is JSON but not an object (null, a
+    list, a string) is a refusal the learner reads, not an AttributeError that ends their
+    session process with a traceback and no answer; the control: a user object's name."""
+    import http.server
+    import threading
+    from pktlab.workshop import identity, protocol as P
+    answers = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = answers[-1].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Hub)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/hub/api"
+        answers.append(json.dumps({"kind": "user", "name": "ana"}))
+        assert identity.hub_user(url, "tok") == "ana"                    # the control
+        for bad in ("null", "[]", '"ana"', "3"):
+            answers.append(bad)
+            with pytest.raises(P.Refused):
+                identity.hub_user(url, "tok")
+    finally:
+        srv.shutdown()
+        srv.server_close()

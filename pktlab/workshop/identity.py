@@ -58,7 +58,10 @@ def hub_user(hub_api, token, timeout=HUB_S):
         why = getattr(e, "reason", None) or type(e).__name__
         raise P.Refused(f"pktlabd cannot ask the hub who you are ({why}); try again in a "
                         "moment, or ask your instructor") from None
-    name = doc.get("name") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        raise P.Refused("the hub's answer about this token is not a user (not a JSON object); "
+                        "pktlabd serves learners the hub knows: ask your instructor")
+    name = doc.get("name")
     if doc.get("kind", "user") != "user" or not isinstance(name, str) or \
             not 0 < len(name) <= MAX_NAME or "\0" in name:
         raise P.Refused("this token is not a learner's (the hub says it belongs to "
