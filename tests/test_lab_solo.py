@@ -65,14 +65,15 @@ class Solo:
     """scripts/lab.sh (what `make lab` runs) as root with no SUDO_USER: JupyterLab then runs
     as pktlab's own account (here one of the test's own, removed after)."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, workdir=None):
         self.account = f"pklab{secrets.token_hex(3)}"
         self.state = str(tmp / "solo")
         self.port = _free_port()
         self.sock = f"/run/pktlab/lab-{self.port}.sock"
         env = {k: v for k, v in os.environ.items()
                if k not in ("SUDO_USER", "PKTLAB_WORKDIR", "PKTLAB_PRETEND_MISSING")}
-        env.update(PKTLAB_SOLO_DIR=self.state, PKTLAB_SOLO_ACCOUNT=self.account)
+        env.update(PKTLAB_SOLO_DIR=self.state, PKTLAB_SOLO_ACCOUNT=self.account,
+                   **({"PKTLAB_WORKDIR": str(workdir)} if workdir else {}))
         self.err_path = tmp / "solo.err"
         self.err = open(self.err_path, "w+")
         self.proc = subprocess.Popen([os.path.join(REPO, "scripts", "lab.sh"), str(self.port)],

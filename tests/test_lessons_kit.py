@@ -17,6 +17,7 @@
 import itertools
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -741,46 +742,28 @@ def test_make_lab_serves_only_the_lessons(tmp_path):
     notebooks/ (an older copy's solutions as shipped are removed, a learner's edited one kept
     and named), and JupyterLab's root is the work dir: the API lists only what is there."""
     require_root()
-    import secrets
-    import socket
-    import urllib.request
-    work = tmp_path / "work"
-    (work / "solutions").mkdir(parents=True)
-    shutil.copy(os.path.join(NB_DIR, "solutions", "dscp.py"), work / "solutions")
-    (work / "solutions" / "belt.py").write_text("# my own notes\n")
-    (work / "02-xdp.ipynb").write_text("my 02")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    token = secrets.token_hex(16)
-    env = dict(os.environ, PKTLAB_WORKDIR=str(work), JUPYTER_TOKEN=token,
-               JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))
-    log = open(tmp_path / "lab.log", "w")
-    proc = subprocess.Popen([os.path.join(REPO, "scripts", "lab.sh"), str(port)], cwd=REPO,
-                            env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    import tempfile
+    from test_lab_solo import Solo
+    # a work dir the lab's (unprivileged) account can write: pytest's own tmp is root's only
+    work = pathlib.Path(tempfile.mkdtemp(prefix="pktlab-work-"))
     try:
-        deadline = time.monotonic() + 90
-        listing = None
-        while time.monotonic() < deadline:
-            try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/contents",
-                                             headers={"Authorization": f"token {token}"})
-                with urllib.request.urlopen(req, timeout=2) as r:
-                    listing = json.load(r)
-                break
-            except OSError:
-                assert proc.poll() is None, open(tmp_path / "lab.log").read()[-2000:]
-                time.sleep(0.5)
-        assert listing is not None, "JupyterLab did not answer"
-        names = sorted(c["name"] for c in listing["content"])
-        assert [n for n in names if n.endswith(".ipynb")] == [f for f in LESSONS]
-        assert "instructor" not in names and "TRACKS.md" not in names
-        # the learner's own file in an old solutions copy stays (and is named); the rest goes
-        assert os.listdir(work / "solutions") == ["belt.py"]
-        assert "not as shipped" in open(tmp_path / "lab.log").read()
-        assert (work / "02-xdp.ipynb").read_text() == "my 02"       # never overwritten
+        work.chmod(0o777)
+        (work / "solutions").mkdir()
+        shutil.copy(os.path.join(NB_DIR, "solutions", "dscp.py"), work / "solutions")
+        (work / "solutions" / "belt.py").write_text("# my own notes\n")
+        (work / "02-xdp.ipynb").write_text("my 02")
+        solo = Solo(tmp_path, workdir=work)
+        try:
+            listing = solo.api("GET", "/contents").json()
+            names = sorted(c["name"] for c in listing["content"])
+            assert [n for n in names if n.endswith(".ipynb")] == [f for f in LESSONS]
+            assert "instructor" not in names and "TRACKS.md" not in names
+            # the learner's own file in an old solutions copy stays (and is named); the rest
+            # goes
+            assert os.listdir(work / "solutions") == ["belt.py"]
+            assert "not as shipped" in solo.log()
+            assert (work / "02-xdp.ipynb").read_text() == "my 02"     # never overwritten
+        finally:
+            solo.finish()
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
-        log.close()
+        shutil.rmtree(work, ignore_errors=True)
