@@ -185,9 +185,14 @@ def _load(s, a, blob):
     return att, prog, hook, blob[n:]
 
 
+#: the session's own network namespace for test runs (an fd; None until the first)
+_NETNS = [None]
+CLONE_NEWNET = 0x40000000
+
+
 def _off_host(fn, *args):
-    """fn(*args) in a thread of its own that first enters a network namespace of its own
-    (made now: only a lo, down; gone with the thread). A test run happens in the calling
+    """fn(*args) in a thread of its own that first enters a network namespace of the
+    session's own (made at its first test run: only a lo, down; gone with the session). A test run happens in the calling
     thread's namespace (the skb's device is its lo), and in pktlabd's that is the host's: a
     learner's bpf_clone_redirect(skb, IFINDEX, ...) put their frame on the host's
     interfaces. (unshare(CLONE_NEWNET) moves the calling thread only.)"""
@@ -199,9 +204,17 @@ def _off_host(fn, *args):
     def body():
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            if libc.unshare(0x40000000) != 0:                  # CLONE_NEWNET
-                e = ctypes.get_errno()
-                raise OSError(e, f"test runs: unshare(CLONE_NEWNET): {os.strerror(e)}")
+            if _NETNS[0] is not None:                          # this session's, made before
+                if libc.setns(_NETNS[0], CLONE_NEWNET) != 0:
+                    e = ctypes.get_errno()
+                    raise OSError(e, f"test runs: setns: {os.strerror(e)}")
+            else:
+                if libc.unshare(CLONE_NEWNET) != 0:
+                    e = ctypes.get_errno()
+                    raise OSError(e, f"test runs: unshare(CLONE_NEWNET): {os.strerror(e)}")
+                # kept for the session's next requests: one namespace per connection, not
+                # one per request (a namespace's removal is slow work for the kernel)
+                _NETNS[0] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             out["value"] = fn(*args)
         except BaseException as e:                             # raised again by the caller
             out["error"] = e
