@@ -384,3 +384,36 @@ def test_a_test_run_reaches_no_host_interface(agents):
     # 1000: sent on the host's lo; now the namespace's own lo, down, drops it (its noop
     # qdisc: NET_XMIT_CN) or refuses it (-ENETDOWN)
     assert got in (1000 + 2, 1000 - errno.ENETDOWN), got
+
+
+def test_one_learners_test_runs_wait_for_each_other(agents, learners, daemon):
+    """A test run cannot be stopped by the request's alarm, so one learner's test runs go one
+    at a time over all their connections (a lock per learner, waited for): with that lock
+    held (here by the test, as another connection of theirs would), their test run waits,
+    and is answered once it is free; the other learner's is answered meanwhile (the control)."""
+    import fcntl
+    import threading
+    from pktlab.workshop import opsprogram
+    a, b = agents(0), agents(1)
+    frame = bytes.fromhex("ff" * 6 + "02" + "00" * 5 + "0800") + bytes(50)
+    rest = opsprogram.pack([frame] * 4)
+    src = _demo().encode()
+    args = dict(source_len=len(src), hook="xdp", name="demo.c", frames_len=len(rest))
+    path = os.path.join(daemon.path + ".d", "locks", f"uid{learners[0].pw_uid}.testrun")
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    got = {}
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        t = threading.Thread(target=lambda: got.update(r=a.call("program", blob=src + rest,
+                                                                   **args)))
+        t.start()
+        other = b.call("program", blob=src + rest, **args)     # not held up by a's lock
+        assert other["ok"] and len(other["result"]["runs"]) == 4, str(other)[:300]
+        t.join(timeout=5)
+        assert t.is_alive(), f"a's test run did not wait for the lock: {str(got)[:200]}"
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    t.join(timeout=120)
+    assert not t.is_alive() and got["r"]["ok"] and len(got["r"]["result"]["runs"]) == 4

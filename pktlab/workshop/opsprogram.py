@@ -323,8 +323,12 @@ def op_program(s, a, blob):
     try:
         doc["func"], doc["prog_type"] = prog.func, prog.prog_type
         doc["maps_info"] = _maps_info(prog)
-        doc["runs"], doc["watch"], records, doc["missing"] = _test_runs(prog, frames, watch,
-                                                                        ring_ok)
+        # one learner's test runs one at a time, over all their connections (waited for):
+        # root's CPU for them is the compile's, one learner's share (a test run cannot be
+        # interrupted by the request's alarm, and 8 connections would run 8 at once)
+        with s._uid_lock("testrun") if frames else contextlib.nullcontext():
+            doc["runs"], doc["watch"], records, doc["missing"] = _test_runs(prog, frames, watch,
+                                                                            ring_ok)
         if dump:
             doc["maps"], doc["info"] = mapdump.dump(prog)
         if keep and pid is None:
