@@ -327,3 +327,29 @@ def test_who_it_runs_as():
             os.environ.pop("SUDO_USER", None)
         else:
             os.environ["SUDO_USER"] = keep
+
+
+def test_a_checkout_the_lab_user_cannot_read_is_refused_in_one_line(tmp_path):
+    """JupyterLab runs the venv's Python on the checkout as the lab's user: a clone they
+    cannot read (root's 0700 /root) is refused in one line, exit 2, before the daemon or the
+    server start; the control: the same command for the same user gets past that check."""
+    require_root()
+    env = dict(os.environ, PKTLAB_SOLO_DIR=str(tmp_path / "solo"))
+    env.pop("SUDO_USER", None)
+    notebooks = os.path.join(REPO, "notebooks")
+    mode = stat.S_IMODE(os.stat(notebooks).st_mode)
+    port = _free_port()
+    os.chmod(notebooks, 0o700)
+    try:
+        r = subprocess.run([PKTLAB, "workshop", "solo", "--user", "nobody", "--port", str(port)],
+                           capture_output=True, text=True, timeout=120, env=env)
+    finally:
+        os.chmod(notebooks, mode)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r
+    assert "nobody cannot run" in r.stderr and "/opt/pktlab" in r.stderr, r.stderr
+    assert not os.path.exists(f"/run/pktlab/lab-{port}.sock")
+    # the control: readable, nobody gets past the check (and is stopped later: no home)
+    r = subprocess.run([PKTLAB, "workshop", "solo", "--user", "nobody", "--port", str(port)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert "cannot run" not in r.stderr and "home /nonexistent is not there" in r.stderr, r
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not os.path.exists(f"/run/pktlab/lab-{port}.sock"), r

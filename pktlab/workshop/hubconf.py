@@ -170,15 +170,16 @@ print(json.dumps(out))
 """
 
 
-def learners_view(uid=65534, gid=65534):
+def learners_view(uid=65534, gid=65534, groups=()):
     """What an account with no privileges sees, asked as one (nobody's uid, before any learner
-    exists): {"ok", "why", "readable": [the private dirs it could open]}."""
+    exists; `make lab`: its user, with their groups): {"ok", "why", "readable": [the private
+    dirs it could open]}."""
     lessons = resources.lessons_dir()
     first = sorted(n for n in os.listdir(lessons) if n.endswith(".ipynb"))[0]
     private = [os.path.join(lessons, d) for d in PRIVATE_DIRS
                if os.path.isdir(os.path.join(lessons, d))]
     r = subprocess.run([sys.executable, "-I", "-c", _PROBE, first, *private], user=uid,
-                       group=gid, extra_groups=[], cwd="/", capture_output=True, text=True,
+                       group=gid, extra_groups=list(groups), cwd="/", capture_output=True, text=True,
                        timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])

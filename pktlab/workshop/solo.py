@@ -169,6 +169,20 @@ class Running:
             pw = pwd.getpwnam(made.user)
         else:
             pw = pwd.getpwnam(self.solo.user)
+        # JupyterLab runs the venv's Python on the checkout as this user: a clone in a 0700
+        # home (root's /root) is refused in one line, before the daemon or server starts
+        from .hubconf import learners_view
+        view = learners_view(pw.pw_uid, pw.pw_gid, os.getgrouplist(pw.pw_name, pw.pw_gid))
+        if not view.get("ok"):
+            raise EnvironmentProblem(
+                f"workshop solo: {pw.pw_name} cannot run {sys.executable} on {self.solo.repo} "
+                f"({view.get('why')}); JupyterLab runs as them, never as root: put the clone "
+                "where they can read it (e.g. /opt/pktlab, then scripts/setup.sh there), or "
+                "run `make lab` as the user who owns the clone")
+        if not os.path.isdir(pw.pw_dir):
+            raise EnvironmentProblem(f"workshop solo: {pw.pw_name}'s home {pw.pw_dir} is not "
+                                     "there; JupyterLab keeps its settings and runtime files "
+                                     "in it: run the lab as a user with a home")
         return _Learner(pw, self._workdir(pw))
 
     def _workdir(self, pw):
