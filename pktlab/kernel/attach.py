@@ -12,6 +12,7 @@ it; a clsact someone else made stays.
 """
 
 import errno
+import os
 import threading
 
 from ..errors import LabError
@@ -200,7 +201,13 @@ class TracingAttachment(Attachment):
         if self.mech == "kprobe":
             b.detach_kprobe(event=KPROBE_FUNCTION.encode())
         elif self.mech == "raw_tracepoint":
-            b.detach_raw_tracepoint(tp=KPROBE_TRACEPOINT.encode())
+            # bcc's detach_raw_tracepoint closes the fd, then forgets it: a Ctrl-C between the
+            # two left it remembered, and bcc's atexit cleanup closed it again ("Exception
+            # ignored ... os.close: Bad file descriptor" after the run's one line, or a reused
+            # fd number closed). Forgotten first, then closed: at worst the fd waits for exit
+            fd = b.raw_tracepoint_fds.pop(KPROBE_TRACEPOINT.encode(), None)
+            if fd is not None:
+                os.close(fd)
         elif self.mech == "fentry":
             # the link lives as long as the program object: drop it with the program
             self.prog.close()
