@@ -149,6 +149,11 @@ class Solo:
         if pw.pw_gecos.startswith("pktlab workshop learner"):     # the test's own account
             subprocess.run(["pkill", "-KILL", "-u", str(pw.pw_uid)])
             subprocess.run(["userdel", "--remove", self.account], capture_output=True)
+        # the learners' group, when this run made it (its registry says so) and it is empty
+        from pktlab.workshop.accounts import Registry, remove_group
+        reg = Registry.load(self.state)
+        reg.data["learners"].pop(self.account, None)
+        remove_group(reg)
 
 
 def _root_in_tree(top):
