@@ -184,24 +184,14 @@ def _daemon_labs_of(uid):
     return [st.name for st in daemon_labs(uid=uid, alive_only=False)]
 
 
-def _answers(path):
-    s = socket.socket(socket.AF_UNIX)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def _gone(solo, timeout=45, dead_socket_ok=False):
     """Nothing of the lab left: no process of its user, no lab of theirs, no socket (after a
     SIGKILL the daemon cannot unlink it: a dead one, which the next start reclaims)."""
+    from pktlab.workshop.client import daemon_present
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         left = {"processes": _processes(solo.uid), "labs": _daemon_labs_of(solo.uid),
-                "socket": _answers(solo.sock) if dead_socket_ok else os.path.exists(solo.sock)}
+                "socket": daemon_present(solo.sock) if dead_socket_ok else os.path.exists(solo.sock)}
         if not any(left.values()):
             return {}
         time.sleep(0.5)

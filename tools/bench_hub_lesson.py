@@ -34,6 +34,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
+from workshop_footprint import pids_of_uid, pss_mb  # noqa: E402  (tools/, beside this)
 
 
 def lesson_cells(nn):
@@ -60,42 +61,8 @@ def drive(T, up, user, cells):
     return {"user": user, "s": round(took, 2), "errors": errors, "says_root": root}
 
 
-def pss_mb(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return round(total / 1024, 1)
-
-
-def pids_of_uid(uid):
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("Uid:") and int(line.split()[1]) == uid:
-                        out.append(int(pid))
-        except OSError:
-            pass
-    return out
-
-
-def pids_named(word):
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if word in cmd:
-            out.append(int(pid))
-    return out
+def pids_named(T, word):
+    return [pid for pid, _cmd in T._processes_naming(word)]
 
 
 def bench(args):
@@ -129,9 +96,9 @@ def bench(args):
             t.join()
         stop.set()
         memory = {"learners_mb": mem_mid,
-                  "hub_mb": pss_mb(pids_named("jupyterhub -f")),
-                  "proxy_mb": pss_mb(pids_named("configurable-http-proxy")),
-                  "pktlabd_mb": pss_mb(pids_named("pktlabd --socket " + up.sock))}
+                  "hub_mb": pss_mb(pids_named(T, "jupyterhub -f")),
+                  "proxy_mb": pss_mb(pids_named(T, "configurable-http-proxy")),
+                  "pktlabd_mb": pss_mb(pids_named(T, "pktlabd --socket " + up.sock))}
         for r in results:
             r["ratio"] = round(r["s"] / alone["s"], 2) if alone["s"] else None
         times = [r["s"] for r in results]
