@@ -18,17 +18,30 @@ def _request(ws, code):
     return msg_id
 
 
-def send(channels_url, token, code, timeout=10):
+def send(channels_url, token, code, timeout=10, gone=None):
     """`code` sent, without waiting for an answer that may never come (the kernel may be
-    killed while it runs): until the kernel says it is busy with it."""
+    killed while it runs): until the kernel says it is busy with it, or until `gone()` says
+    the kernel is no more (killed before its "busy" reached the server: seen once in CI, on a
+    loaded machine, as a 10 s silence)."""
     import websocket
     ws = websocket.create_connection(channels_url, header=[f"Authorization: token {token}"],
                                      timeout=timeout)
     try:
         msg_id = _request(ws, code)
+        ws.settimeout(0.5)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = json.loads(ws.recv())
+            try:
+                m = json.loads(ws.recv())
+            except websocket.WebSocketTimeoutException:
+                if gone is not None and gone():
+                    return
+                continue
+            except websocket.WebSocketConnectionClosedException:
+                if gone is not None and gone():
+                    return
+                time.sleep(0.2)     # closed: nothing more will come, only gone() can end it
+                continue
             if m.get("parent_header", {}).get("msg_id") == msg_id and \
                     m["msg_type"] == "status" and m["content"]["execution_state"] == "busy":
                 return

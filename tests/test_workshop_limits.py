@@ -73,10 +73,11 @@ def _vm(pid):
     return {k: fields[k].strip() for k in ("VmPeak", "VmSize", "VmRSS")}
 
 
-def _send(up, user, kernel_id, code):
-    """`code` sent to a learner's kernel, not waited for (the kernel is killed while it runs)."""
+def _send(up, user, kernel_id, code, pid):
+    """`code` sent to a learner's kernel (process `pid`), not waited for: the kernel is killed
+    while it runs, maybe before its "busy" is heard."""
     send(f"ws://127.0.0.1:{up.port}/user/{user}/api/kernels/{kernel_id}/channels", up.token,
-         code)
+         code, gone=lambda: not os.path.exists(f"/proc/{pid}"))
 
 
 def test_rlimits_on_servers_and_their_kernels(up):
@@ -115,7 +116,7 @@ def test_over_the_cap_a_kernel_is_killed_under_it_one_lives(up):
     assert error is None and out.strip() == str(40 << 20)
     hog_kernel = _procs(uid[hog], "ipykernel")
     assert len(hog_kernel) == 1
-    _send(up, hog, up.kernels[hog], f"big = b'h' * ({CAP_MB} << 20); len(big)")
+    _send(up, hog, up.kernels[hog], f"big = b'h' * ({CAP_MB} << 20); len(big)", hog_kernel[0])
     deadline = time.monotonic() + 20
     while os.path.exists(f"/proc/{hog_kernel[0]}") and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -129,6 +130,9 @@ def test_over_the_cap_a_kernel_is_killed_under_it_one_lives(up):
     log = open(os.path.join(up.state, "jupyterhub.log")).read()
     said = [line for line in log.splitlines() if f"killed pid {hog_kernel[0]} " in line]
     assert said and f"pktlab workshop: {hog} used" in said[0] and "past their cap" in said[0]
+    # killed for what the code allocated (a kernel alone is ~60 MB here): the code ran
+    victim_mb = int(said[0].split(f"killed pid {hog_kernel[0]} (", 1)[1].split(" MB", 1)[0])
+    assert victim_mb > CAP_MB // 2, said[0]
     after = _status(up)
     assert after[hog]["memory"]["killed"] >= 1 and after[calm]["memory"]["killed"] == 0
     seen["after"] = {n: after[n]["memory"] for n in up.names}
