@@ -113,6 +113,40 @@ def test_bpf_probe_read_kernel_at_xdp_needs_perfmon_and_loads_as_root():
     assert control.ok, control.errors
 
 
+# callbacks: a nested bpf_loop --------------------------------------------------------------------
+def test_a_nested_bpf_loop_is_refused_as_bcc_builds_it_and_a_bounded_loop_loads():
+    """A learner's program that could hold a CPU of the shared machine for hours (bpf_loop in a
+    bpf_loop callback: 2**46 turns, with no way to stop it) never reaches the kernel: bcc
+    passes no function where the helper takes one, so the verifier refuses it, at the
+    learner's line, through the learner loader and as root alike (were this ever to load,
+    the loader would need a helper policy: this test is the alarm). The control: a loop with
+    a constant bound loads and runs through the same loader."""
+    loader = need_loader()
+    from pktlab.kernel import progload, verifier
+    path = os.path.join(DATA, "loop_callback.c")
+    for how in (None, progload.attempt):                     # the learner loader, then root
+        report = verifier.verify(path, "xdp", loader=how)
+        assert not report.ok and report.stage == "load" and report.exit_status == 1
+        e = report.errors[0]
+        assert e["kind"] == "a function as a callback", e
+        assert e["line"] == mistake("loop_callback.c") and "bpf_loop" in e["explanation"], e
+        assert "constant bound" in e["fix"]
+    bounded = request("""
+        #include <uapi/linux/bpf.h>
+        int count(struct xdp_md *ctx)
+        {
+            u64 n = 0;
+            for (int i = 0; i < 64; i++)
+                n += i;
+            return n == 2016 ? XDP_PASS : XDP_DROP;
+        }
+    """)
+    a, prog = loader.load(bounded)
+    assert a.stage == "loaded", a.log[-500:]
+    with prog:
+        assert prog.test_run(udp_frame(53))[0] == 2        # XDP_PASS
+
+
 # the view: /etc/shadow ----------------------------------------------------------------------------
 def test_etc_shadow_cannot_be_included_and_nothing_of_it_shows():
     loader = need_loader()

@@ -267,6 +267,8 @@ def test_bad_input_is_one_line_before_anything(args, says):
     ("At program exit the register R0 has smin=2 smax=2 should have been in [0, 1]", True,
      "return value"),
     ("R0 invalid mem access 'scalar'", True, "not a pointer"),
+    ("R2 type=scalar expected=func", True, "a function as a callback"),
+    ("R2 type=map_ptr expected=fp, pkt, pkt_meta, map_key, map_value", True, "wrong argument"),
     ("something the kernel says one day", True, "refused"),
 ])
 def test_each_pattern_is_reached_and_none_hides_another(said, perfmon, kind):

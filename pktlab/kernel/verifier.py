@@ -180,13 +180,14 @@ REFUSALS = (
             r"BPF program is too large|jumps is too complex|too many states|complexity limit",
             "The verifier walks every path of the program, every loop iteration included, and "
             "gave up: it stops after a million instructions.",
-            "Give loops a small constant bound (`for (i = 0; i < 16; i++)`), stop as soon as "
-            "you are done, or use bpf_loop() for long ones."),
+            "Give loops a small constant bound (`for (i = 0; i < 16; i++)`), and stop as "
+            "soon as you are done (`break`): a frame's headers need a few dozen turns at "
+            "most."),
     Pattern("loop without an end",
             r"back-edge from insn|infinite loop detected|unbounded loop|loop is not bounded",
             "The verifier found a loop it cannot prove ends.",
             "Give every loop a constant upper bound the verifier can see "
-            "(`for (i = 0; i < MAX && ...; i++)`), or use bpf_loop()."),
+            "(`for (i = 0; i < MAX && ...; i++)`)."),
     Pattern("needs CAP_PERFMON",
             r"invalid (?:indirect )?read from stack|uninitialized stack|"
             r"invalid indirect access to stack",
@@ -221,6 +222,13 @@ REFUSALS = (
             "dereferenced here.",
             "Follow only pointers the verifier knows: the context's fields, packet pointers "
             "checked against data_end, a map value or a socket after its NULL check."),
+    Pattern("a function as a callback", r"R(?P<reg>\d+) type=(?P<type>\w+) expected=func",
+            "This helper takes a function to call back (bpf_loop, bpf_for_each_map_elem, "
+            "bpf_timer_set_callback), and what it got is not one: bcc builds each function of "
+            "your file as a program of its own, so the address it passes is a plain number "
+            "({type}). Programs built with bcc, pktlab's and yours, cannot use callbacks.",
+            "Write the loop yourself with a constant bound (`for (int i = 0; i < 64; i++)`): "
+            "the verifier then checks every turn of it."),
     Pattern("wrong argument", r"R(?P<reg>\d+) type=(?P<type>\w+) expected=(?P<expected>.*)",
             "A helper gets an argument of the wrong kind ({type}), where it expects "
             "{expected}.",
