@@ -222,3 +222,46 @@ def test_the_lessons_tables_say_what_the_daemon_can_do(learners, daemon):
     out = json.loads(r.stdout.splitlines()[-1])
     assert out["sockops"][0] is False and "root" in out["sockops"][1]
     assert "through pktlabd" not in out["doctor"]
+
+
+# the command line, as a learner ------------------------------------------------------------------
+def test_the_cli_mptcp_and_bench_go_through_the_daemon(learners, daemon):
+    """`pktlab mptcp` and `pktlab bench` as a learner: the daemon runs them in a lab of the
+    learner's, the document and the chart are made here. The controls: the daemon's own limit
+    (a transfer of 30 s, which root may run) is one line, exit 2, before any lab; without a
+    daemon the learner is told what is missing."""
+    require_hook("sock-ops")
+    require_hook("xdp")
+    import json
+    from test_workshop_daemon import _cli
+    u = learners[1]
+    r = _cli(u, daemon.path, "mptcp", "--seconds", "1", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    doc = json.loads(r.stdout)
+    assert doc["transfer"]["complete"] and doc["leftovers"] == [] and not doc["events_lost"]
+    r = _cli(u, daemon.path, "mptcp", "--seconds", "1")                    # the text, here
+    assert r.returncode == 0 and "subflow" in r.stdout.lower(), (r.stdout, r.stderr)
+    r = _cli(u, daemon.path, "mptcp", "--seconds", "30")
+    assert r.returncode == 2 and r.stdout == "" and len(r.stderr.splitlines()) == 1, r
+    assert "seconds" in r.stderr and "Traceback" not in r.stderr
+    assert _labs_of(daemon, u.pw_uid) == []
+    out = _public_dir()
+    try:
+        os.chmod(out, 0o777)
+        chart = os.path.join(out, "bench.png")
+        r = _cli(u, daemon.path, "bench", "--only", "xdp_drop", "--plot", chart, "--json")
+        assert r.returncode == 0, r.stderr[-2000:]
+        res = json.loads(r.stdout)
+        assert res["leftovers"] == [] and "micro" not in res and res["plot"] == chart
+        assert sorted(res["live"]["by_size"]) == ["1500", "512", "64"]
+        assert all(row["xdp_drop"]["pps"] > 0 for row in res["live"]["by_size"].values())
+        st = os.stat(chart)                               # drawn here, as the learner
+        assert st.st_size > 10_000 and st.st_uid == u.pw_uid
+    finally:
+        import shutil
+        shutil.rmtree(out, ignore_errors=True)
+    assert _labs_of(daemon, u.pw_uid) == []
+    for args in (["mptcp", "--seconds", "1"], ["bench", "--only", "micro"]):
+        r = _cli(u, os.path.join(daemon.dir, "nobody.sock"), *args)
+        assert r.returncode == 2 and "no daemon listens on" in r.stderr, r
+        assert len(r.stderr.splitlines()) == 1

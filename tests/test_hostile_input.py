@@ -726,7 +726,8 @@ def test_doctor_as_a_normal_user_says_what_is_missing_and_what_works():
         assert "needs root" in h["why"]
 
 
-@pytest.mark.parametrize("args", [["replay", "pcaps/mixed.pcap"], ["bench"], ["lab", "up"],
+@pytest.mark.parametrize("args", [["replay", "pcaps/mixed.pcap"], ["bench"], ["mptcp"],
+                                  ["lab", "up"],
                                   ["lab", "down", "x"], ["lab", "clean"],
                                   ["replay", "pcaps/mixed.pcap", "--step"]])
 def test_root_commands_as_a_normal_user_exit_2_in_one_line(args):

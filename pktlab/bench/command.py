@@ -28,28 +28,24 @@ def parse_only(only):
     return micro_on, bool(live_all or pts), (pts or None)
 
 
-def cli(args):
-    """`pktlab bench [--json] [--plot FILE] [--long] [--only ...]`; returns the exit status."""
+def cli(args, measure=None):
+    """`pktlab bench [--json] [--plot FILE] [--long] [--only ...]`; returns the exit status.
+
+    measure: where the measuring happens when not here, measure(micro_on, live_on, points,
+    long) -> the results dict (pktlab.cli.remote's, through the workshop daemon: it answers
+    once, at the end, so there is no progress bar, only a line saying so)."""
     micro_on, live_on, points = parse_only(getattr(args, "only", None))
     if args.plot:
         d = os.path.dirname(os.path.abspath(args.plot))
         if not os.path.isdir(d):
             raise FileNotFoundError(f"--plot {args.plot}: directory {d} does not exist")
-    bar = None
-    if sys.stderr.isatty():
-        from ..progress import TextBar
-        bar = TextBar(plan(points, SIZES, micro_on, live_on, args.long), label="bench")
-
-    def progress(done, total, label):
-        if bar is not None:
-            bar.label = f"bench {label[:24]:<24}"
-            bar.update(done)
-    try:
-        results = run(micro_on=micro_on, live_on=live_on, points=points, long=args.long,
-                      progress=progress)
-    finally:
-        if bar:
-            bar.close()
+    if measure is not None:
+        if sys.stderr.isatty():
+            print("pktlab: bench: measuring in pktlabd (the workshop daemon), one bench at a "
+                  "time on this machine; the figures come when it is done", file=sys.stderr)
+        results = measure(micro_on, live_on, points, args.long)
+    else:
+        results = _measure_here(micro_on, live_on, points, args.long)
     if args.plot:
         fig = plot(results)
         fig.savefig(args.plot, dpi=110)
@@ -66,6 +62,24 @@ def cli(args):
             print(f"pktlab: bench: {f}", file=sys.stderr)
         return 1
     return 0
+
+
+def _measure_here(micro_on, live_on, points, long):
+    bar = None
+    if sys.stderr.isatty():
+        from ..progress import TextBar
+        bar = TextBar(plan(points, SIZES, micro_on, live_on, long), label="bench")
+
+    def progress(done, total, label):
+        if bar is not None:
+            bar.label = f"bench {label[:24]:<24}"
+            bar.update(done)
+    try:
+        return run(micro_on=micro_on, live_on=live_on, points=points, long=long,
+                   progress=progress)
+    finally:
+        if bar:
+            bar.close()
 
 
 def _json_default(o):

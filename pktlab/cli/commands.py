@@ -126,6 +126,9 @@ def cmd_bench(args):
                          "or live points")
     if args.plot:
         check_plot(args.plot)
+    client = remote.client_for("pktlab bench")
+    if client is not None:
+        return bench.cli(args, measure=remote.bench_measure(client))
     need_root("pktlab bench")
     return bench.cli(args)
 
@@ -286,7 +289,11 @@ def cmd_mptcp(args):
     from .. import mptcp
     from .args import check_mptcp
     pol, drop, down = check_mptcp(args)            # before any lab
-    need_root("pktlab mptcp")
-    res = mptcp.run_mptcp(args.paths, pol, args.seconds, drop=drop, down=down)
+    client = remote.client_for("pktlab mptcp")
+    if client is not None:
+        res = remote.mptcp(args, pol, drop, down, client)
+    else:
+        need_root("pktlab mptcp")
+        res = mptcp.run_mptcp(args.paths, pol, args.seconds, drop=drop, down=down)
     print(json.dumps(res.doc, indent=2) if args.json else mptcp.format_text(res.doc))
     return EXIT_OK if mptcp.ok(res.doc) else EXIT_FOUND

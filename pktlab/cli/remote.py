@@ -4,7 +4,10 @@ Not root and a daemon listening (pktlab.workshop.client.daemon_present): `pktlab
 `pktlab run`, `pktlab verify` and `pktlab lab clean` send the bytes of the files named (read
 here, with the learner's own rights) to the daemon, which does the kernel work in labs of the
 learner's own, and print what it returns exactly as the root command prints it (the same JSON
-documents). Not root and no daemon: one line saying so, exit 2.
+documents). `pktlab mptcp` and `pktlab bench` send their checked options; the daemon runs the
+transfer or the bench in a lab of the learner's (the bench one at a time on the machine), and
+the document, the text and the chart are made here from the data it returns. Not root and no
+daemon: one line saying so, exit 2.
 """
 
 import json
@@ -125,3 +128,27 @@ def lab(args, client):
         print(f"removed {len(removed)} lab(s) of yours"
               + (": " + ", ".join(removed) if removed else ""))
     return 0
+
+
+def mptcp(args, policy, drop, down, client):
+    """`pktlab mptcp` through the daemon: the MptcpRun rebuilt from the data it returns (its
+    document is the root command's). The daemon's own limits are said in one line (exit 2)."""
+    from ..mptcp import MptcpRun
+    opts = {"paths": args.paths, "policy": str(args.policy), "seconds": float(args.seconds),
+            "drop": list(drop) if drop is not None else None,
+            "down": list(down) if down is not None else None}
+    with client:
+        return MptcpRun.from_dict(client.call("mptcp_run", opts)[0])
+
+
+def bench_measure(client):
+    """What pktlab.bench.command.cli measures with, through the daemon: its `bench` op with
+    the points and sizes --only chose (all of them by default)."""
+    def measure(micro_on, live_on, points, long):
+        from ..bench.spec import POINTS, SIZES
+        opts = {"points": list(points or POINTS) if live_on else [],
+                "sizes": list(SIZES) if live_on else [], "micro": bool(micro_on),
+                "long": bool(long)}
+        with client:
+            return client.call("bench", opts)[0]
+    return measure
