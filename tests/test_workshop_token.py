@@ -174,6 +174,64 @@ def test_a_revoked_token_stops_working(up):
     assert not got["ok"] and "does not accept this token" in got["message"], got
 
 
+FLOOD = """
+import json, socket, sys, time
+path, n = sys.argv[1], int(sys.argv[2])
+held = []
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    held.append(s)
+time.sleep(float(sys.argv[3]))
+print("holding", flush=True)
+sys.stdin.readline()
+still = 0
+for s in held:
+    s.setblocking(False)
+    try:
+        s.recv(4096)                # a refusal, or closed: no place held
+    except BlockingIOError:
+        still += 1                  # nothing said to it, not closed: its place is held
+    except OSError:
+        pass
+print(json.dumps({"held": still}), flush=True)
+"""
+
+
+def test_silent_connections_give_their_places_to_a_learner_who_says_hello(up):
+    """One pod's flood of connections that never send their hello (token mode counts nothing
+    per learner before it): more than pktlabd's whole total, opened and held, as the shared
+    uid. A learner connecting after them is served (without the waiting cap the flood held
+    all 128 places for the hello's 10 s: refused), and the flood holds no more than
+    WAITING_MAX places at the end; the log says who was put out."""
+    from pktlab.workshop.daemon import SILENT_S, WAITING_MAX
+    from pktlab.workshop.session import Limits
+    same = pwd.getpwnam(up.names[0])
+    good, _ = new_token(up, up.names[1])
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LC_ALL": "C.UTF-8"}
+    flood = subprocess.Popen(
+        ["setpriv", f"--reuid={same.pw_uid}", f"--regid={same.pw_gid}", "--init-groups",
+         sys.executable, "-c", FLOOD, up.sock, str(Limits.max_sessions + 8),
+         str(SILENT_S + 0.5)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.monotonic()
+        assert flood.stdout.readline().strip() == "holding", flood.stderr.read()
+        got = connect_as(same, up, good)
+        took = time.monotonic() - t0
+        assert took < 9, f"too slow to tell (the hello's window is 10 s): {took:.1f} s"
+        assert got["ok"] and got["you"]["user"] == up.names[1], got
+        flood.stdin.write("\n")
+        flood.stdin.flush()
+        held = json.loads(flood.stdout.readline())["held"]
+        assert held <= WAITING_MAX, held
+    finally:
+        flood.kill()
+        flood.wait()
+    log = open(os.path.join(up.state, "pktlabd.log")).read()
+    assert "before its hello, put out to make room" in log
+
+
 def test_no_token_in_the_daemons_log_or_files(up):
     assert up.tokens, "the tests above made tokens"
     places = [os.path.join(up.state, "pktlabd.log")]

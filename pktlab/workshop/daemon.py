@@ -26,6 +26,13 @@ the same uid, docs/kubernetes.md), the hub user whose API token the connection s
 socketpair, and the loop counts that name's connections). Either way the labs stay tied to the
 connection and the client's pidfd.
 
+Connections that have not said who they are (token mode: nothing is counted per learner before
+the hello) could fill the total for everyone, each held for the hello's HELLO_S. So at most
+WAITING_MAX wait at once, and when they or the total are full, a new connection takes the
+place of one that has sent nothing for SILENT_S (pktlab's client sends its hello at once):
+the oldest of the connecting cgroup (a Kubernetes pod) that holds the most such places. A
+connection that has sent its hello and waits on the hub is never put out.
+
 The socket is 0660 with --group (learners in that group may connect) or 0666 without (any
 local user: the daemon knows who asks either way). Its state (which sessions exist, the
 learners' lock files, requests' files) lives in PATH.d, which only root may enter.
@@ -53,6 +60,10 @@ SOCKET_ENV = "PKTLAB_SOCKET"
 SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)
 #: how long a session has to close its labs after SIGTERM before SIGKILL
 TERM_GRACE_S = 15.0
+#: --identity token: connections waiting for their hello (or for the hub), at most at once
+WAITING_MAX = 16
+#: a connection that has sent nothing for this long may give its place to a new one
+SILENT_S = 1.0
 
 
 def log(msg):
@@ -66,6 +77,10 @@ class _Session:
         self.door = door                    # --identity token: the session says who, here
         self.kill_at = None
         self.started = time.time()
+        self.t0 = time.monotonic()
+        self.spoke = False                  # token mode: its hello came (the hub is asked)
+        self.origin = None                  # token mode: the client's cgroup (a pod)
+        self.evicted = False                # put out to make room: SIGKILLed, not yet reaped
 
 
 class Daemon:
@@ -285,13 +300,18 @@ class Daemon:
             self._refuse(conn, f"this pktlabd serves uid {self.owner[0]} only (a `make lab` "
                                f"of theirs); you are uid {uid}")
             return
-        mine = sum(1 for s in self.sessions.values() if s.peer.uid == uid)
-        if len(self.sessions) >= self.limits.max_sessions:
-            self._refuse(conn, f"pktlabd is serving {len(self.sessions)} connections, its "
+        by_token = self.identity == "token" and uid != 0     # counted once the hub says who
+        if by_token and not self._room_for_one_more():
+            self._refuse(conn, f"pktlabd has {WAITING_MAX} connections waiting to say who "
+                               "they are, its most; try again in a moment")
+            return
+        live = [s for s in self.sessions.values() if not s.evicted]
+        mine = sum(1 for s in live if s.peer.uid == uid)
+        if len(live) >= self.limits.max_sessions:
+            self._refuse(conn, f"pktlabd is serving {len(live)} connections, its "
                                "most; try again in a moment")
             return
         most = self._per_learner()
-        by_token = self.identity == "token" and uid != 0     # counted once the hub says who
         if uid != 0 and mine >= most and not by_token:
             self._refuse(conn, f"too many connections: you (uid {uid}) have {mine} open to "
                                f"pktlabd, the most a learner may ({most}: the "
@@ -314,6 +334,8 @@ class Daemon:
         if child == 0:
             run_session(conn, peer, self.cfg, door=theirs)          # never returns
         s = _Session(child, os.pidfd_open(child), peer, client_pidfd, door)
+        if by_token:
+            s.origin = _cgroup_of(pid)
         self.sessions[child] = s
         self.sel.register(s.pidfd, selectors.EVENT_READ, ("session", s))
         if door is not None:
@@ -323,6 +345,32 @@ class Daemon:
         if client_pidfd is not None:
             self.sel.register(client_pidfd, selectors.EVENT_READ, ("client", s))
         self._write_sessions()
+
+    def _room_for_one_more(self):
+        """Token mode: False when WAITING_MAX connections wait for their hello or the hub and
+        none of them can be put out. When they, or the total, are full, the oldest connection
+        that has sent nothing for SILENT_S, of the cgroup holding the most such, is SIGKILLed
+        (its session has made nothing: it never got past the hello) to make room."""
+        live = [s for s in self.sessions.values() if not s.evicted]
+        waiting = [s for s in live if s.door is not None]
+        if len(waiting) < WAITING_MAX and len(live) < self.limits.max_sessions:
+            return True
+        now = time.monotonic()
+        silent = [s for s in waiting if not s.spoke and now - s.t0 >= SILENT_S]
+        if not silent:
+            return len(waiting) < WAITING_MAX
+        counts = {}
+        for s in silent:
+            counts[s.origin] = counts.get(s.origin, 0) + 1
+        heaviest = max(counts, key=counts.get)
+        victim = min((s for s in silent if s.origin == heaviest), key=lambda s: s.t0)
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(victim.pidfd, signal.SIGKILL)
+        victim.evicted = True
+        self._forget_door(victim)
+        log(f"session {victim.pid}: silent for {now - victim.t0:.1f} s before its hello, put "
+            f"out to make room ({counts[heaviest]} silent from cgroup {heaviest or '?'})")
+        return True
 
     def _per_learner(self):
         """Connections one learner may hold: --connections, and with --group no more than
@@ -370,9 +418,13 @@ class Daemon:
         except OSError:
             data = b""
         try:
-            name = json.loads(data)["user"] if data else None
-        except (ValueError, KeyError, TypeError):
-            name = None
+            doc = json.loads(data) if data else None
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and doc.get("hello") is True and "user" not in doc:
+            s.spoke = True                  # its hello came: the hub is being asked
+            return
+        name = doc.get("user") if isinstance(doc, dict) else None
         if isinstance(name, str):
             key = s.peer.as_hub_user(name).uid
             mine = sum(1 for x in self.sessions.values() if x.peer.uid == key)
@@ -589,3 +641,16 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _cgroup_of(pid):
+    """The cgroup v2 path of process `pid` (a Kubernetes pod's own; "/" for every process of
+    a plain host), else None."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                if line.startswith("0::"):
+                    return line[3:].strip()
+    except OSError:
+        pass
+    return None

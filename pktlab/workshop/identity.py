@@ -143,6 +143,7 @@ def identify(conn, peer, cfg, door):
     if len(token) > 4096 or not token.isprintable():
         _refuse(conn, "this is not a JupyterHub API token")
         return None
+    _tell_door(door, {"hello": True})         # spoke: its place is not given to another
     try:
         name = lookup(cfg, token)
     except P.Refused as e:
@@ -157,6 +158,15 @@ def identify(conn, peer, cfg, door):
         return None
     P.send_msg(conn, {"ok": True, "result": hello_result(who, cfg)})
     return who
+
+
+def _tell_door(door, doc):
+    """A note to the daemon loop, no answer awaited."""
+    if door is None:
+        return
+    with contextlib.suppress(OSError):
+        door.settimeout(HELLO_S)
+        door.send(json.dumps(doc).encode())
 
 
 def _ask_door(door, name):
