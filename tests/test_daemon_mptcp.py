@@ -239,8 +239,6 @@ def test_the_cli_mptcp_and_bench_go_through_the_daemon(learners, daemon):
     assert r.returncode == 0, r.stderr[-2000:]
     doc = json.loads(r.stdout)
     assert doc["transfer"]["complete"] and doc["leftovers"] == [] and not doc["events_lost"]
-    r = _cli(u, daemon.path, "mptcp", "--seconds", "1")                    # the text, here
-    assert r.returncode == 0 and "subflow" in r.stdout.lower(), (r.stdout, r.stderr)
     r = _cli(u, daemon.path, "mptcp", "--seconds", "30")
     assert r.returncode == 2 and r.stdout == "" and len(r.stderr.splitlines()) == 1, r
     assert "seconds" in r.stderr and "Traceback" not in r.stderr
