@@ -23,18 +23,8 @@ import time
 import pytest
 
 from conftest import REPO, require_hook, require_root
-from test_workshop_daemon import Daemon, _public_dir, learners  # noqa: F401 (a fixture)
-
-
-@pytest.fixture(scope="module")
-def daemon(learners):  # noqa: F811
-    d = Daemon(_public_dir())
-    try:
-        yield d
-    finally:
-        left = d.stop()
-        shutil.rmtree(d.dir, ignore_errors=True)
-        assert left == [], f"pktlabd left labs behind after SIGTERM: {left}"
+from test_ownership import _wait_for
+from test_workshop_daemon import daemon, learners  # noqa: F401 (fixtures)
 
 
 _PRELUDE = """
@@ -324,15 +314,6 @@ def _procs_naming(names):
     return out
 
 
-def _wait_until(fn, timeout=90):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(0.1)
-
-
 def _gone(names):
     from pktlab.lab import leftovers
     return [x for n in names for x in leftovers(n)] + [
@@ -361,11 +342,11 @@ def test_a_learner_killed_mid_run_leaves_nothing_the_other_keeps_theirs(learners
             names = _my_labs(b.user.pw_uid)
             seen.update(names)
             return names and _procs_naming(names)
-        assert _wait_until(b_running, 120), "b's conntrack lab never came up"
+        assert _wait_for(b_running, 120), "b's conntrack lab never came up"
         time.sleep(0.5)
         pb.kill()
         pb.wait()
-        assert _wait_until(lambda: not _my_labs(b.user.pw_uid) and not _gone(seen), 60), \
+        assert _wait_for(lambda: not _my_labs(b.user.pw_uid) and not _gone(seen), 60), \
             f"left after b was killed mid-run: {_my_labs(b.user.pw_uid)} {_gone(seen)}"
         # the control: a's belt, on its own connection, is untouched and still works
         assert _my_labs(a.user.pw_uid) == [held["lab"]]
@@ -375,7 +356,7 @@ def test_a_learner_killed_mid_run_leaves_nothing_the_other_keeps_theirs(learners
         # then a is killed while it holds the belt: lab, cgroup, server all go
         pa.kill()
         pa.wait()
-        assert _wait_until(lambda: not _my_labs(a.user.pw_uid) and not _gone([held["lab"]])
+        assert _wait_for(lambda: not _my_labs(a.user.pw_uid) and not _gone([held["lab"]])
                            and not os.path.exists(f"/proc/{held['server']}")
                            and not os.path.isdir(held["cgroup"]), 60), \
             f"left after a was killed: {_gone([held['lab']])}"

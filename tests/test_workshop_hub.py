@@ -150,7 +150,9 @@ def _wait_ready(up, names, timeout=150):
     assert ready == set(names), f"servers not ready in {timeout} s: {set(names) - ready}"
 
 
-def _server_processes(uid):
+def _proc_status(mark):
+    """(pid, command line, /proc/PID/status fields) of each process whose command line holds
+    `mark`."""
     out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -158,13 +160,21 @@ def _server_processes(uid):
             status = open(f"/proc/{pid}/status").read()
         except OSError:
             continue
-        if "jupyterhub-singleuser" not in cmd or "python" not in cmd:
+        if mark in cmd:
+            out.append((int(pid), cmd, dict(line.split(":", 1) for line in status.splitlines()
+                                            if ":" in line)))
+    return out
+
+
+def _server_processes(uid):
+    out = []
+    for pid, cmd, fields in _proc_status("jupyterhub-singleuser"):
+        if "python" not in cmd:
             continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         uids = [int(x) for x in fields["Uid"].split()]
         groups = [int(x) for x in fields["Groups"].split()]
         if uid in uids or 0 in uids:
-            out.append({"pid": int(pid), "uids": uids, "groups": groups,
+            out.append({"pid": pid, "uids": uids, "groups": groups,
                         "gids": [int(x) for x in fields["Gid"].split()]})
     return out
 

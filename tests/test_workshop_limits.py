@@ -17,7 +17,7 @@ import pytest
 
 from conftest import require_root
 from kernelws import send
-from test_workshop_hub import Up, _execute, _pktlab, _start_kernel, _start_servers
+from test_workshop_hub import Up, _execute, _pktlab, _proc_status, _start_kernel, _start_servers
 
 CAP_MB = 400
 RLIMITS = {"Max processes": 768, "Max open files": 4096, "Max file size": 2 << 30,
@@ -38,17 +38,8 @@ def up(tmp_path_factory):
 
 
 def _procs(uid, mark):
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
-            status = open(f"/proc/{pid}/status").read()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if int(fields["Uid"].split()[0]) == uid and mark in cmd:
-            out.append(int(pid))
-    return out
+    """The pids of `uid`'s (real uid) processes whose command line holds `mark`."""
+    return [pid for pid, _, fields in _proc_status(mark) if int(fields["Uid"].split()[0]) == uid]
 
 
 def _limits(pid):
