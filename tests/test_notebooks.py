@@ -185,6 +185,7 @@ def test_notebook_runs_top_to_bottom(stem):
     assert lesson_namespaces() == before, \
         f"{stem} left lab namespaces: {sorted(set(lesson_namespaces()) - set(before))}"
     assert_live_where_the_doctor_says(stem, nb)
+    assert_each_figure_shown_once(stem, nb)
 
 
 def _hooks_opened(nb):
@@ -201,6 +202,19 @@ def _hooks_opened(nb):
             kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
             asked += parse_belt_hooks(kw.get("hooks", "all"))
     return tuple(dict.fromkeys(asked))
+
+
+def assert_each_figure_shown_once(stem, nb):
+    """A cell that ends in a view's plot call (`ct.plot()`) shows its figure once, as its
+    value (a figure made through pyplot showed twice: pyplot's inline flush and the value),
+    or says why it cannot run here."""
+    for cell in nb.cells:
+        lines = cell.source.strip().splitlines() if cell.cell_type == "code" else []
+        if not lines or not re.fullmatch(r"\w+\.plot\w*\(\)", lines[-1].strip()):
+            continue
+        shown = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(shown) == 1 or (not shown and "not run here" in output_text(cell)), \
+            f"{stem}: `{lines[-1].strip()}` showed {len(shown)} figures"
 
 
 def assert_live_where_the_doctor_says(stem, nb):
@@ -265,6 +279,7 @@ def test_notebook_without_its_hooks_says_why_and_runs_on(stem, missing, live):
         assert "not run here" in shown and "no live lab" in shown
     else:
         assert re.search(rf"{live}\s+attached", shown), "the available hooks still ran"
+    assert_each_figure_shown_once(stem, nb)
     assert lesson_namespaces() == before
 
 

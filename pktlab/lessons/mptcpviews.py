@@ -3,7 +3,7 @@ the sock-ops hook, under an eBPF path policy; and the policy switcher.
 
     run = pl.mptcp_run(paths=2, policy="none")       # MptcpView: the subflow table
     run.connections(); run.timeline(); run.byte_order(); run.rto(); run.joins()
-    run.plot(); run.plot_bytes()
+    run.plot()                                        # the figure, shown as the cell's value
     sw = pl.policy_switcher(paths=3)                 # a widget: choose a policy, the table follows
     sw.choose("no-path=3"); sw.history()
 
@@ -134,10 +134,14 @@ class MptcpView(HTML):
 
     def plot(self, ax=None):
         from ..mptcp import plot_timeline
+        from .plots import show_figures_inline
+        show_figures_inline()
         return plot_timeline(self.res, ax=ax)
 
     def plot_bytes(self, ax=None):
         from ..mptcp import plot_bytes
+        from .plots import show_figures_inline
+        show_figures_inline()
         return plot_bytes(self.res, ax=ax)
 
 

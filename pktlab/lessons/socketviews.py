@@ -108,6 +108,8 @@ class ConntrackView(HTML):
 
     def plot(self, ax=None):
         from ..sockets import plot_conntrack
+        from .plots import show_figures_inline
+        show_figures_inline()
         return plot_conntrack(self.doc, ax=ax)
 
 

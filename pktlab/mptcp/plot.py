@@ -13,9 +13,10 @@ STYLE = {"TCP_CONNECT_CB": ("o", "tab:blue"), "ACTIVE_ESTABLISHED_CB": ("s", "ta
 
 
 def _ax(ax, size):
-    import matplotlib.pyplot as plt
-    if ax is None:
-        fig, ax = plt.subplots(figsize=size)
+    if ax is None:              # no pyplot: a figure of its own, shown once (as its value)
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=size)
+        return fig, fig.add_subplot()
     return ax.figure, ax
 
 

@@ -97,8 +97,8 @@ fires (`RTO_CB`, args: how many times so far, the timeout in jiffies), and every
 timeout doubles. Meanwhile MPTCP sends the data on path 2. About 9 s.
 """),
         code("rto = pl.mptcp_run(paths=2, seconds=6, drop=(1, 1.0, 3.0))\nrto.rto()"),
-        code("rto.plot();"),
-        code("rto.plot_bytes();"),
+        code("rto.plot()"),
+        code("rto.plot_bytes()"),
         md("""
 ## A path policy, from a map
 
