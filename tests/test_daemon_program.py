@@ -75,7 +75,12 @@ print(json.dumps({"attached": p.attached, "ns": lab.lab.ns_dut, "if": lab.lab.if
       flush=True)
 sys.stdin.readline()                 # the test looks at the interface meanwhile
 p.detach()
+seen, show = [], t.show                # what the live tables were given during the replay
+t.show = lambda maps, info: (seen.append(sum(maps.get("by_dest", {}).values())),
+                             show(maps, info))
 r = p.replay("mixed.pcap", lab=lab)
+out["progress"] = seen
+out["tables_after"] = sum(t.data["by_dest"].values())
 out["replay"] = getattr(r, "verdicts", repr(r))
 out["after_replay"] = p.dump()[0].get("by_dest")
 p.close()
@@ -87,7 +92,8 @@ print(json.dumps(out), flush=True)
 def test_lesson_02_program_through_the_daemon(learners, daemon):
     """pl.program as a learner: loaded in the daemon, test runs and maps as data, attached in
     the learner's lab (the interface carries the learner's wrapped program, then pktlab's
-    again), a replay's verdicts counted; every number what the frames say."""
+    again), a replay's verdicts counted; every number what the frames say. The live tables
+    follow the replay as it goes (the daemon's progress), not only at its end."""
     require_hook("xdp")
     from pktlab.packet import read_frames
     from pktlab.kernel.bpf import MIN_TEST_RUN_FRAME
@@ -128,6 +134,9 @@ def test_lesson_02_program_through_the_daemon(learners, daemon):
     assert out["replay"].get("XDP_DROP") == bcast, out["replay"]
     sent = sum(out["replay"].values())
     assert sum(out["after_replay"].values()) == len(ran) + sent
+    before, after = len(ran), len(ran) + sent
+    assert out["progress"] and before < out["progress"][0] < after, (out["progress"], after)
+    assert out["progress"] == sorted(out["progress"]) and out["tables_after"] == after
     assert daemon.labs() == [] or all(not st.owner_alive() for st in daemon.labs())
 
 

@@ -479,9 +479,14 @@ class Program(Owned):
                 return NotHere("replay", "a program loaded through the workshop daemon "
                                "replays in a lab this notebook opened with pl.open_lab(...)")
             name = target.lab.name
+        tables = self._tables
+
+        def went(doc):                  # the daemon's maps as the replay goes
+            tables.show(doc.get("maps", {}), doc.get("maps_info", {}))
         try:
             doc, _ = self._prog.lab("replay", name, read_capture(path),
-                                    label=os.path.basename(str(path)))
+                                    label=os.path.basename(str(path)),
+                                    on_progress=went if tables is not None else None)
         except (PktlabError, OSError, ValueError) as e:
             return NotHere("replay", str(e))
         if self._tables is not None:

@@ -273,14 +273,28 @@ class MapTables:
 
     def refresh(self):
         """Read every map again and update the tables that changed."""
+        p = self.program
+        with p._lock:
+            closed = p.closed
+            maps = info = None
+            if not closed:                  # (here, or from pktlabd in one request)
+                maps, info = p.dump()
+        self._show(maps, info, closed)
+
+    def show(self, maps, info):
+        """Update the tables that changed with `maps` and `info` (mapdump's form) read
+        elsewhere: pktlabd's progress during a replay. It runs while the replay holds the
+        program's connection, so it reads nothing itself."""
+        self._show(maps, info or {}, False)
+
+    def _show(self, maps, info, closed):
+        # the read is done before this lock: a refresh waiting for the daemon's connection
+        # (held by a replay) never holds up the replay's own progress here
         with self._refresh_lock:
             p = self.program
-            with p._lock:
-                closed = p.closed
-                if not closed:          # (here, or from pktlabd in one request)
-                    maps, info = p.dump()
-                    self.data.update(maps)
-                    self.info.update(info)
+            if maps is not None:
+                self.data.update(maps)
+                self.info.update(info)
             for name, box in self.boxes.items():
                 html = CSS + map_rows_html(name, self.data.get(name, {}),
                                            self.info.get(name, {}))

@@ -235,11 +235,11 @@ class RemoteProgram(Owned):
         self.maps = {n: RemoteMap(self, n, d) for n, d in doc["maps_info"].items()}
         self._hold()
 
-    def _call(self, op, args, blob=b""):
+    def _call(self, op, args, blob=b"", on_progress=None):
         from ..errors import BPFError
         if self.closed:
             raise BPFError(f"program {self.func}: closed")
-        return self.client.call(op, dict(args, id=self.id), blob)
+        return self.client.call(op, dict(args, id=self.id), blob, on_progress=on_progress)
 
     def test_runs(self, frames, watch=None):
         """The daemon's document for `frames` test-run once each ("runs": [rc, ns] or
@@ -262,11 +262,14 @@ class RemoteProgram(Owned):
         return ({k: v for k, v in doc["maps"].items() if k not in skip},
                 {k: v for k, v in doc["info"].items() if k not in skip})
 
-    def lab(self, do, lab=None, blob=b"", label=None):
+    def lab(self, do, lab=None, blob=b"", label=None, on_progress=None):
+        """program_lab: `do` in `lab`. on_progress(doc): a replay's maps as it goes."""
         args = {"do": do, "lab": lab}
         if label is not None:
             args["label"] = label
-        return self._call("program_lab", args, blob)
+        if on_progress is not None:
+            args["progress"] = True
+        return self._call("program_lab", args, blob, on_progress)
 
     def bounce(self, frames, lab=None):
         """Frames sent from src with the program attached at XDP on dut (in `lab`, or a

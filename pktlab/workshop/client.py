@@ -85,8 +85,10 @@ class Client:
                 raise
 
     # plumbing ---------------------------------------------------------------------------------
-    def call(self, op, args=None, blob=b""):
-        """(result, blob) of one request; the daemon's refusal raised as its exception."""
+    def call(self, op, args=None, blob=b"", on_progress=None):
+        """(result, blob) of one request; the daemon's refusal raised as its exception.
+        on_progress(doc): each progress message of a request that asked for them (it runs
+        with this connection held: it may not call the daemon)."""
         with self._lock:
             if self.sock is None:
                 raise P.DaemonGone("this pktlabd connection is closed")
@@ -95,11 +97,21 @@ class Client:
                 P.send_msg(self.sock, {"op": op, "args": args or {}}, blob)
             except (BrokenPipeError, ConnectionResetError) as e:
                 why = e           # refused at the door (too many connections): its answer waits
-            try:
-                got = P.recv_msg(self.sock, P.MAX_REPLY_JSON, P.MAX_REPLY_BLOB,
-                                 idle_s=self.timeout)
-            except (BrokenPipeError, ConnectionResetError) as e:
-                got, why = None, e
+            while True:
+                try:
+                    got = P.recv_msg(self.sock, P.MAX_REPLY_JSON, P.MAX_REPLY_BLOB,
+                                     idle_s=self.timeout)
+                except (BrokenPipeError, ConnectionResetError) as e:
+                    got, why = None, e
+                if got is None or "ok" in got[0] or not isinstance(got[0].get("progress"),
+                                                                   dict):
+                    break
+                if on_progress is not None:
+                    try:
+                        on_progress(got[0]["progress"])
+                    except BaseException:
+                        self._drop()     # the rest of this answer is unread: no other call
+                        raise
             if got is None:
                 self._drop()
                 raise P.DaemonGone(f"pktlabd at {self.path} closed the connection"

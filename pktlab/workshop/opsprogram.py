@@ -12,7 +12,9 @@ JSON-able result, a blob), like pktlab.workshop.ops. Registered in ops.OPS.
     program_lab  a held program in one of the caller's labs: attach (pktlab's hooks step
                  aside), detach (they come back), replay a capture through it (verdicts
                  counted by pktlab's wrapper), bounce frames off it (what came back to src);
-                 in a throwaway lab of the caller's when no lab is named.
+                 in a throwaway lab of the caller's when no lab is named. A replay asked with
+                 `progress` sends the program's maps as it goes (progress messages before the
+                 answer, at most every PROGRESS_S): a notebook's live tables follow it.
 
 Frames travel in the blob as [2-byte big-endian length][bytes], one after another (a corpus or
 65,000 made-up flows, no list of lengths in the JSON). No program, map or fd leaves the daemon;
@@ -27,6 +29,10 @@ from . import protocol as P
 
 #: programs one connection holds at once
 MAX_HELD = 16
+#: a replay with progress: frames sent between two looks at the maps, and the least time
+#: between two progress messages (each carries every map, as mapdump reads it)
+PROGRESS_CHUNK = 64
+PROGRESS_S = 0.25
 #: frames one request test-runs at most (lesson 03's A5 fills a 65,536-entry map and more)
 MAX_FRAMES = 70_000
 #: frames one bounce sends at most
@@ -372,6 +378,7 @@ def op_program_lab(s, a, blob):
     do = a.str("do", required=True, choices=("attach", "detach", "replay", "bounce"))
     name = a.str("lab")
     label = a.str("label", "capture.pcap")
+    progress = a.bool("progress", False)
     a.finish()
     sl = s.mine(name) if name is not None else None
     if do == "attach":
@@ -406,8 +413,9 @@ def op_program_lab(s, a, blob):
                         f"{s.limits.capture_bytes:,}")
     path = s.new_files().write(label, blob, "capture.pcap")
     learner.check_capture(path, sl.lab.mtu if sl is not None else 1500)
+    how = _progress(s, h) if progress else {}
     if sl is not None and h.sl is sl:
-        doc = learner.replay_attached(h.prog, sl.lab, path)
+        doc = learner.replay_attached(h.prog, sl.lab, path, **how)
     elif sl is not None:
         before = h.sl
         if before is not None:
@@ -415,7 +423,7 @@ def op_program_lab(s, a, blob):
         try:
             h.attach(sl)
             try:
-                doc = learner.replay_attached(h.prog, sl.lab, path)
+                doc = learner.replay_attached(h.prog, sl.lab, path, **how)
             finally:
                 h.detach()
         finally:
@@ -427,13 +435,29 @@ def op_program_lab(s, a, blob):
             att = learner.attach(lab, h.hook, h.prog.fd)
             try:
                 verdicts.skip_source(h.prog, lab.mac("src"))
-                doc = learner.replay_attached(h.prog, lab, path)
+                doc = learner.replay_attached(h.prog, lab, path, **how)
             finally:
                 att.close()
         doc["leftovers"] = made[1]
     doc["lab"] = sl.name if sl is not None else "a throwaway lab"
     doc["maps"], doc["maps_info"] = mapdump.dump(h.prog, skip={verdicts.MAP, verdicts.CONFIG})
     return doc, b""
+
+
+def _progress(s, h):
+    """replay_attached's chunking for a replay with progress: after each PROGRESS_CHUNK
+    frames, the maps sent to the client (no more often than every PROGRESS_S)."""
+    from ..kernel import mapdump, verdicts
+    last = [0.0]
+
+    def on_chunk(sent):
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_S:
+            return
+        last[0] = now
+        maps, info = mapdump.dump(h.prog, skip={verdicts.MAP, verdicts.CONFIG})
+        s.progress({"sent": sent, "maps": maps, "maps_info": info})
+    return {"chunk": PROGRESS_CHUNK, "on_chunk": on_chunk}
 
 
 def bounce(lab, fd, frames):

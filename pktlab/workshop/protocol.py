@@ -2,7 +2,8 @@
 
     header  ">4sII": b"PKL1", the JSON's length, the blob's length (both big-endian)
     json    a request {"op": NAME, "args": {...}} or a reply {"ok": true, "result": {...}} /
-            {"ok": false, "error": {"kind", "message", "errno"}}
+            {"ok": false, "error": {"kind", "message", "errno"}}; a request that asks for
+            it may get progress messages {"progress": {...}} before its reply
     blob    bytes that travel as bytes (a capture, a C source, frames, record arrays), never a
             path: the daemon opens no file a client names
 

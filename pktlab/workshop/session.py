@@ -233,6 +233,12 @@ class Session:
         P.send_msg(self.conn, reply, out)
         return keep
 
+    def progress(self, doc):
+        """A word while a request runs, before its answer: {"progress": doc} (sent only for
+        a request that asked for it; a client that does not read it stops the request at its
+        time limit, as any write that cannot go)."""
+        P.send_msg(self.conn, {"progress": doc})
+
     def _answer_error(self, e):
         with contextlib.suppress(OSError):
             P.send_msg(self.conn, {"ok": False, "error": P.error_doc(e)})
