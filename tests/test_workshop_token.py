@@ -300,3 +300,47 @@ def test_a_hub_answer_that_is_not_an_object_is_refused_in_words():
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+ASK = """
+import json, sys
+from pktlab.workshop.client import Client
+try:
+    with Client(sys.argv[1], token="not-a-token") as c:
+        print(json.dumps({"ok": True}))
+except Exception as e:
+    print(json.dumps({"ok": False, "type": type(e).__name__, "message": str(e)}))
+"""
+
+
+def test_pktlabd_started_as_a_module_serves_token_mode(tmp_path):
+    """`python -m pktlab.workshop.daemon --identity token` (what `workshop up` runs where no
+    pktlabd script is installed): a learner's connection reaches its session, which asks the
+    hub and says why not (no hub listens here): the answer is the hub's, not a closed
+    connection (a name defined below the module's main() was missing when run this way)."""
+    require_root()
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="pktlabd-mod-")
+    os.chmod(d, 0o755)
+    sock = os.path.join(d, "d.sock")
+    daemon = subprocess.Popen([sys.executable, "-m", "pktlab.workshop.daemon", "--socket", sock,
+                               "--identity", "token", "--hub-api", "http://127.0.0.1:1/hub/api"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(sock) and time.monotonic() < deadline:
+            assert daemon.poll() is None, daemon.stderr.read()
+            time.sleep(0.1)
+        nobody = pwd.getpwnam("nobody")
+        r = subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                            "--clear-groups", sys.executable, "-c", ASK, sock], cwd=REPO,
+                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": REPO, "HOME": "/tmp"},
+                           capture_output=True, text=True, timeout=60)
+        got = json.loads(r.stdout.strip().splitlines()[-1])
+        assert not got["ok"] and "cannot ask the hub" in got["message"], (got, r.stderr)
+    finally:
+        daemon.terminate()
+        out, err = daemon.communicate(timeout=60)
+        shutil.rmtree(d, ignore_errors=True)
+    assert "a connection refused" not in err, err[-2000:]

@@ -71,6 +71,19 @@ def log(msg):
           flush=True)
 
 
+def _cgroup_of(pid):
+    """The cgroup v2 path of process `pid` (a Kubernetes pod's own; "/" for every process of
+    a plain host), else None."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                if line.startswith("0::"):
+                    return line[3:].strip()
+    except OSError:
+        pass
+    return None
+
+
 class _Session:
     def __init__(self, pid, pidfd, peer, client_pidfd, door=None):
         self.pid, self.pidfd, self.peer, self.client_pidfd = pid, pidfd, peer, client_pidfd
@@ -642,15 +655,3 @@ def main(argv=None):
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def _cgroup_of(pid):
-    """The cgroup v2 path of process `pid` (a Kubernetes pod's own; "/" for every process of
-    a plain host), else None."""
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            for line in f:
-                if line.startswith("0::"):
-                    return line[3:].strip()
-    except OSError:
-        pass
-    return None
