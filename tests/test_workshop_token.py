@@ -204,7 +204,7 @@ def test_silent_connections_give_their_places_to_a_learner_who_says_hello(up):
     uid. A learner connecting after them is served (without the waiting cap the flood held
     all 128 places for the hello's 10 s: refused), and the flood holds no more than
     WAITING_MAX places at the end; the log says who was put out."""
-    from pktlab.workshop.daemon import SILENT_S, WAITING_MAX
+    from pktlab.workshop.identity import SILENT_S, WAITING_MAX
     from pktlab.workshop.session import Limits
     same = pwd.getpwnam(up.names[0])
     good, _ = new_token(up, up.names[1])

@@ -25,13 +25,8 @@ the same uid, docs/kubernetes.md), the hub user whose API token the connection s
 (pktlab.workshop.identity: the session asks the hub, then tells this loop the name over a
 socketpair, and the loop counts that name's connections). Either way the labs stay tied to the
 connection and the client's pidfd.
-
-Connections that have not said who they are (token mode: nothing is counted per learner before
-the hello) could fill the total for everyone, each held for the hello's HELLO_S. So at most
-WAITING_MAX wait at once, and when they or the total are full, a new connection takes the
-place of one that has sent nothing for SILENT_S (pktlab's client sends its hello at once):
-the oldest of the connecting cgroup (a Kubernetes pod) that holds the most such places. A
-connection that has sent its hello and waits on the hub is never put out.
+In token mode, connections that have not said who they are are few, and a silent one gives
+its place to a new one (pktlab.workshop.identity.put_out).
 
 The socket is 0660 with --group (learners in that group may connect) or 0666 without (any
 local user: the daemon knows who asks either way). Its state (which sessions exist, the
@@ -50,7 +45,7 @@ import struct
 import sys
 import time
 
-from . import protocol as P
+from . import identity, protocol as P
 from .labs import daemon_labs
 from .session import Config, Limits, Peer, run_session
 
@@ -60,28 +55,11 @@ SOCKET_ENV = "PKTLAB_SOCKET"
 SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)
 #: how long a session has to close its labs after SIGTERM before SIGKILL
 TERM_GRACE_S = 15.0
-#: --identity token: connections waiting for their hello (or for the hub), at most at once
-WAITING_MAX = 16
-#: a connection that has sent nothing for this long may give its place to a new one
-SILENT_S = 1.0
 
 
 def log(msg):
     print(f"pktlabd[{os.getpid()}] {time.strftime('%H:%M:%S')} {msg}", file=sys.stderr,
           flush=True)
-
-
-def _cgroup_of(pid):
-    """The cgroup v2 path of process `pid` (a Kubernetes pod's own; "/" for every process of
-    a plain host), else None."""
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            for line in f:
-                if line.startswith("0::"):
-                    return line[3:].strip()
-    except OSError:
-        pass
-    return None
 
 
 class _Session:
@@ -315,7 +293,7 @@ class Daemon:
             return
         by_token = self.identity == "token" and uid != 0     # counted once the hub says who
         if by_token and not self._room_for_one_more():
-            self._refuse(conn, f"pktlabd has {WAITING_MAX} connections waiting to say who "
+            self._refuse(conn, f"pktlabd has {identity.WAITING_MAX} connections waiting to say who "
                                "they are, its most; try again in a moment")
             return
         live = [s for s in self.sessions.values() if not s.evicted]
@@ -348,7 +326,7 @@ class Daemon:
             run_session(conn, peer, self.cfg, door=theirs)          # never returns
         s = _Session(child, os.pidfd_open(child), peer, client_pidfd, door)
         if by_token:
-            s.origin = _cgroup_of(pid)
+            s.origin = identity.cgroup_of(pid)
         self.sessions[child] = s
         self.sel.register(s.pidfd, selectors.EVENT_READ, ("session", s))
         if door is not None:
@@ -360,29 +338,21 @@ class Daemon:
         self._write_sessions()
 
     def _room_for_one_more(self):
-        """Token mode: False when WAITING_MAX connections wait for their hello or the hub and
-        none of them can be put out. When they, or the total, are full, the oldest connection
-        that has sent nothing for SILENT_S, of the cgroup holding the most such, is SIGKILLed
-        (its session has made nothing: it never got past the hello) to make room."""
+        """Token mode: False when identity.WAITING_MAX connections wait for their hello or the
+        hub and none can be put out; else room, made when full by SIGKILLing the session
+        identity.put_out names (it never got past the hello: it has made nothing)."""
         live = [s for s in self.sessions.values() if not s.evicted]
         waiting = [s for s in live if s.door is not None]
-        if len(waiting) < WAITING_MAX and len(live) < self.limits.max_sessions:
+        if len(waiting) < identity.WAITING_MAX and len(live) < self.limits.max_sessions:
             return True
-        now = time.monotonic()
-        silent = [s for s in waiting if not s.spoke and now - s.t0 >= SILENT_S]
-        if not silent:
-            return len(waiting) < WAITING_MAX
-        counts = {}
-        for s in silent:
-            counts[s.origin] = counts.get(s.origin, 0) + 1
-        heaviest = max(counts, key=counts.get)
-        victim = min((s for s in silent if s.origin == heaviest), key=lambda s: s.t0)
+        victim, why = identity.put_out(waiting, time.monotonic())
+        if victim is None:
+            return len(waiting) < identity.WAITING_MAX
         with contextlib.suppress(ProcessLookupError, OSError):
             signal.pidfd_send_signal(victim.pidfd, signal.SIGKILL)
         victim.evicted = True
         self._forget_door(victim)
-        log(f"session {victim.pid}: silent for {now - victim.t0:.1f} s before its hello, put "
-            f"out to make room ({counts[heaviest]} silent from cgroup {heaviest or '?'})")
+        log(f"session {victim.pid}: {why}")
         return True
 
     def _per_learner(self):
@@ -641,9 +611,10 @@ def main(argv=None):
             print("pktlabd: --owner is one unprivileged user, without --group", file=sys.stderr)
             return 2
         owner = (pw.pw_uid, pw.pw_gid)
-    d = Daemon(args.socket, args.group, owner=owner, limits=Limits(labs=args.labs, sessions=args.connections,
-                                               max_sessions=args.max_connections),
-               identity=args.identity, hub_api=args.hub_api, token_cache_s=args.token_cache)
+    limits = Limits(labs=args.labs, sessions=args.connections,
+                    max_sessions=args.max_connections)
+    d = Daemon(args.socket, args.group, owner=owner, limits=limits, identity=args.identity,
+               hub_api=args.hub_api, token_cache_s=args.token_cache)
     try:
         d.serve()
     except (ValueError, OSError) as e:

@@ -14,6 +14,13 @@ with a message saying why, before any op. The daemon's main loop never waits on 
 session process (one per connection) asks, then tells the loop the name over its door (a
 socketpair), and the loop counts that name's connections against the per-learner limit.
 
+Before its hello a connection is nobody's, so no per-learner count bounds it: at most
+WAITING_MAX wait for their hello (or the hub) at once, and when they or the daemon's total are
+full, a new connection takes the place of one that has sent nothing for SILENT_S (pktlab's
+client sends its hello at once): the oldest of the cgroup (a Kubernetes pod) holding the most
+such places (put_out). A session tells the loop when its hello came (the door); from then on
+it is never put out.
+
 Tokens are never logged nor written: a successful lookup is remembered for token_cache_s in
 STATE/tokens/ under the SHA-256 of the token (root only), so a notebook opening a few
 connections asks the hub once; a revoked token stops working once its entry expires.
@@ -32,6 +39,10 @@ from . import protocol as P
 
 #: how long a connection has to send its hello
 HELLO_S = 10.0
+#: connections waiting for their hello (or for the hub), at most at once
+WAITING_MAX = 16
+#: a connection that has sent nothing for this long may give its place to a new one
+SILENT_S = 1.0
 #: how long the hub has to answer who a token is
 HUB_S = 5.0
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
@@ -198,3 +209,32 @@ def send_hello(sock, token):
     if not doc.get("ok"):
         P.raise_error(doc.get("error") or {})
     return doc.get("result")
+
+
+def cgroup_of(pid):
+    """The cgroup v2 path of process `pid` (a Kubernetes pod's own; "/" for every process of
+    a plain host), else None."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                if line.startswith("0::"):
+                    return line[3:].strip()
+    except OSError:
+        pass
+    return None
+
+
+def put_out(waiting, now):
+    """(the session to put out to make room, why), or (None, None): of the `waiting` sessions
+    (.spoke: its hello came, .t0: when it connected, .origin: its cgroup), the oldest that has
+    sent nothing for SILENT_S, of the cgroup holding the most such."""
+    silent = [s for s in waiting if not s.spoke and now - s.t0 >= SILENT_S]
+    if not silent:
+        return None, None
+    counts = {}
+    for s in silent:
+        counts[s.origin] = counts.get(s.origin, 0) + 1
+    heaviest = max(counts, key=counts.get)
+    victim = min((s for s in silent if s.origin == heaviest), key=lambda s: s.t0)
+    return victim, (f"silent for {now - victim.t0:.1f} s before its hello, put out to make "
+                    f"room ({counts[heaviest]} silent from cgroup {heaviest or '?'})")
