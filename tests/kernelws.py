@@ -33,14 +33,12 @@ def send(channels_url, token, code, timeout=10, gone=None):
         while time.monotonic() < deadline:
             try:
                 m = json.loads(ws.recv())
-            except websocket.WebSocketTimeoutException:
+            except (websocket.WebSocketTimeoutException,
+                    websocket.WebSocketConnectionClosedException) as e:
                 if gone is not None and gone():
                     return
-                continue
-            except websocket.WebSocketConnectionClosedException:
-                if gone is not None and gone():
-                    return
-                time.sleep(0.2)     # closed: nothing more will come, only gone() can end it
+                if isinstance(e, websocket.WebSocketConnectionClosedException):
+                    time.sleep(0.2)     # nothing more will come: only gone() can end it
                 continue
             if m.get("parent_header", {}).get("msg_id") == msg_id and \
                     m["msg_type"] == "status" and m["content"]["execution_state"] == "busy":

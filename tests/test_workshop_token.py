@@ -344,3 +344,22 @@ def test_pktlabd_started_as_a_module_serves_token_mode(tmp_path):
         out, err = daemon.communicate(timeout=60)
         shutil.rmtree(d, ignore_errors=True)
     assert "a connection refused" not in err, err[-2000:]
+
+
+def test_the_place_given_up_is_a_silent_ones_of_the_busiest_cgroup():
+    """identity.put_out, the waiting cap's choice (one host has a single cgroup, so the
+    flood test above cannot show this part): of the sessions waiting for their hello, the
+    oldest silent one of the cgroup holding the most silent places; never one that said
+    hello, nor one younger than SILENT_S; none when no one qualifies."""
+    from types import SimpleNamespace as S
+    from pktlab.workshop.identity import SILENT_S, put_out
+    now = 100.0
+    old = now - SILENT_S - 5
+    pod_a = [S(spoke=False, t0=old + i, origin="/pod-a") for i in range(3)]
+    pod_b = [S(spoke=False, t0=old - 10, origin="/pod-b")]           # older, but alone
+    spoke = S(spoke=True, t0=old - 20, origin="/pod-a")              # oldest, said hello
+    young = [S(spoke=False, t0=now - SILENT_S / 2, origin="/pod-c") for _ in range(5)]
+    victim, why = put_out(pod_b + pod_a + [spoke] + young, now)
+    assert victim is pod_a[0] and "3 silent from cgroup /pod-a" in why, why
+    assert put_out([spoke] + young, now) == (None, None)
+    assert put_out(pod_b, now)[0] is pod_b[0]

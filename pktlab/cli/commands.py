@@ -291,7 +291,7 @@ def cmd_mptcp(args):
     pol, drop, down = check_mptcp(args)            # before any lab
     client = remote.client_for("pktlab mptcp")
     if client is not None:
-        res = remote.mptcp(args, pol, drop, down, client)
+        res = remote.mptcp(args, drop, down, client)
     else:
         need_root("pktlab mptcp")
         res = mptcp.run_mptcp(args.paths, pol, args.seconds, drop=drop, down=down)

@@ -130,9 +130,10 @@ def lab(args, client):
     return 0
 
 
-def mptcp(args, policy, drop, down, client):
-    """`pktlab mptcp` through the daemon: the MptcpRun rebuilt from the data it returns (its
-    document is the root command's). The daemon's own limits are said in one line (exit 2)."""
+def mptcp(args, drop, down, client):
+    """`pktlab mptcp` through the daemon (the policy as typed: the daemon parses it again): the
+    MptcpRun rebuilt from the data it returns (its document is the root command's). The
+    daemon's own limits are said in one line (exit 2)."""
     from ..mptcp import MptcpRun
     opts = {"paths": args.paths, "policy": str(args.policy), "seconds": float(args.seconds),
             "drop": list(drop) if drop is not None else None,

@@ -27,6 +27,7 @@ connections asks the hub once; a revoked token stops working once its entry expi
 Root (uid 0: the instructor's `pktlab workshop status`) needs no token.
 """
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -231,9 +232,7 @@ def put_out(waiting, now):
     silent = [s for s in waiting if not s.spoke and now - s.t0 >= SILENT_S]
     if not silent:
         return None, None
-    counts = {}
-    for s in silent:
-        counts[s.origin] = counts.get(s.origin, 0) + 1
+    counts = collections.Counter(s.origin for s in silent)
     heaviest = max(counts, key=counts.get)
     victim = min((s for s in silent if s.origin == heaviest), key=lambda s: s.t0)
     return victim, (f"silent for {now - victim.t0:.1f} s before its hello, put out to make "
